@@ -1,0 +1,7 @@
+"""`python -m llm42` runs the chat."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""The conversation as data: typed messages, a dialog, and its turns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Role(str, Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass
+class Message:
+    role: Role
+    content: str
+    interrupted: bool = False  # an assistant reply cut short by Ctrl+C
+
+    def as_dict(self) -> dict:
+        return {"role": self.role.value, "content": self.content}
+
+
+@dataclass
+class Dialog:
+    """A system prompt (None: the template's default) and alternating user/assistant messages."""
+
+    system: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+    def add(self, role: Role, content: str, interrupted: bool = False) -> None:
+        self.messages.append(Message(role, content, interrupted))
+
+    def turns(self) -> list[list[Message]]:
+        """Group messages into turns: each starts at a user message."""
+        out: list[list[Message]] = []
+        for m in self.messages:
+            if m.role is Role.USER or not out:
+                out.append([])
+            out[-1].append(m)
+        return out
+
+    def render(self, drop_turns: int = 0) -> list[dict]:
+        """Chat-template messages with the oldest `drop_turns` turns left out."""
+        msgs = [{"role": "system", "content": self.system}] if self.system is not None else []
+        for turn in self.turns()[drop_turns:]:
+            msgs.extend(m.as_dict() for m in turn)
+        return msgs

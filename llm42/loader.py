@@ -1,0 +1,131 @@
+"""Loading: find the model (hub id, folder or .gguf), read its config, load weights and tokenizer."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+
+class LoadError(RuntimeError):
+    """The model could not be found or loaded; the message says what to do."""
+
+
+@dataclass
+class Source:
+    """Where the weights are: a hub id, a local folder, or a folder + GGUF file name."""
+
+    name: str  # what the user typed
+    path: str  # hub id or local folder
+    gguf_file: str | None = None
+    local: bool = False
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def kwargs(self, local_only: bool = False) -> dict:
+        kw = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+        if self.gguf_file:
+            kw["gguf_file"] = self.gguf_file
+        if local_only or self.local:
+            kw["local_files_only"] = True
+        return kw
+
+
+def locate(model_path: str, revision: str | None = None, trust_remote_code: bool = False) -> Source:
+    p = Path(model_path).expanduser()
+    if model_path.lower().endswith(".gguf"):
+        if not p.is_file():
+            raise LoadError(f"no GGUF file at {model_path}; check the path")
+        return Source(model_path, str(p.parent), p.name, True, revision, trust_remote_code)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise LoadError(f"{model_path} has no config.json; point --model-path at a folder saved with "
+                            "save_pretrained, a .gguf file, or a hub id like 42dot/42dot_LLM-SFT-1.3B")
+        return Source(model_path, str(p), None, True, revision, trust_remote_code)
+    if p.exists() or model_path.startswith((".", "/", "~")) or model_path.count("/") > 1:
+        raise LoadError(f"no model folder at {model_path}; check the path")
+    return Source(model_path, model_path, None, False, revision, trust_remote_code)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_error(src: Source) -> LoadError:
+    return LoadError(f"{src.name} is not in the local cache and the Hugging Face hub cannot be reached; "
+                     f"download it once online, or pass a local copy: --model-path /path/to/folder")
+
+
+def _from_hub(fn, src: Source, **kw):
+    """Call a from_pretrained: cache first, the network only if the cache lacks it."""
+    try:
+        return fn(src.path, **src.kwargs(local_only=True), **kw)
+    except OSError:
+        if src.local:
+            raise
+    if not hub_reachable():
+        raise _offline_error(src)
+    return fn(src.path, **src.kwargs(), **kw)
+
+
+def load_config(src: Source):
+    from transformers import AutoConfig
+
+    try:
+        return _from_hub(AutoConfig.from_pretrained, src)
+    except LoadError:
+        raise
+    except (OSError, ValueError) as e:
+        raise LoadError(f"cannot read the model config of {src.name}: {first_line(e)}") from None
+
+
+def load_model(src: Source, device: str, dtype: torch.dtype):
+    """Model in eval mode on `device` in `dtype`, tokenizer beside it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # our spinner replaces their progress bars and notices
+    logging.disable_progress_bar()
+    try:
+        tokenizer = _from_hub(AutoTokenizer.from_pretrained, src)
+        kw = {"dtype": dtype}
+        if device != "cpu":
+            kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
+        model = _from_hub(AutoModelForCausalLM.from_pretrained, src, **kw)
+    except LoadError:
+        raise
+    except (OSError, ValueError, RuntimeError) as e:
+        raise LoadError(f"cannot load {src.name}: {first_line(e)}") from None
+    if src.gguf_file:
+        model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
+    return model.eval(), tokenizer
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for v in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(v, int):
+            ids.add(v)
+        elif v:
+            ids.update(int(i) for i in v)
+    return ids
+
+
+def context_window(config) -> int:
+    return int(getattr(config, "max_position_embeddings", None) or 2048)
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,162 @@
+"""Settings dataclasses and the command-line parser that fills them."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+
+DEFAULT_MODEL = "42dot/42dot_LLM-SFT-1.3B"
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZE = ("none", "int8", "int4")
+
+
+class UsageError(ValueError):
+    """A user mistake: shown as one line, exit code 2."""
+
+
+@dataclass
+class SamplingSettings:
+    """How one reply is sampled; 42dot's recommended defaults."""
+
+    temperature: float = 0.5
+    top_p: float = 0.95
+    top_k: int = 20
+    repetition_penalty: float = 1.2
+    max_new_tokens: int = 512
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_sampling(self)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def check_sampling(s: SamplingSettings) -> None:
+    """Raise UsageError naming the first out-of-range value."""
+    if not s.temperature >= 0:
+        raise UsageError(f"temperature must be >= 0 (0 means greedy), got {s.temperature}")
+    if not 0 < s.top_p <= 1:
+        raise UsageError(f"top-p must be in (0, 1], got {s.top_p}")
+    if s.top_k < 0:
+        raise UsageError(f"top-k must be >= 0 (0 turns it off), got {s.top_k}")
+    if not s.repetition_penalty > 0:
+        raise UsageError(f"repetition penalty must be > 0 (1 turns it off), got {s.repetition_penalty}")
+    if s.max_new_tokens < 1:
+        raise UsageError(f"max new tokens must be >= 1, got {s.max_new_tokens}")
+
+
+@dataclass
+class Settings:
+    """Everything one run of the CLI needs, as parsed from the command line."""
+
+    model_path: str = DEFAULT_MODEL
+    revision: str | None = None
+    trust_remote_code: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    quantize: str = "none"
+    system_prompt: str | None = None
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    markdown: bool = True
+    debug: bool = False
+    prompt: str | None = None
+    prompt_file: str | None = None
+
+
+def _float(name: str):
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+    return parse
+
+
+def _int(name: str):
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+    return parse
+
+
+class _Help(argparse.HelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage dump
+        raise UsageError(f"{message} (see --help)")
+
+
+def setup_arg_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="llm42",
+        description="Chat in your terminal with 42dot LLM-SFT or any Hugging Face causal chat model.",
+        epilog="In the chat: Enter sends, Esc then Enter adds a new line, Ctrl+C stops a reply, "
+        "Ctrl+D or /exit leaves. Piped stdin is read one message per line.",
+        formatter_class=_Help,
+    )
+    m = p.add_argument_group("model")
+    m.add_argument("--model-path", default=DEFAULT_MODEL, metavar="ID|DIR|FILE.gguf",
+                   help="hub id, local folder, or a .gguf file")
+    m.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    m.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model to run its own Python code (off: it is arbitrary code)")
+    m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N|mps",
+                   help="where to run; auto picks the GPU with most free memory, else MPS, else CPU")
+    m.add_argument("--dtype", default="auto", choices=DTYPES,
+                   help="weight dtype; auto: bf16/fp16 on GPU, bf16 on CPUs that support it")
+    m.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="weight-only quantization of the Linear layers (CPU)")
+
+    g = p.add_argument_group("generation (42dot's recommended defaults)")
+    g.add_argument("--temperature", type=_float("temperature"), default=0.5, metavar="T",
+                   help="0 means greedy")
+    g.add_argument("--top-p", type=_float("top-p"), default=0.95, metavar="P", help="nucleus sampling mass")
+    g.add_argument("--top-k", type=_int("top-k"), default=20, metavar="K", help="0 turns it off")
+    g.add_argument("--repetition-penalty", type=_float("repetition penalty"), default=1.2, metavar="R",
+                   help="over the prompt and the reply; 1 turns it off")
+    g.add_argument("--max-new-tokens", type=_int("max new tokens"), default=512, metavar="N",
+                   help="longest reply")
+    g.add_argument("--seed", type=_int("seed"), default=None, metavar="N", help="fix the sampling seed")
+
+    c = p.add_argument_group("chat")
+    c.add_argument("--system-prompt", default=None, metavar="TEXT", help="replace the model's default system prompt")
+    c.add_argument("--prompt", default=None, metavar="TEXT", help="answer one message and exit")
+    c.add_argument("--prompt-file", default=None, metavar="PATH|-",
+                   help="answer the whole file (or stdin with -) as one message and exit")
+    c.add_argument("--no-markdown", action="store_true", help="print replies as plain text")
+    c.add_argument("--debug", action="store_true",
+                   help="show top-5 candidates per token and a JSON summary per reply")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    """Parse and validate; raises UsageError before anything is loaded."""
+    a = setup_arg_parser().parse_args(argv)
+    if not DEVICE_RE.match(a.device):
+        raise UsageError(f"unknown device {a.device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if a.prompt is not None and a.prompt_file is not None:
+        raise UsageError("use either --prompt or --prompt-file, not both")
+    sampling = SamplingSettings(
+        temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
+        repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens, seed=a.seed,
+    )
+    return Settings(
+        model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code,
+        device=a.device, dtype=a.dtype, quantize=a.quantize, system_prompt=a.system_prompt,
+        sampling=sampling, markdown=not a.no_markdown, debug=a.debug,
+        prompt=a.prompt, prompt_file=a.prompt_file,
+    )

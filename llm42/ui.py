@@ -1,0 +1,188 @@
+"""Terminal UI: reading messages, streaming replies (Markdown or plain), status lines."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Iterator
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.text import Text
+
+# C0 controls and DEL, except tab and newline: model output must never drive the terminal
+_UNSAFE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
+
+
+def safe(text: str) -> str:
+    return text.translate(_UNSAFE)
+
+
+class MarkdownStream:
+    """Streams Markdown: finished blocks are printed once, only the open block is re-rendered.
+
+    A block ends at a blank line outside a code fence, or where a fence closes, so the cost
+    of a refresh depends on the open block, never on the length of the reply."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.block = ""  # complete lines of the open block
+        self.partial = ""  # the line being written
+        self.fence: str | None = None
+        self.printed = False
+        self.live = Live(console=console, auto_refresh=True, refresh_per_second=12,
+                         vertical_overflow="visible", transient=False)
+
+    def __enter__(self) -> "MarkdownStream":
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.update(self._open(), refresh=True)
+        self.live.stop()
+
+    def _commit(self, text: str) -> None:
+        if text.strip():
+            if self.printed:
+                self.live.console.print()
+            self.live.console.print(Markdown(text))
+            self.printed = True
+
+    def add(self, text: str) -> None:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        if self.block.count("\n") > max(self.console.height - 4, 8):
+            self._split_tall_block()
+        self.live.update(self._open())
+
+    def _open(self):
+        text = self.block + self.partial
+        if not text.strip():
+            return Text("")
+        return Group(Text(""), Markdown(text)) if self.printed else Markdown(text)
+
+    def _line(self, line: str) -> None:
+        mark = line.lstrip()[:3]
+        if self.fence is None and mark in ("```", "~~~"):
+            self._commit(self.block)
+            self.block, self.fence = line + "\n", line.lstrip()
+        elif self.fence is not None and mark == self.fence[:3] and line.strip() == mark:
+            self._commit(self.block + line + "\n")
+            self.block, self.fence = "", None
+        elif self.fence is None and not line.strip():
+            self._commit(self.block)
+            self.block = ""
+        else:
+            self.block += line + "\n"
+
+    def _split_tall_block(self) -> None:
+        """A block taller than the screen is printed now (a code block is closed and reopened)."""
+        if self.fence is not None:
+            self._commit(self.block + self.fence[:3] + "\n")
+            self.block = self.fence + "\n"
+        else:
+            self._commit(self.block)
+            self.block = ""
+
+
+class PlainStream:
+    def __init__(self, out):
+        self.out = out
+
+    def __enter__(self) -> "PlainStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+    def add(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+
+class UI:
+    """Everything the user sees and types. Replies go to stdout, the rest to stderr."""
+
+    def __init__(self, markdown: bool = True, interactive: bool | None = None):
+        self.interactive = sys.stdin.isatty() and sys.stdout.isatty() if interactive is None else interactive
+        self.out = Console(highlight=False, soft_wrap=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.markdown = markdown and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
+        self._session = None
+
+    # status -----------------------------------------------------------
+    def info(self, text: str) -> None:
+        self.err.print(Text(text, style="dim"))
+
+    def warn(self, text: str) -> None:
+        self.err.print(Text(text, style="yellow"))
+
+    @contextlib.contextmanager
+    def status(self, text: str) -> Iterator[None]:
+        if self.err.is_terminal:
+            with self.err.status(text, spinner="dots"):
+                yield
+        else:
+            yield
+
+    def banner(self, model: str) -> None:
+        if self.interactive:
+            self.err.print(Text.assemble(("llm42", "bold"), f" · {model}\n",
+                                         ("Enter sends · Esc Enter new line · Ctrl+C stops a reply · "
+                                          "Ctrl+D or /exit quits", "dim")))
+
+    # input ------------------------------------------------------------
+    def read(self) -> str | None:
+        """The next message, or None at the end (Ctrl+D, Ctrl+C on an empty line, EOF)."""
+        if not self.interactive:
+            line = sys.stdin.readline()
+            return None if line == "" else line.rstrip("\n")
+        if self._session is None:
+            self._session = _prompt_session()
+        try:
+            return self._session.prompt()
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    # replies ----------------------------------------------------------
+    def reply_stream(self):
+        if self.markdown:
+            return MarkdownStream(self.out)
+        return PlainStream(sys.stdout)
+
+    def interrupted(self) -> None:
+        self.err.print(Text("[reply stopped]", style="dim"))
+
+    def debug_step(self, chosen: str, top: list[tuple[str, float]]) -> None:
+        cands = "  ".join(f"{t!r} {p:.3f}" for t, p in top)
+        self.err.print(Text(f"[debug] {cands}  -> {chosen!r}", style="dim"))
+
+    def debug_summary(self, data: dict) -> None:
+        self.err.print_json(json.dumps(data))
+
+
+def _prompt_session():
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.key_binding import KeyBindings
+
+    keys = KeyBindings()
+
+    @keys.add("escape", "enter")
+    def _(event):  # Esc then Enter: a new line instead of sending
+        event.current_buffer.insert_text("\n")
+
+    @keys.add("c-c")
+    def _(event):  # Ctrl+C clears a typed line; on an empty one it quits
+        buf = event.current_buffer
+        if buf.text:
+            buf.reset()
+        else:
+            event.app.exit(exception=KeyboardInterrupt())
+
+    return PromptSession(message=">>> ", history=InMemoryHistory(), key_bindings=keys,
+                         prompt_continuation="... ", multiline=False)

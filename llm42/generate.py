@@ -44,7 +44,7 @@ class PromptCache:
         if n == 0 or self.kv is None:
             self.kv, self.ids = DynamicCache(config=self.model.config), []
         elif n < len(self.ids):
-            self.kv.crop(n)
+            self.kv.crop(n - len(self.ids))  # a negative count removes that many from the end
             del self.ids[n:]
         self.reused = n
         return n

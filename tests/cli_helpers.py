@@ -1,0 +1,30 @@
+"""Run the real CLI as a user would: piped stdin or a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(**extra) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8", PROMPT_TOOLKIT_NO_CPR="1",
+               TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 180, **env) -> subprocess.CompletedProcess:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run([sys.executable, str(ROOT / "example_cli.py"), *args], input=data, capture_output=True,
+                          timeout=timeout, cwd=ROOT, env=cli_env(**env))
+
+
+def spawn_cli(*args: str, **env):
+    import pexpect
+
+    return pexpect.spawn(sys.executable, [str(ROOT / "example_cli.py"), *args], cwd=str(ROOT), env=cli_env(**env),
+                         encoding="utf-8", codec_errors="strict", dimensions=(40, 120), timeout=120)

@@ -1,0 +1,112 @@
+"""The CLI driven for real: piped conversations, a pseudo-terminal session, and bad flags."""
+
+import time
+
+import pytest
+
+from cli_helpers import run_cli, spawn_cli
+
+
+def test_piped_multi_turn_chat_with_smollm2(smollm2):
+    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "60",
+                stdin="What is the capital of France?\nWhat is 2 plus 2? Answer with the number.\n")
+    assert r.returncode == 0, r.stderr.decode()
+    out, err = r.stdout.decode(), r.stderr.decode()
+    replies = out.strip().split("\n")
+    assert "Paris" in replies[0]
+    assert "4" in out.split("Paris", 1)[1]
+    assert "device cpu" in err and "loaded in" in err  # status goes to stderr, not into the replies
+    assert "device" not in out and "Traceback" not in err
+
+
+def test_korean_goes_in_and_comes_out_as_clean_utf8(smollm2):
+    r = run_cli("--model-path", str(smollm2), "--seed", "3", "--max-new-tokens", "40",
+                stdin="안녕하세요! 한국어로 자기소개를 해 주세요. 🙂\n")
+    assert r.returncode == 0, r.stderr.decode()
+    text = r.stdout.decode("utf-8")  # strict: a broken byte sequence would raise
+    assert text.strip() and "\ufffd" not in text
+
+
+def test_one_shot_prompt_prints_only_the_reply(smollm2):
+    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "30",
+                "--prompt", "What is the capital of France?")
+    assert r.returncode == 0 and "Paris" in r.stdout.decode()
+    assert r.stdout.decode().count("\n") <= 3
+
+
+def test_42dot_shaped_model_through_the_cli(tiny42):
+    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "12", "--seed", "0", "--debug",
+                stdin="안녕하세요\n한국의 수도는 어디인가요?\n")
+    assert r.returncode == 0, r.stderr.decode()
+    err = r.stderr.decode()
+    assert err.count('"finish_reason"') == 2 and err.count("[debug]") >= 2
+    assert '"reused_prompt_tokens": 0' in err and err.count('"reused_prompt_tokens": 0') == 1  # turn 2 reused turn 1
+
+
+def test_too_long_message_is_refused_and_the_chat_goes_on(tiny42):
+    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "8", "--seed", "0",
+                stdin="가나다라 " * 400 + "\n안녕하세요\n")
+    assert r.returncode == 0
+    err = r.stderr.decode()
+    assert "message not sent" in err and "window is 320 tokens" in err
+    assert r.stdout.decode().strip()  # the second message was answered
+
+
+def test_terminal_session_ctrl_c_stops_a_reply_and_ctrl_d_leaves(smollm2):
+    child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "400")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon who learns to cook.")
+    time.sleep(3)
+    child.sendcontrol("c")
+    child.expect("reply stopped")
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_on_an_empty_prompt_leaves_cleanly(tiny42):
+    child = spawn_cli("--model-path", str(tiny42), "--max-new-tokens", "16")
+    child.expect(">>>")
+    child.sendcontrol("c")
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--top-p", "0"], "top-p must be in (0, 1]"),
+    (["--top-p", "1.5"], "top-p must be in (0, 1]"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--max-new-tokens", "abc"], "max new tokens must be a whole number"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--model-path", "/no/such/folder"], "no model folder at /no/such/folder"),
+    (["--model-path", "missing.gguf"], "no GGUF file at missing.gguf"),
+])
+def test_bad_flags_give_one_line_and_a_nonzero_exit(args, message):
+    r = run_cli(*args, timeout=60)
+    err = r.stderr.decode().strip()
+    assert r.returncode != 0
+    assert err.startswith("llm42: error:") and message in err and "\n" not in err
+
+
+def test_uncached_hub_model_while_offline_says_what_to_do():
+    r = run_cli("--model-path", "42dot/42dot_LLM-SFT-1.3B", timeout=60)
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1
+    assert err[-1].startswith("llm42: error: 42dot/42dot_LLM-SFT-1.3B is not in the local cache")
+    assert "--model-path /path/to/folder" in err[-1] and "Traceback" not in r.stderr.decode()
+
+
+def test_help_is_readable():
+    r = run_cli("--help", timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 0
+    for flag in ["--model-path", "--temperature", "--device", "--dtype", "--system-prompt", "--no-markdown"]:
+        assert flag in out
+    assert "(default: 0.5)" in out and "(default: None)" not in out

@@ -1,0 +1,103 @@
+"""The 42dot SFT prompt: exact text, exact ids, and fitting a dialog to the window."""
+
+import pytest
+
+from llm42.conversation import Dialog, Role
+from llm42.template import SYSTEM_42DOT, ContextError, chat_format, fit
+
+SYSTEM = (
+    "호기심 많은 인간 (human)과 인공지능 봇 (AI bot)의 대화입니다. "
+    "봇의 이름은 42dot LLM이고 포티투닷 (42dot)에서 개발했습니다. "
+    "봇은 인간의 질문에 대해 친절하게 유용하고 상세한 답변을 제공합니다. "
+)
+
+
+def two_turns(system=None):
+    d = Dialog(system=system)
+    d.add(Role.USER, "안녕하세요")
+    d.add(Role.ASSISTANT, "안녕하세요! 무엇을 도와드릴까요?")
+    d.add(Role.USER, "한국의 수도는 어디인가요?")
+    return d
+
+
+@pytest.fixture
+def fmt(tiny42_loaded):
+    return chat_format(tiny42_loaded[1], "tiny-42dot")
+
+
+def test_default_system_prompt_is_the_one_42dot_trained_with():
+    assert SYSTEM_42DOT == SYSTEM
+    assert SYSTEM.count(". ") == 3 and SYSTEM.endswith(". ")
+
+
+def test_two_turn_prompt_text_is_byte_identical(fmt):
+    text = fmt.tokenizer.apply_chat_template(two_turns().render(), tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|startoftext|>" + SYSTEM
+        + "<human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?<|endoftext|>"
+        + "<human>: 한국의 수도는 어디인가요? <bot>:"
+    )
+    assert fmt.stop_strings == ("<human>:",)
+
+
+def test_custom_system_prompt_replaces_the_default(fmt):
+    text = fmt.tokenizer.apply_chat_template(two_turns("You are terse. ").render(), tokenize=False)
+    assert text.startswith("<|startoftext|>You are terse. <human>: 안녕하세요 <bot>:")
+
+
+def test_two_turn_prompt_ids(fmt):
+    tok = fmt.tokenizer
+    ids = fmt.encode(two_turns().render())
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    # labelled pieces; the boundaries fall where the byte-level pre-tokenizer splits anyway
+    pieces = [
+        ("BOS", [bos]),
+        ("system prompt", tok.encode(SYSTEM.rstrip(" "), add_special_tokens=False)),
+        ("turn 1 user", tok.encode(" <human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?", add_special_tokens=False)),
+        ("turn 1 EOS", [eos]),
+        ("turn 2 user", tok.encode("<human>: 한국의 수도는 어디인가요? <bot>:", add_special_tokens=False)),
+    ]
+    expected = [i for _, p in pieces for i in p]
+    assert ids == expected, [(label, p) for label, p in pieces]
+    assert ids.count(eos) == 1 and ids.count(bos) == 1
+    assert tok.decode(ids) == tok.apply_chat_template(two_turns().render(), tokenize=False)
+
+
+def test_model_own_template_is_kept(smollm2_loaded):
+    fmt = chat_format(smollm2_loaded[1], "smollm2")
+    assert not fmt.is_42dot and fmt.stop_strings == ()
+    assert "<|im_start|>" in fmt.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+
+
+def long_dialog(turns):
+    d = Dialog()
+    for i in range(turns):
+        d.add(Role.USER, f"질문 {i}: 오늘 날씨가 맑습니다. 내일은 비가 올 수도 있습니다.")
+        d.add(Role.ASSISTANT, "우산을 챙기세요. 감사합니다. " * 3)
+    d.add(Role.USER, "마지막 질문")
+    return d
+
+
+def test_fit_drops_the_oldest_whole_turns_only(fmt):
+    d = long_dialog(12)
+    full = len(fmt.encode(d.render()))
+    window, max_new = 320, 64
+    assert full > window - max_new
+    f = fit(fmt, d, max_new, window)
+    assert f.dropped > 0 and len(f.ids) <= window - max_new
+    kept = d.render(f.dropped)
+    assert kept[0]["content"].startswith(f"질문 {f.dropped}:")  # whole turns, oldest first
+    assert len(fmt.encode(d.render(f.dropped - 1))) > window - max_new  # dropped no more than needed
+    assert fmt.tokenizer.decode(f.ids).startswith("<|startoftext|>" + SYSTEM)  # system prompt kept
+
+
+def test_fit_keeps_everything_when_it_fits(fmt):
+    f = fit(fmt, two_turns(), 64, 320)
+    assert f.dropped == 0
+
+
+def test_a_message_that_alone_cannot_fit_is_refused(fmt):
+    d = Dialog()
+    d.add(Role.USER, "가나다라 " * 300)
+    with pytest.raises(ContextError, match="window is 320 tokens with 64 kept for the reply"):
+        fit(fmt, d, 64, 320)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .conversation import Dialog, Role
 from .generate import PromptCache
+from .kernels import Kernels
 from .settings import SamplingSettings
 from .stream import Response, stream_reply
 from .template import ChatFormat, ContextError, fit
@@ -21,10 +22,11 @@ class Engine:
     fmt: ChatFormat
     window: int
     stop_ids: set[int]
+    kernels: Kernels | None = None
     cache: PromptCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cache = PromptCache(self.model)
+        self.cache = PromptCache(self.model, self.window, self.kernels)
 
 
 @dataclass

@@ -35,10 +35,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(settings: Settings) -> int:
     import torch
 
-    from .chat import Engine, answer, chat_loop
+    from .chat import Engine, answer, chat_loop, debug_report
     from .conversation import Dialog, Role
-    from .device import SHORT, choose, estimate_bytes, probe
+    from .device import SHORT, choose, estimate_bytes, gib, probe
     from .loader import context_window, load_config, load_model, locate, stop_token_ids
+    from .kernels import tune
+    from .quantize import save_quantized
     from .template import chat_format
     from .ui import UI
 
@@ -52,26 +54,58 @@ def run(settings: Settings) -> int:
     if settings.sampling.max_new_tokens >= window:
         raise UsageError(f"max new tokens ({settings.sampling.max_new_tokens}) must be below the "
                          f"model's {window}-token context window")
-    choice = choose(settings.device, settings.dtype, probe(), lambda dt: estimate_bytes(config, dt, window))
-    ui.info(f"device {choice.device}, {SHORT[choice.dtype]}: {choice.reason}")
+    quantize = saved_quantization(src) or settings.quantize
+    wbytes = {"int8": 1.05, "int4": 0.6}.get(quantize)
+    m = probe()
+    choice = choose("cpu" if quantize != "none" and settings.device == "auto" else settings.device, settings.dtype,
+                    m, lambda dt: estimate_bytes(config, dt, window, wbytes))
+    if quantize != "none" and choice.device != "cpu":
+        raise UsageError(f"--quantize runs on the CPU only; on {choice.device} use --dtype bfloat16 or float16")
+    if quantize != "none":
+        choice.dtype = torch.bfloat16  # quantized layers take bf16 activations
+        choice.reason = f"{quantize} weights run on the CPU; {gib(m.cpu_available)} RAM available"
+    ui.info(f"device {choice.device}, {quantize if quantize != 'none' else SHORT[choice.dtype]}: {choice.reason}")
     if choice.device == "cpu":
         torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
 
     start = time.perf_counter()
-    with ui.status(f"loading {settings.model_path}"):
-        model, tokenizer = load_model(src, choice.device, choice.dtype)
+    verb = f"loading and quantizing to {settings.quantize}" if settings.quantize != "none" else "loading"
+    with ui.status(f"{verb} {settings.model_path}"):
+        model, tokenizer = load_model(src, choice.device, choice.dtype, settings.quantize if quantize == settings.quantize else "none")
+        kernels = tune(model)
     ui.info(f"loaded in {time.perf_counter() - start:.1f}s")
+    if settings.debug:
+        ui.info(f"kernels: {kernels.note}")
+    if settings.save_quantized:
+        if getattr(model, "llm42_quantize", None) is None:
+            raise UsageError("--save-quantized needs --quantize int8 or int4")
+        with ui.status(f"saving to {settings.save_quantized}"):
+            save_quantized(model, tokenizer, settings.save_quantized)
+        ui.info(f"saved; next time start with --model-path {settings.save_quantized}")
     fmt = chat_format(tokenizer, settings.model_path)
-    engine = Engine(model, tokenizer, fmt, window, stop_token_ids(model, tokenizer))
+    engine = Engine(model, tokenizer, fmt, window, stop_token_ids(model, tokenizer), kernels)
     dialog = Dialog(system=settings.system_prompt)
 
     if one_shot:
         text = settings.prompt if settings.prompt is not None else _read_prompt_file(settings.prompt_file)
         dialog.add(Role.USER, text)
         reply = answer(engine, dialog, settings.sampling, ui, settings.debug)
+        if settings.debug and reply.stats:
+            ui.debug_summary(debug_report(reply.stats, choice.device))
         return 130 if reply.interrupted else 0
     ui.banner(settings.model_path)
     return chat_loop(engine, dialog, settings.sampling, ui, settings.debug, choice.device)
+
+
+def saved_quantization(src) -> str | None:
+    """The kind of a folder written by --save-quantized, else None."""
+    import json
+    from pathlib import Path
+
+    from .quantize import QUANT_FILE
+
+    f = Path(src.path) / QUANT_FILE
+    return json.loads(f.read_text()).get("kind") if src.local and not src.gguf_file and f.is_file() else None
 
 
 def _read_prompt_file(path: str) -> str:

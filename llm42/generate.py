@@ -8,6 +8,9 @@ from typing import Iterator
 import torch
 from transformers import DynamicCache
 
+from .kernels import Kernels
+from .kvcache import new_cache
+
 from .sampling import pick, processors
 from .settings import SamplingSettings
 
@@ -24,8 +27,10 @@ class PromptCache:
     A new prompt reuses the longest common prefix and prefills only the rest, so edits,
     /undo, /regen, truncation or a new system prompt invalidate exactly what changed."""
 
-    def __init__(self, model):
+    def __init__(self, model, max_len: int | None = None, kernels: Kernels | None = None):
         self.model = model
+        self.kernels = kernels or Kernels()
+        self.max_len = max_len  # the context window: the cache never grows past it
         self.ids: list[int] = []
         self.kv: DynamicCache | None = None
         self.reused = 0  # prompt tokens the last prefill took from the cache
@@ -42,7 +47,7 @@ class PromptCache:
         while n < limit and self.ids[n] == prompt[n]:
             n += 1
         if n == 0 or self.kv is None:
-            self.kv, self.ids = DynamicCache(config=self.model.config), []
+            self.kv, self.ids = new_cache(self.model.config, self.max_len), []
         elif n < len(self.ids):
             self.kv.crop(n - len(self.ids))  # a negative count removes that many from the end
             del self.ids[n:]
@@ -52,6 +57,7 @@ class PromptCache:
     def feed(self, ids: list[int]) -> torch.Tensor:
         """Run the model on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
+        self.kernels.use(len(ids))
         try:
             out = self.model(input_ids=x, cache=self.kv, use_cache=True, logits_to_keep=1)
         except BaseException:

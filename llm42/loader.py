@@ -90,15 +90,26 @@ def load_config(src: Source):
         raise LoadError(f"cannot read the model config of {src.name}: {first_line(e)}") from None
 
 
-def load_model(src: Source, device: str, dtype: torch.dtype):
-    """Model in eval mode on `device` in `dtype`, tokenizer beside it."""
+def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none"):
+    """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
+
+    from .quantize import is_quantized_dir, load_quantized, quantize_checkpoint, quantize_model
 
     logging.set_verbosity_error()  # our spinner replaces their progress bars and notices
     logging.disable_progress_bar()
     try:
         tokenizer = _from_hub(AutoTokenizer.from_pretrained, src)
+        if src.local and not src.gguf_file and is_quantized_dir(src.path):
+            return load_quantized(src.path, dtype), tokenizer
+        if quantize != "none" and not src.gguf_file:
+            folder = local_folder(src)
+            if folder is not None:
+                try:  # layer by layer from the file: the full-precision model is never in memory
+                    return quantize_checkpoint(folder, quantize, dtype), tokenizer
+                except (KeyError, ValueError):
+                    pass  # names that need transformers' own loading: take the longer way below
         kw = {"dtype": dtype}
         if device != "cpu":
             kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
@@ -109,7 +120,24 @@ def load_model(src: Source, device: str, dtype: torch.dtype):
         raise LoadError(f"cannot load {src.name}: {first_line(e)}") from None
     if src.gguf_file:
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
+    if quantize != "none":
+        quantize_model(model, quantize)
     return model.eval(), tokenizer
+
+
+def local_folder(src: Source) -> Path | None:
+    """The folder holding the safetensors: the user's folder or the hub cache's snapshot."""
+    if src.local:
+        folder = Path(src.path)
+    else:
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(src.path, revision=src.revision, local_files_only=True))
+        except Exception:
+            return None
+    has = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    return folder if has else None
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:

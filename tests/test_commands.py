@@ -1,0 +1,150 @@
+"""In-chat commands and transcripts through the real CLI with SmolLM2."""
+
+import json
+import signal
+import time
+
+import pytest
+
+from cli_helpers import run_cli, spawn_cli
+from llm42.transcript import load
+
+
+def chat(smollm2, history, lines, *args, **env):
+    r = run_cli("--model-path", str(smollm2), "--history-dir", str(history), "--max-new-tokens", "24", *args,
+                stdin="".join(line + "\n" for line in lines), **env)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode(), r.stderr.decode()
+
+
+def only_transcript(history):
+    files = list(history.glob("*.jsonl"))
+    assert len(files) == 1
+    return files[0]
+
+
+def assistant_events(path):
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "assistant"]
+
+
+def test_help_unknown_and_slash_messages(smollm2, tmp_path):
+    out, err = chat(smollm2, tmp_path, ["/help", "/frobnicate", "//etc/hosts is a file. Say ok."])
+    assert "/regen" in err and "/export path.md" in err
+    assert "unknown command /frobnicate" in err
+    messages = load(only_transcript(tmp_path)).dialog.messages
+    assert messages[0].content == "/etc/hosts is a file. Say ok."  # sent as a message, one slash dropped
+    assert len(messages) == 2 and out.strip()
+
+
+def test_regen_draws_a_new_reply_with_another_seed(smollm2, tmp_path):
+    chat(smollm2, tmp_path, ["Write one line of a poem about the moon.", "/regen", "/regen"],
+         "--temperature", "1.0", "--seed", "1")
+    replies = [e["content"] for e in assistant_events(only_transcript(tmp_path))]
+    assert len(replies) == 3 and len(set(replies)) >= 2
+    assert len(load(only_transcript(tmp_path)).dialog.messages) == 2  # still one exchange
+
+
+def test_undo_removes_the_exchange_from_what_the_model_sees(smollm2, tmp_path):
+    _, err = chat(smollm2, tmp_path, ["My name is Alice and I like green tea.", "/undo", "Hi"], "--debug")
+    prompts = [json.loads(b)["prompt_tokens"] for b in _json_blocks(err)]
+    alone = run_cli("--model-path", str(smollm2), "--no-history", "--max-new-tokens", "4", "--debug", "--prompt", "Hi")
+    assert prompts[1] == [json.loads(b)["prompt_tokens"] for b in _json_blocks(alone.stderr.decode())][0]
+    assert [m.content for m in load(only_transcript(tmp_path)).dialog.messages][0] == "Hi"
+
+
+def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
+    _, err = chat(smollm2, tmp_path, ["/set temperature 0", "/set top_p 0", "/set top_k x", "/set",
+                                      "Tell me a fun fact.", "/regen", "/regen"], "--temperature", "1.5")
+    assert "temperature = 0" in err and "top-p must be in (0, 1]" in err and "top_k must be a whole number" in err
+    assert "temperature = 0.0" in err  # /set alone lists the settings
+    replies = [e["content"] for e in assistant_events(only_transcript(tmp_path))]
+    assert len(replies) == 3 and len(set(replies)) == 1  # greedy now: the same reply every time
+
+
+def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
+    saved = tmp_path / "saved.jsonl"
+    chat(smollm2, tmp_path / "a", ["What is the capital of France?", "And of Italy?", f"/save {saved}"],
+         "--temperature", "0")
+    before = load(saved).dialog
+    _, err = chat(smollm2, tmp_path / "b", [f"/load {saved}", "/history"])
+    assert "loaded 4 message(s)" in err
+    after = load(saved).dialog
+    assert after == before and len(before.messages) == 4
+    assert before.messages[1].content in err and before.messages[3].content in err  # /history shows them
+
+
+def test_export_markdown(smollm2, tmp_path):
+    md = tmp_path / "chat.md"
+    chat(smollm2, tmp_path, ["What is 2+2?", f"/export {md}"])
+    assert md.read_text().startswith("# Conversation with") and "## You\n\nWhat is 2+2?" in md.read_text()
+
+
+def test_edit_replaces_the_last_message(smollm2, tmp_path):
+    chat(smollm2, tmp_path, ["What is the capital of Spain?", "/edit What is the capital of France?"],
+         "--temperature", "0")
+    messages = load(only_transcript(tmp_path)).dialog.messages
+    assert [m.content for m in messages[::2]] == ["What is the capital of France?"]
+    assert "Paris" in messages[1].content
+
+
+def test_korean_interface(smollm2, tmp_path):
+    _, err = chat(smollm2, tmp_path, ["/frobnicate", "/undo"], "--lang", "ko")
+    assert "알 수 없는 명령 /frobnicate" in err and "되돌릴 대화가 없습니다" in err
+
+
+def test_unwritable_history_warns_and_the_chat_goes_on(smollm2, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    out, err = chat(smollm2, tmp_path / "file" / "history", ["Say hello.", "Say bye."])
+    assert err.count("cannot write the transcript") == 1
+    assert len([line for line in out.splitlines() if line.strip()]) >= 2
+
+
+def test_killed_mid_reply_then_resume_restores_completed_turns(smollm2, tmp_path):
+    child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0",
+                      "--max-new-tokens", "300")
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon.")
+    time.sleep(2)
+    child.kill(signal.SIGKILL)
+    child.close()
+    path = only_transcript(tmp_path)
+    _, err = chat(smollm2, tmp_path, ["/history"], "--resume")
+    assert f"resumed 2 message(s) from {path}" in err and "no reply when it stopped" in err
+    assert ">>> What is the capital of France?" in err and "dragon" not in err.split("/history")[-1]
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])  # a torn last line, as a crash during a write leaves it
+    _, err = chat(smollm2, tmp_path, ["/history"], "--resume", path.stem)
+    assert "unreadable line(s) skipped" in err and ">>> What is the capital of France?" in err
+
+
+def test_resume_of_an_unknown_conversation_is_one_line(smollm2, tmp_path):
+    r = run_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--resume", "nope")
+    err = r.stderr.decode().strip()
+    assert r.returncode == 1 and err.startswith("llm42: error: no conversation 'nope'") and "\n" not in err
+
+
+def test_tab_completes_commands(smollm2, tmp_path):
+    child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path))
+    child.expect(">>>")
+    child.send("/hist\t")
+    child.expect("/history")
+    child.send("\r")
+    child.expect("no messages yet")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pytest.importorskip("pexpect").EOF)
+
+
+def _json_blocks(text):
+    blocks, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth, start = depth + 1, i if depth == 0 else start
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                blocks.append(text[start : i + 1])
+    return [b for b in blocks if '"prompt_tokens"' in b]

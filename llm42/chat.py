@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .commands import SETTINGS, Command, help_text, parse
 from .conversation import Dialog, Role
-from .generate import PromptCache
+from .engine import Engine
 from .i18n import Say
-from .kernels import Kernels
 from .settings import SamplingSettings, UsageError, check_sampling
 from .stream import Response, stream_reply
-from .template import ChatFormat, ContextError, fit
+from .template import ContextError, fit
 from .transcript import Transcript, TranscriptError, export_markdown, find, load
 from .ui import UI, safe
-
-
-@dataclass
-class Engine:
-    """A loaded model with what generation needs to talk to it."""
-
-    model: object
-    tokenizer: object
-    fmt: ChatFormat
-    window: int
-    stop_ids: set[int]
-    kernels: Kernels | None = None
-    cache: PromptCache = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.cache = PromptCache(self.model, self.window, self.kernels)
 
 
 @dataclass

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import time
 
 from .settings import Settings, UsageError, parse_args
 
@@ -46,16 +44,11 @@ def _terminate(signum, frame):
 
 
 def run(settings: Settings) -> int:
-    import torch
-
-    from .chat import Chat, Engine
+    from .chat import Chat
     from .conversation import Dialog
-    from .device import SHORT, choose, estimate_bytes, gib, probe
+    from .engine import open_engine
     from .i18n import Say, pick_language
-    from .kernels import tune
-    from .loader import context_window, load_config, load_model, locate, stop_token_ids
     from .quantize import save_quantized
-    from .template import chat_format
     from .transcript import Transcript, find, history_dir, load
     from .ui import UI
 
@@ -67,43 +60,20 @@ def run(settings: Settings) -> int:
     if settings.resume is not None:  # found and read before the model loads: a typo costs nothing
         path = find(settings.resume or None, folder)
         resumed = (path, load(path))
-    src = locate(settings.model_path, settings.revision, settings.trust_remote_code)
-    with ui.status(f"reading {settings.model_path} config"):
-        config = load_config(src)
-    window = context_window(config)
-    if settings.sampling.max_new_tokens >= window:
-        raise UsageError(f"max new tokens ({settings.sampling.max_new_tokens}) must be below the "
-                         f"model's {window}-token context window")
-    quantize = saved_quantization(src) or settings.quantize
-    wbytes = {"int8": 1.05, "int4": 0.6}.get(quantize)
-    m = probe()
-    choice = choose("cpu" if quantize != "none" and settings.device == "auto" else settings.device, settings.dtype,
-                    m, lambda dt: estimate_bytes(config, dt, window, wbytes))
-    if quantize != "none" and choice.device != "cpu":
-        raise UsageError(f"--quantize runs on the CPU only; on {choice.device} use --dtype bfloat16 or float16")
-    if quantize != "none":
-        choice.dtype = torch.bfloat16  # quantized layers take bf16 activations
-        choice.reason = f"{quantize} weights run on the CPU; {gib(m.cpu_available)} RAM available"
-    ui.info(f"device {choice.device}, {quantize if quantize != 'none' else SHORT[choice.dtype]}: {choice.reason}")
-    if choice.device == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-
-    start = time.perf_counter()
-    verb = f"loading and quantizing to {settings.quantize}" if settings.quantize != "none" else "loading"
-    with ui.status(f"{verb} {settings.model_path}"):
-        model, tokenizer = load_model(src, choice.device, choice.dtype, settings.quantize if quantize == settings.quantize else "none")
-        kernels = tune(model)
-    ui.info(f"loaded in {time.perf_counter() - start:.1f}s")
+    engine, choice, seconds = open_engine(
+        settings.model_path, revision=settings.revision, trust_remote_code=settings.trust_remote_code,
+        device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
+        max_new_tokens=settings.sampling.max_new_tokens, status=ui.status, info=ui.info)
+    model, tokenizer = engine.model, engine.tokenizer
+    ui.info(f"loaded in {seconds:.1f}s")
     if settings.debug:
-        ui.info(f"kernels: {kernels.note}")
+        ui.info(f"kernels: {engine.kernels.note}")
     if settings.save_quantized:
         if getattr(model, "llm42_quantize", None) is None:
             raise UsageError("--save-quantized needs --quantize int8 or int4")
         with ui.status(f"saving to {settings.save_quantized}"):
             save_quantized(model, tokenizer, settings.save_quantized)
         ui.info(f"saved; next time start with --model-path {settings.save_quantized}")
-    fmt = chat_format(tokenizer, settings.model_path)
-    engine = Engine(model, tokenizer, fmt, window, stop_token_ids(model, tokenizer), kernels)
     lang = pick_language(settings.lang)
     say = Say(lang)
     dialog = Dialog(system=settings.system_prompt)
@@ -136,17 +106,6 @@ def run(settings: Settings) -> int:
         return 130 if reply.interrupted else 0
     ui.banner(settings.model_path, say("banner"))
     return chat.run()
-
-
-def saved_quantization(src) -> str | None:
-    """The kind of a folder written by --save-quantized, else None."""
-    import json
-    from pathlib import Path
-
-    from .quantize import QUANT_FILE
-
-    f = Path(src.path) / QUANT_FILE
-    return json.loads(f.read_text()).get("kind") if src.local and not src.gguf_file and f.is_file() else None
 
 
 def _read_prompt_file(path: str) -> str:

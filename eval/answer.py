@@ -1,0 +1,82 @@
+"""`python -m eval.answer`: answer every prompt of a benchmark set with llm42's own generation.
+
+Same template and sampling defaults as the chat, seedable. Resumable: ids already in the output file
+are skipped. A prompt that fails is recorded with its error, and the run goes on."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .common import append_jsonl, read_bench, read_jsonl
+
+
+def setup_arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.answer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-path", required=True)
+    p.add_argument("--bench", default="eval/benchmark_set.csv")
+    p.add_argument("--out", required=True, help="answers.jsonl (appended to; done ids are skipped)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"))
+    p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--repetition-penalty", type=float, default=1.2)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0, help="each prompt is sampled with seed + its position")
+    p.add_argument("--limit", type=int, default=None, help="answer only the first N prompts")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from llm42.engine import complete, open_engine
+    from llm42.settings import SamplingSettings
+
+    a = setup_arg_parser().parse_args(argv)
+    rows = read_bench(Path(a.bench))[: a.limit]
+    out = Path(a.out)
+    done = {str(r["id"]) for r in read_jsonl(out) if "answer" in r}
+    todo = [r for r in rows if str(r["id"]) not in done]
+    print(f"{len(rows)} prompts, {len(rows) - len(todo)} already answered in {out}", file=sys.stderr)
+    if not todo:
+        return 0
+    engine, choice, seconds = open_engine(a.model_path, device=a.device, dtype=a.dtype, quantize=a.quantize,
+                                          max_new_tokens=a.max_new_tokens, info=lambda t: print(t, file=sys.stderr))
+    print(f"loaded in {seconds:.1f}s", file=sys.stderr)
+    tokens = spent = 0.0
+    columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bar:
+        job = bar.add_task("answer", total=len(rows), completed=len(rows) - len(todo), speed="")
+        for position, row in enumerate(rows):
+            if str(row["id"]) in done:
+                continue
+            s = SamplingSettings(temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
+                                 repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens,
+                                 seed=a.seed + position)
+            record = {"id": row["id"], "category": row["category"], "task": row["task"], "question": row["question"],
+                      "model": a.model_path, "seed": s.seed}
+            start = time.perf_counter()
+            try:
+                text, stats = complete(engine, row["question"], s)
+                record |= {"answer": text, "finish_reason": stats.finish_reason, "prompt_tokens": stats.prompt_tokens,
+                           "completion_tokens": stats.generation_tokens, "ttft_s": round(stats.ttft, 3),
+                           "tokens_per_s": round(stats.decode_tps, 2)}
+                tokens += stats.generation_tokens
+            except Exception as e:  # one bad prompt is recorded, never fatal
+                record["error"] = f"{type(e).__name__}: {e}"
+            spent += time.perf_counter() - start
+            append_jsonl(out, record)
+            bar.update(job, advance=1, speed=f"{tokens / spent:.1f} tok/s" if spent else "")
+    failed = sum(1 for r in read_jsonl(out) if "error" in r)
+    print(f"wrote {out}" + (f" ({failed} failed; re-run to retry them)" if failed else ""), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

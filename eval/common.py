@@ -1,0 +1,42 @@
+"""Shared by the eval commands: JSON Lines files that are appended to and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every complete record; a torn last line (an interrupted run) is ignored."""
+    if not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        if f.tell() and not path.read_bytes().endswith(b"\n"):
+            f.write("\n")
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_bench(path: Path) -> list[dict]:
+    """The prompt set: columns id, question, category, task (42dot's published schema)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"id", "question", "category", "task"} - set(rows[0] if rows else {})
+    if missing:
+        raise SystemExit(f"error: {path} lacks the column(s) {', '.join(sorted(missing))}")
+    return rows

@@ -30,6 +30,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="each prompt is sampled with seed + its position")
     p.add_argument("--limit", type=int, default=None, help="answer only the first N prompts")
+    p.add_argument("--per-category", type=int, default=None, metavar="K", help="only the first K prompts of each category")
     return p
 
 
@@ -38,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     from llm42.settings import SamplingSettings
 
     a = setup_arg_parser().parse_args(argv)
-    rows = read_bench(Path(a.bench))[: a.limit]
+    rows = read_bench(Path(a.bench))
+    if a.per_category:
+        seen: dict[str, int] = {}
+        rows = [r for r in rows if seen.setdefault(r["category"], 0) < a.per_category
+                and not seen.__setitem__(r["category"], seen[r["category"]] + 1)]
+    rows = rows[: a.limit]
     out = Path(a.out)
     done = {str(r["id"]) for r in read_jsonl(out) if "answer" in r}
     todo = [r for r in rows if str(r["id"]) not in done]

@@ -81,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {run} has no judgments.jsonl; run python -m eval.judge first", file=sys.stderr)
             return 2
         summaries.append(summarize(run))
-    print("\n\n".join(table(s) for s in summaries))
-    if a.chart:
+    print("\n\n".join(table(s) if s["scored"] else f"{s['name']}  (run {s['run']}): no scored answers "
+                        f"({s['unparsed']} unparsed of {s['answers']})" for s in summaries))
+    summaries = [s for s in summaries if s["scored"]]
+    if a.chart and not summaries:
+        print("no chart: no run has scored answers", file=sys.stderr)
+    elif a.chart:
         chart(summaries, Path(a.chart))
         print(f"wrote {a.chart}", file=sys.stderr)
     return 0

@@ -74,21 +74,14 @@ class Settings:
     prompt_file: str | None = None
 
 
-def _float(name: str):
-    def parse(text: str) -> float:
+def _number(name: str, kind: type = float):
+    """An argparse type that names the flag and the expected kind when the text is not a number."""
+    def parse(text: str):
         try:
-            return float(text)
+            return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-    return parse
-
-
-def _int(name: str):
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
     return parse
 
 
@@ -131,15 +124,15 @@ def setup_arg_parser() -> argparse.ArgumentParser:
                    help="with --quantize: save the quantized model, so --model-path DIR starts without quantizing")
 
     g = p.add_argument_group("generation (42dot's recommended defaults)")
-    g.add_argument("--temperature", type=_float("temperature"), default=0.5, metavar="T",
+    g.add_argument("--temperature", type=_number("temperature"), default=0.5, metavar="T",
                    help="0 means greedy")
-    g.add_argument("--top-p", type=_float("top-p"), default=0.95, metavar="P", help="nucleus sampling mass")
-    g.add_argument("--top-k", type=_int("top-k"), default=20, metavar="K", help="0 turns it off")
-    g.add_argument("--repetition-penalty", type=_float("repetition penalty"), default=1.2, metavar="R",
+    g.add_argument("--top-p", type=_number("top-p"), default=0.95, metavar="P", help="nucleus sampling mass")
+    g.add_argument("--top-k", type=_number("top-k", int), default=20, metavar="K", help="0 turns it off")
+    g.add_argument("--repetition-penalty", type=_number("repetition penalty"), default=1.2, metavar="R",
                    help="over the prompt and the reply; 1 turns it off")
-    g.add_argument("--max-new-tokens", type=_int("max new tokens"), default=512, metavar="N",
+    g.add_argument("--max-new-tokens", type=_number("max new tokens", int), default=512, metavar="N",
                    help="longest reply")
-    g.add_argument("--seed", type=_int("seed"), default=None, metavar="N", help="fix the sampling seed")
+    g.add_argument("--seed", type=_number("seed", int), default=None, metavar="N", help="fix the sampling seed")
 
     c = p.add_argument_group("chat")
     c.add_argument("--system-prompt", default=None, metavar="TEXT", help="replace the model's default system prompt")

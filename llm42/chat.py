@@ -9,9 +9,10 @@ from .commands import SETTINGS, Command, help_text, parse
 from .conversation import Dialog, Role
 from .engine import Engine
 from .i18n import Say
+from .remote import RemoteError
 from .settings import SamplingSettings, UsageError, check_sampling
-from .stream import Response, stream_reply
-from .template import ContextError, fit
+from .stream import Response
+from .template import ContextError
 from .transcript import Transcript, TranscriptError, export_markdown, find, load
 from .ui import UI, safe
 
@@ -30,16 +31,15 @@ def answer(engine: Engine, dialog: Dialog, s: SamplingSettings, ui: UI, debug: b
 
     Ctrl+C stops the reply; the partial text is kept, marked as interrupted."""
     say = say or Say()
-    fitted = fit(engine.fmt, dialog, s.max_new_tokens, engine.window)
-    if fitted.dropped:
-        ui.warn(say("dropped", n=fitted.dropped, window=engine.window))
+    stream, dropped = engine.reply(dialog, s, debug)
+    if dropped:
+        ui.warn(say("dropped", n=dropped, window=engine.window))
     parts: list[str] = []
     stats = None
     interrupted = False
     try:
         with ui.reply_stream() as view:
-            for r in stream_reply(engine.cache, engine.tokenizer, fitted.ids, s, engine.stop_ids,
-                                  engine.fmt.stop_strings, debug):
+            for r in stream:
                 if r.finish_reason:
                     stats = r
                     break
@@ -50,10 +50,13 @@ def answer(engine: Engine, dialog: Dialog, s: SamplingSettings, ui: UI, debug: b
                     ui.debug_step(engine.tokenizer.decode([r.token]), r.top)
     except KeyboardInterrupt:
         interrupted = True
+        stream.close()  # a remote stream closes its connection here
         ui.warn(say("stopped"))
+    if stats is not None and stats.finish_reason == "connection lost":
+        interrupted = True
     text = "".join(parts).strip()
     dialog.add(Role.ASSISTANT, text, interrupted=interrupted)
-    return Reply(text, stats, fitted.dropped, interrupted)
+    return Reply(text, stats, dropped, interrupted)
 
 
 def debug_report(r: Response, device: str) -> dict:
@@ -113,7 +116,7 @@ class Chat:
         """Answer the last user message; a message that cannot fit is taken back with a warning."""
         try:
             reply = answer(self.engine, self.dialog, sampling or self.sampling, self.ui, self.debug, self.say)
-        except ContextError as e:
+        except (ContextError, RemoteError) as e:
             self.dialog.messages.pop()
             self.log("truncate", keep=len(self.dialog.messages))
             self.ui.warn(self.say("not_sent", why=e))
@@ -126,7 +129,9 @@ class Chat:
         if self.debug and stats:
             self.ui.debug_summary(debug_report(stats, self.device))
         if self.status and stats:
-            line = self.say("context", used=stats.prompt_tokens + stats.generation_tokens, window=self.engine.window)
+            used = stats.prompt_tokens + stats.generation_tokens
+            line = (self.say("context", used=used, window=self.engine.window) if self.engine.window
+                    else self.say("context_remote", used=used))
             if reply.dropped:
                 line += self.say("context_dropped", n=reply.dropped)
             if self.verbose:
@@ -226,7 +231,7 @@ class Chat:
                 typed = None if name == "seed" and value.lower() == "none" else _typed(name, value)
                 candidate = replace(self.sampling, **{name: typed})
                 check_sampling(candidate)
-                if name == "max_new_tokens" and typed >= self.engine.window:
+                if name == "max_new_tokens" and self.engine.window and typed >= self.engine.window:
                     raise UsageError(f"max new tokens must be below the {self.engine.window}-token window")
                 self.sampling = candidate
         except (UsageError, ValueError) as e:
@@ -293,7 +298,7 @@ class Chat:
                      f"  reply tokens       {r.generation_tokens} ({r.finish_reason})\n"
                      f"  time to first      {r.ttft:.2f} s\n"
                      f"  decode speed       {r.decode_tps:.1f} tokens/s\n"
-                     f"  context            {used} / {self.engine.window} tokens")
+                     f"  context            {used}" + (f" / {self.engine.window}" if self.engine.window else "") + " tokens")
 
     def do_history(self, arg: str) -> None:
         if not self.dialog.messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .device import DeviceError
     from .loader import LoadError
+    from .remote import RemoteError
     from .template import ContextError
     from .transcript import TranscriptError
 
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ContextError) as e:
         print(f"llm42: error: {e}", file=sys.stderr)
         return 2
-    except (LoadError, DeviceError) as e:
+    except (LoadError, DeviceError, RemoteError) as e:
         print(f"llm42: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -44,12 +46,10 @@ def _terminate(signum, frame):
 
 
 def run(settings: Settings) -> int:
-    from .chat import Chat
-    from .conversation import Dialog
     from .engine import open_engine
-    from .i18n import Say, pick_language
     from .quantize import save_quantized
-    from .transcript import Transcript, find, history_dir, load
+    from .remote import RemoteEngine
+    from .transcript import find, history_dir, load
     from .ui import UI
 
     sys.stdin.reconfigure(errors="replace")
@@ -60,6 +60,12 @@ def run(settings: Settings) -> int:
     if settings.resume is not None:  # found and read before the model loads: a typo costs nothing
         path = find(settings.resume or None, folder)
         resumed = (path, load(path))
+    if settings.endpoint:
+        engine = RemoteEngine(settings.endpoint, settings.model, os.environ.get(settings.api_key_env, ""), ui.warn)
+        with ui.status(f"connecting to {settings.endpoint}"):
+            name = engine.connect()
+        ui.info(f"remote: {name} at {settings.endpoint}")
+        return chat_with(engine, settings, ui, resumed, folder, name, "remote")
     engine, choice, seconds = open_engine(
         settings.model_path, revision=settings.revision, trust_remote_code=settings.trust_remote_code,
         device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
@@ -74,6 +80,16 @@ def run(settings: Settings) -> int:
         with ui.status(f"saving to {settings.save_quantized}"):
             save_quantized(model, tokenizer, settings.save_quantized)
         ui.info(f"saved; next time start with --model-path {settings.save_quantized}")
+    return chat_with(engine, settings, ui, resumed, folder, settings.model_path, choice.device)
+
+
+def chat_with(engine, settings: Settings, ui, resumed, folder, model_name: str, device: str) -> int:
+    """The conversation, local or remote alike: resume or start, then one message or the loop."""
+    from .chat import Chat
+    from .conversation import Dialog
+    from .i18n import Say, pick_language
+    from .transcript import Transcript
+
     lang = pick_language(settings.lang)
     say = Say(lang)
     dialog = Dialog(system=settings.system_prompt)
@@ -95,16 +111,16 @@ def run(settings: Settings) -> int:
     elif settings.history:
         transcript = Transcript.create(folder, lambda why: ui.warn(say("transcript_failed", why=why)))
     chat = Chat(engine, dialog, settings.sampling, ui, say, transcript=transcript, history=folder,
-                model_name=settings.model_path, device=choice.device, debug=settings.debug,
+                model_name=model_name, device=device, debug=settings.debug,
                 status=settings.status and ui.interactive, verbose=settings.verbose, lang=lang)
 
-    if one_shot:
+    if settings.prompt is not None or settings.prompt_file is not None:
         text = settings.prompt if settings.prompt is not None else _read_prompt_file(settings.prompt_file)
         reply = chat.send(text)
         if reply is None:
             return 1
         return 130 if reply.interrupted else 0
-    ui.banner(settings.model_path, say("banner"))
+    ui.banner(model_name, say("banner"))
     return chat.run()
 
 

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -35,6 +36,12 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.cache = PromptCache(self.model, self.window, self.kernels)
+
+    def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> tuple[Iterator[Response], int]:
+        """The reply stream for the dialog's last message, and how many old turns were left out to fit."""
+        fitted = fit(self.fmt, dialog, s.max_new_tokens, self.window)
+        stream = stream_reply(self.cache, self.tokenizer, fitted.ids, s, self.stop_ids, self.fmt.stop_strings, debug)
+        return stream, fitted.dropped
 
 
 def saved_quantization(src: Source) -> str | None:
@@ -83,9 +90,8 @@ def complete(engine: Engine, question: str, s: SamplingSettings, system: str | N
     """One reply to one message, no UI: (text, final stats). Scripts and eval use this."""
     dialog = Dialog(system=system)
     dialog.add(Role.USER, question)
-    ids = fit(engine.fmt, dialog, s.max_new_tokens, engine.window).ids
     parts, stats = [], None
-    for r in stream_reply(engine.cache, engine.tokenizer, ids, s, engine.stop_ids, engine.fmt.stop_strings):
+    for r in engine.reply(dialog, s)[0]:
         if r.finish_reason:
             stats = r
         else:

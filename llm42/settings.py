@@ -60,6 +60,9 @@ class Settings:
     dtype: str = "auto"
     quantize: str = "none"
     save_quantized: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
     system_prompt: str | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     markdown: bool = True
@@ -123,6 +126,13 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     m.add_argument("--save-quantized", default=None, metavar="DIR",
                    help="with --quantize: save the quantized model, so --model-path DIR starts without quantizing")
 
+    r = p.add_argument_group("remote server (instead of a local model)")
+    r.add_argument("--endpoint", default=None, metavar="URL",
+                   help="an OpenAI-compatible server's base URL, e.g. http://host:8000/v1 (vLLM, transformers serve, ...)")
+    r.add_argument("--model", default=None, metavar="NAME", help="the model name on that server (default: its first)")
+    r.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="the environment variable holding the API key (the key itself is never printed)")
+
     g = p.add_argument_group("generation (42dot's recommended defaults)")
     g.add_argument("--temperature", type=_number("temperature"), default=0.5, metavar="T",
                    help="0 means greedy")
@@ -162,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         raise UsageError(f"unknown device {a.device!r}: use auto, cpu, cuda, cuda:N or mps")
     if a.prompt is not None and a.prompt_file is not None:
         raise UsageError("use either --prompt or --prompt-file, not both")
+    if a.endpoint and (a.quantize != "none" or a.save_quantized):
+        raise UsageError("--quantize and --save-quantized are for local models, not with --endpoint")
     if a.resume is not None and a.no_history and not a.resume:
         raise UsageError("--resume without an id or path needs the history (drop --no-history)")
     sampling = SamplingSettings(
@@ -170,7 +182,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     return Settings(
         model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code,
-        device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized, system_prompt=a.system_prompt,
+        device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized,
+        endpoint=a.endpoint, model=a.model, api_key_env=a.api_key_env, system_prompt=a.system_prompt,
         sampling=sampling, markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,
         resume=a.resume, history_dir=a.history_dir, history=not a.no_history, debug=a.debug,
         prompt=a.prompt, prompt_file=a.prompt_file,

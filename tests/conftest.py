@@ -67,3 +67,51 @@ def tiny42_loaded(tiny42):
 
     model = AutoModelForCausalLM.from_pretrained(tiny42, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(tiny42)
+
+
+def start_server(model: Path):
+    """`transformers serve` with `model` on a free localhost port: a real OpenAI-compatible server."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from cli_helpers import cli_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = CACHE / f"serve-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(model),
+                             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                            stdout=out, stderr=subprocess.STDOUT, env=cli_env())
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(url + "/health", timeout=1).status == 200:
+                return proc, url + "/v1", out
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail("transformers serve did not start: " + log.read_text()[-2000:])
+
+
+def stop_server(proc, out) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except Exception:
+        proc.kill()
+    out.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2):
+    """(base URL, model name) of a transformers serve with SmolLM2, shared by the tests that need one."""
+    proc, url, out = start_server(smollm2)
+    yield url, str(smollm2)
+    stop_server(proc, out)

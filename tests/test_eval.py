@@ -1,12 +1,8 @@
 """eval/: answer, judge through a real OpenAI-compatible server, report, zero-shot with lm-eval."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -25,33 +21,8 @@ def run_module(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def judge_server(smollm2):
-    """`transformers serve` with SmolLM2 on a free localhost port (a real OpenAI-compatible server)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(ROOT / ".pytest-serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(smollm2),
-                             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                            stdout=log, stderr=subprocess.STDOUT, env=cli_env())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(url + "/health", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                pytest.fail("transformers serve exited: " + (ROOT / ".pytest-serve.log").read_text()[-2000:])
-        else:
-            pytest.fail("transformers serve did not start in 120 s")
-        yield url + "/v1", str(smollm2)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-        os.unlink(ROOT / ".pytest-serve.log")
+def judge_server(smollm2_server):
+    return smollm2_server
 
 
 def test_judge_reply_parsing_is_strict():

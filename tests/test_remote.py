@@ -1,0 +1,120 @@
+"""llm42 as a client of a real OpenAI-compatible server (transformers serve with SmolLM2)."""
+
+import json
+import signal
+import time
+
+import jinja2.sandbox
+import openai
+import pytest
+
+try:  # the HTTP library the openai client is built on
+    import httpx2 as httpx
+except ImportError:
+    import httpx
+
+from cli_helpers import run_cli, spawn_cli
+from conftest import start_server, stop_server
+from llm42.remote import explain
+from llm42.template import TEMPLATE_42DOT
+from llm42.transcript import load
+
+
+def remote(server, *args, stdin="", history=None):
+    url, _ = server
+    extra = ["--history-dir", str(history)] if history else ["--no-history"]
+    return run_cli("--endpoint", url, "--max-new-tokens", "40", *extra, *args, stdin=stdin)
+
+
+def test_piped_multi_turn_chat_through_the_server(smollm2_server, tmp_path):
+    r = remote(smollm2_server, "--temperature", "0", history=tmp_path,
+               stdin="What is the capital of France?\nAnd what is the capital of Germany?\n")
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "Paris" in out.splitlines()[0] and "Berlin" in out
+    assert err.count("does not take top_k or repetition_penalty") == 1  # said once, then sampled without them
+    (path,) = tmp_path.glob("*.jsonl")
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    replies = [e for e in events if e["event"] == "assistant"]
+    assert len(replies) == 2 and all(e["stats"]["completion_tokens"] > 1 for e in replies)  # streamed in pieces
+    assert len(load(path).dialog.messages) == 4
+
+
+def test_unreachable_server_and_unknown_model_are_one_line(smollm2_server):
+    r = run_cli("--endpoint", "http://127.0.0.1:9/v1", "--prompt", "hi", "--no-history")
+    err = r.stderr.decode().strip()
+    assert r.returncode == 1 and err.startswith("llm42: error: cannot reach http://127.0.0.1:9/v1") and "\n" not in err
+    r = remote(smollm2_server, "--model", "no-such-model", "--prompt", "hi")
+    err = r.stderr.decode().strip().splitlines()[-1]
+    assert r.returncode == 1 and "has no model 'no-such-model'; it has:" in err
+
+
+def test_endpoint_with_quantize_is_refused():
+    r = run_cli("--endpoint", "http://127.0.0.1:9/v1", "--quantize", "int4")
+    assert r.returncode == 2 and "not with --endpoint" in r.stderr.decode()
+
+
+def test_http_errors_are_explained():
+    req = httpx.Request("POST", "http://h/v1/chat/completions")
+    cases = {401: (openai.AuthenticationError, "refused the API key"), 404: (openai.NotFoundError, "no model 'm'"),
+             429: (openai.RateLimitError, "rate-limiting"), 500: (openai.InternalServerError, "answered HTTP 500")}
+    for code, (cls, words) in cases.items():
+        e = cls("x", response=httpx.Response(code, request=req, json={"detail": "boom"}), body=None)
+        assert words in explain(e, "http://h/v1", "m")
+
+
+def test_ctrl_c_mid_stream_keeps_the_session(smollm2_server, tmp_path):
+    url, _ = smollm2_server
+    child = spawn_cli("--endpoint", url, "--max-new-tokens", "300", "--temperature", "0", "--history-dir", str(tmp_path))
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon who learns to cook.")
+    time.sleep(4)
+    child.sendcontrol("c")
+    child.expect("reply stopped")
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
+    assert child.exitstatus == 0
+    (path,) = tmp_path.glob("*.jsonl")
+    messages = load(path).dialog.messages
+    assert messages[1].interrupted and not messages[3].interrupted
+
+
+def test_server_killed_mid_reply_keeps_the_partial_and_goes_on(smollm2, tmp_path):
+    proc, url, out = start_server(smollm2)
+    try:
+        child = spawn_cli("--endpoint", url, "--max-new-tokens", "400", "--temperature", "0",
+                          "--history-dir", str(tmp_path))
+        child.expect(">>>")
+        child.sendline("Write a very long story about a dragon who learns to cook.")
+        time.sleep(5)
+        proc.send_signal(signal.SIGKILL)
+        child.expect("cannot reach|answered HTTP|Error|error", timeout=60)
+        child.expect(">>>")
+        child.sendcontrol("d")
+        child.expect(pytest.importorskip("pexpect").EOF)
+        child.close()
+        assert child.exitstatus == 0
+    finally:
+        stop_server(proc, out)
+    (path,) = tmp_path.glob("*.jsonl")
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    reply = [e for e in events if e["event"] == "assistant"][-1]
+    assert reply.get("interrupted") and reply["finish_reason"] == "interrupted"
+
+
+def test_shipped_template_renders_like_llm42_for_a_serving_engine(tiny42_loaded):
+    """vLLM renders --chat-template files in a sandboxed Jinja environment; the result must equal llm42's prompt."""
+    tok = tiny42_loaded[1]
+    messages = [{"role": "user", "content": "안녕하세요"}, {"role": "assistant", "content": "안녕하세요! 무엇을 도와드릴까요?"},
+                {"role": "user", "content": "한국의 수도는 어디인가요?"}]
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    engine_text = env.from_string(TEMPLATE_42DOT).render(messages=messages, bos_token=tok.bos_token,
+                                                         eos_token=tok.eos_token, add_generation_prompt=True)
+    tok.chat_template = TEMPLATE_42DOT
+    assert engine_text == tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert engine_text.endswith("<human>: 한국의 수도는 어디인가요? <bot>:")

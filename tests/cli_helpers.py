@@ -28,3 +28,24 @@ def spawn_cli(*args: str, **env):
 
     return pexpect.spawn(sys.executable, [str(ROOT / "example_cli.py"), *args], cwd=str(ROOT), env=cli_env(**env),
                          encoding="utf-8", codec_errors="strict", dimensions=(40, 120), timeout=120)
+
+
+def stop_a_reply_then_ask_again(child, wait: float = 3) -> None:
+    """At the prompt: start a long reply, Ctrl+C it, ask a short question, leave with Ctrl+D (exit 0)."""
+    import time
+
+    import pexpect
+
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon who learns to cook.")
+    time.sleep(wait)
+    child.sendcontrol("c")
+    child.expect("reply stopped")
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

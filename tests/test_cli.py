@@ -1,10 +1,9 @@
 """The CLI driven for real: piped conversations, a pseudo-terminal session, and bad flags."""
 
-import time
 
 import pytest
 
-from cli_helpers import run_cli, spawn_cli
+from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
 
 
 def test_piped_multi_turn_chat_with_smollm2(smollm2):
@@ -57,19 +56,7 @@ def test_too_long_message_is_refused_and_the_chat_goes_on(tiny42):
 
 def test_terminal_session_ctrl_c_stops_a_reply_and_ctrl_d_leaves(smollm2):
     child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "400")
-    child.expect(">>>")
-    child.sendline("Write a very long story about a dragon who learns to cook.")
-    time.sleep(3)
-    child.sendcontrol("c")
-    child.expect("reply stopped")
-    child.expect(">>>")
-    child.sendline("What is the capital of France?")
-    child.expect("Paris")
-    child.expect(">>>")
-    child.sendcontrol("d")
-    child.expect(pytest.importorskip("pexpect").EOF)
-    child.close()
-    assert child.exitstatus == 0
+    stop_a_reply_then_ask_again(child)
 
 
 def test_ctrl_c_on_an_empty_prompt_leaves_cleanly(tiny42):

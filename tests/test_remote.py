@@ -13,7 +13,7 @@ try:  # the HTTP library the openai client is built on
 except ImportError:
     import httpx
 
-from cli_helpers import run_cli, spawn_cli
+from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
 from conftest import start_server, stop_server
 from llm42.remote import explain
 from llm42.template import TEMPLATE_42DOT
@@ -66,19 +66,7 @@ def test_http_errors_are_explained():
 def test_ctrl_c_mid_stream_keeps_the_session(smollm2_server, tmp_path):
     url, _ = smollm2_server
     child = spawn_cli("--endpoint", url, "--max-new-tokens", "300", "--temperature", "0", "--history-dir", str(tmp_path))
-    child.expect(">>>")
-    child.sendline("Write a very long story about a dragon who learns to cook.")
-    time.sleep(4)
-    child.sendcontrol("c")
-    child.expect("reply stopped")
-    child.expect(">>>")
-    child.sendline("What is the capital of France?")
-    child.expect("Paris")
-    child.expect(">>>")
-    child.sendcontrol("d")
-    child.expect(pytest.importorskip("pexpect").EOF)
-    child.close()
-    assert child.exitstatus == 0
+    stop_a_reply_then_ask_again(child, wait=4)
     (path,) = tmp_path.glob("*.jsonl")
     messages = load(path).dialog.messages
     assert messages[1].interrupted and not messages[3].interrupted

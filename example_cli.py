@@ -2,7 +2,11 @@
 
 import sys
 
-from llm42.cli import main
-
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        from llm42.cli import main
+
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl+C before the CLI's own handling is in place (while importing)
+        print("\nllm42: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -78,6 +78,7 @@ class Chat:
         self.engine, self.dialog, self.sampling, self.ui, self.say = engine, dialog, sampling, ui, say
         self.transcript, self.history, self.model_name, self.device = transcript, history, model_name, device
         self.debug, self.status, self.verbose, self.lang = debug, status, verbose, lang
+        self.one_shot = False
         self.last: Reply | None = None
         self.regens = 0
         self.started = transcript is not None and transcript.path.is_file()
@@ -119,6 +120,8 @@ class Chat:
         except (ContextError, RemoteError) as e:
             self.dialog.messages.pop()
             self.log("truncate", keep=len(self.dialog.messages))
+            if self.one_shot:
+                raise  # one message and nothing else to do: an error at the CLI's edge
             self.ui.warn(self.say("not_sent", why=e))
             return None
         stats = reply.stats

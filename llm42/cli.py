@@ -68,7 +68,7 @@ def run(settings: Settings) -> int:
         return chat_with(engine, settings, ui, resumed, folder, name, "remote")
     engine, choice, seconds = open_engine(
         settings.model_path, revision=settings.revision, trust_remote_code=settings.trust_remote_code,
-        device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
+        allow_pickle=settings.allow_pickle, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
         max_new_tokens=settings.sampling.max_new_tokens, status=ui.status, info=ui.info)
     model, tokenizer = engine.model, engine.tokenizer
     ui.info(f"loaded in {seconds:.1f}s")
@@ -116,6 +116,7 @@ def chat_with(engine, settings: Settings, ui, resumed, folder, model_name: str, 
 
     if settings.prompt is not None or settings.prompt_file is not None:
         text = settings.prompt if settings.prompt is not None else _read_prompt_file(settings.prompt_file)
+        chat.one_shot = True
         reply = chat.send(text)
         if reply is None:
             return 1

@@ -50,14 +50,14 @@ def saved_quantization(src: Source) -> str | None:
     return json.loads(f.read_text()).get("kind") if src.local and not src.gguf_file and f.is_file() else None
 
 
-def open_engine(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False,
+def open_engine(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False,
                 device: str = "auto", dtype: str = "auto", quantize: str = "none", max_new_tokens: int = 512,
                 status=None, info=lambda text: None) -> tuple[Engine, Choice, float]:
     """Load `model_path` on the best device; (engine, device choice, load seconds).
 
     `status(text)` is a context manager shown while waiting (a spinner), `info(text)` a one-line note."""
     status = status or _quiet
-    src = locate(model_path, revision, trust_remote_code)
+    src = locate(model_path, revision, trust_remote_code, allow_pickle)
     with status(f"reading {model_path} config"):
         config = load_config(src)
     window = context_window(config)

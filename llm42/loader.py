@@ -25,6 +25,7 @@ class Source:
     local: bool = False
     revision: str | None = None
     trust_remote_code: bool = False
+    allow_pickle: bool = False
 
     def kwargs(self, local_only: bool = False) -> dict:
         kw = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
@@ -35,7 +36,22 @@ class Source:
         return kw
 
 
-def locate(model_path: str, revision: str | None = None, trust_remote_code: bool = False) -> Source:
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def locate(model_path: str, revision: str | None = None, trust_remote_code: bool = False,
+           allow_pickle: bool = False) -> Source:
+    src = _locate(model_path, revision, trust_remote_code)
+    src.allow_pickle = allow_pickle
+    if src.local and not src.gguf_file and not allow_pickle and not any(Path(src.path).glob("*.safetensors")):
+        pickles = sorted(f.name for pattern in PICKLES for f in Path(src.path).glob(pattern))
+        if pickles:
+            raise LoadError(f"{model_path} has only pickle weights ({pickles[0]}), and unpickling can run code: "
+                            "convert them to safetensors, or pass --allow-pickle if you trust where they came from")
+    return src
+
+
+def _locate(model_path: str, revision: str | None, trust_remote_code: bool) -> Source:
     p = Path(model_path).expanduser()
     if model_path.lower().endswith(".gguf"):
         if not p.is_file():
@@ -86,8 +102,18 @@ def load_config(src: Source):
         return _from_hub(AutoConfig.from_pretrained, src)
     except LoadError:
         raise
-    except (OSError, ValueError) as e:
-        raise LoadError(f"cannot read the model config of {src.name}: {first_line(e)}") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise LoadError(f"cannot read the model config of {src.name}: {first_line(e)}{hint(e)}") from None
+
+
+def hint(e: BaseException) -> str:
+    """What to do about the errors transformers raises most."""
+    text = str(e)
+    if "custom code" in text or "trust_remote_code" in text:
+        return " (it needs its own Python code: pass --trust-remote-code only if you trust its authors)"
+    if "does not recognize this architecture" in text:
+        return " (llm42 runs architectures transformers knows; 42dot LLM-SFT is LlamaForCausalLM)"
+    return ""
 
 
 def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none"):
@@ -111,13 +137,20 @@ def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "no
                 except (KeyError, ValueError):
                     pass  # names that need transformers' own loading: take the longer way below
         kw = {"dtype": dtype}
+        if not src.allow_pickle and not src.gguf_file:
+            kw["use_safetensors"] = True  # never unpickle unless asked: it can run code
         if device != "cpu":
             kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
         model = _from_hub(AutoModelForCausalLM.from_pretrained, src, **kw)
     except LoadError:
         raise
-    except (OSError, ValueError, RuntimeError) as e:
-        raise LoadError(f"cannot load {src.name}: {first_line(e)}") from None
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise LoadError(f"cannot load {src.name}: {first_line(e)}{hint(e)}") from None
+    except Exception as e:  # safetensors' own error for a damaged file is none of the above
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise LoadError(f"the weights of {src.name} are damaged or incomplete ({first_line(e)}); "
+                        "download or save them again") from None
     if src.gguf_file:
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
     if quantize != "none":

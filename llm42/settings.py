@@ -56,6 +56,7 @@ class Settings:
     model_path: str = DEFAULT_MODEL
     revision: str | None = None
     trust_remote_code: bool = False
+    allow_pickle: bool = False
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
@@ -117,6 +118,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     m.add_argument("--revision", default=None, help="hub branch, tag or commit")
     m.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model to run its own Python code (off: it is arbitrary code)")
+    m.add_argument("--allow-pickle", action="store_true",
+                   help="allow .bin/.pt pickle checkpoints (off: unpickling can run code; safetensors are safe)")
     m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N|mps",
                    help="where to run; auto picks the GPU with most free memory, else MPS, else CPU")
     m.add_argument("--dtype", default="auto", choices=DTYPES,
@@ -181,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens, seed=a.seed,
     )
     return Settings(
-        model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code,
+        model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
         device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized,
         endpoint=a.endpoint, model=a.model, api_key_env=a.api_key_env, system_prompt=a.system_prompt,
         sampling=sampling, markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,

@@ -146,10 +146,15 @@ class UI:
         if not self.interactive:
             line = sys.stdin.readline()
             return None if line == "" else line.rstrip("\n")
-        if self._session is None:
-            self._session = _prompt_session()
         if hint:
             self.info(hint)
+        if self.out.is_dumb_terminal:  # TERM=dumb: the terminal's own line editing, no escape codes
+            try:
+                return input(">>> ")
+            except (EOFError, KeyboardInterrupt):
+                return None
+        if self._session is None:
+            self._session = _prompt_session()
         try:
             return self._session.prompt(default=default)
         except (EOFError, KeyboardInterrupt):

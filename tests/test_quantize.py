@@ -71,9 +71,11 @@ def test_save_quantized_without_quantize_is_refused(smollm2, tmp_path):
 
 def test_int4_unpacking_reads_pytorchs_layout():
     assert _layout_ok()  # else prefill falls back to the int4 kernel: slower, still correct
+    torch.manual_seed(0)
     layer = torch.nn.Linear(256, 192, bias=False).to(torch.bfloat16).requires_grad_(False)
     q = Int4Linear.from_linear(layer)
     x = torch.randn(130, 256, dtype=torch.bfloat16)  # >= PREFILL_ROWS: dequantized path
     kernel = torch._weight_int4pack_mm_for_cpu(x, q.packed, q.group, q.scales_zeros)
     assert torch.allclose(q(x).float(), kernel.float(), atol=0.05, rtol=0.02)
-    assert torch.allclose(q.dequantize().float(), layer.weight.float(), atol=float(layer.weight.abs().max()) / 14)
+    # a group's step is (max - min) / 15 <= 2 max|w| / 15: rounding is off by half a step, plus bf16 scales
+    assert torch.allclose(q.dequantize().float(), layer.weight.float(), atol=float(layer.weight.abs().max()) / 12)

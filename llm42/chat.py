@@ -251,8 +251,8 @@ class Chat:
             path = Path(arg).expanduser()
         else:
             path = Transcript.create(self.history or Path.cwd()).path
-        if path.exists():
-            path.unlink() if path.is_file() else None
+        if path.is_file():
+            path.unlink()  # a snapshot replaces what was saved there before
         snapshot = Transcript(path, self.ui.warn)
         snapshot.start(self.model_name, self.dialog, self.settings_dict())
         if not snapshot.failed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -52,7 +53,7 @@ def stream_reply(cache: PromptCache, tokenizer, prompt: list[int], s: SamplingSe
     generator = None
     if not s.greedy:
         generator = torch.Generator(device=device)
-        generator.manual_seed(s.seed if s.seed is not None else torch.seed())
+        generator.manual_seed(s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
     decoder, stops = StreamDecoder(tokenizer), StopFilter(stop_strings)
     stats = Response("", prompt_tokens=len(prompt))
     start = time.perf_counter()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
+
+from llm42.transcript import append_line
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -22,14 +23,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        if f.tell() and not path.read_bytes().endswith(b"\n"):
-            f.write("\n")
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_line(Path(path), json.dumps(record, ensure_ascii=False))
 
 
 def read_bench(path: Path) -> list[dict]:

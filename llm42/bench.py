@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import threading
@@ -55,10 +53,6 @@ def quantized_model(kind: str) -> Path:
                 "save_quantized(m, AutoTokenizer.from_pretrained(sys.argv[1]), sys.argv[3])")
         subprocess.run([sys.executable, "-c", code, str(bench_model()), kind, str(path)], check=True)
     return path
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 1e9
 
 
 def prompt_ids(tokenizer, n: int, salt: int = 0) -> list[int]:
@@ -188,7 +182,11 @@ def worker(config: str, new_tokens: int, gguf: str | None) -> dict:
         result = run_llm42(quantized_model(config.split("-")[1]), new_tokens)
     else:
         result = run_llama_cpp(gguf, new_tokens)
-    result["peak_rss_gb"] = peak_rss_gb()
+    import torch
+
+    from .stream import peak_memory_gb
+
+    result["peak_rss_gb"] = peak_memory_gb(torch.device("cpu"))
     return result
 
 
@@ -251,11 +249,9 @@ def chart(results: dict[str, dict], machine: str, path: Path) -> None:
 def machine_line() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from .kernels import cpu_name
+
+    cpu = cpu_name()
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{cpu}, {threads} threads, torch {torch.__version__}"
 

@@ -49,12 +49,16 @@ def _time(weights: list[torch.Tensor], rows: int, onednn: bool) -> float:
         torch._C._set_mkldnn_enabled(before)
 
 
-def _key(model: nn.Module, weights: list[torch.Tensor]) -> str:
-    cpu = platform.processor()
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or platform.machine()
+
+
+def _key(model: nn.Module, weights: list[torch.Tensor]) -> str:
+    cpu = cpu_name()
     shapes = sorted({tuple(w.shape) for w in weights})
     return f"{cpu}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{len(weights)}|{shapes}"
 

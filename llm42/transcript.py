@@ -59,15 +59,8 @@ class Transcript:
         return self.path.stem
 
     def write(self, event: str, **data) -> bool:
-        line = json.dumps({"event": event, "time": round(time.time(), 3), **data}, ensure_ascii=False)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                if f.tell() > 0 and not _ends_with_newline(self.path):
-                    f.write("\n")  # after a torn line, start clean
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.path, json.dumps({"event": event, "time": round(time.time(), 3), **data}, ensure_ascii=False))
         except OSError as e:
             if not self.failed:
                 self.warn(f"{self.path}: {e.strerror or e}")
@@ -85,10 +78,18 @@ class Transcript:
         self.write(role.value, content=content, **{k: v for k, v in extra.items() if v not in (None, False)})
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+def append_line(path: Path, line: str) -> None:
+    """Append one line and sync it to disk; after a torn last line (a crash mid-write), start a new line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write(line.encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load(path: Path) -> Loaded:

@@ -49,3 +49,15 @@ def stop_a_reply_then_ask_again(child, wait: float = 3) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def one_turn_then_a_long_reply(child) -> None:
+    """At the prompt: one completed turn (its reply names Paris), then a long reply left running for 2 s."""
+    import time
+
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon.")
+    time.sleep(2)

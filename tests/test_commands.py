@@ -2,11 +2,10 @@
 
 import json
 import signal
-import time
 
 import pytest
 
-from cli_helpers import run_cli, spawn_cli
+from cli_helpers import one_turn_then_a_long_reply, run_cli, spawn_cli
 from llm42.transcript import load
 
 
@@ -102,12 +101,7 @@ def test_unwritable_history_warns_and_the_chat_goes_on(smollm2, tmp_path):
 def test_killed_mid_reply_then_resume_restores_completed_turns(smollm2, tmp_path):
     child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0",
                       "--max-new-tokens", "300")
-    child.expect(">>>")
-    child.sendline("What is the capital of France?")
-    child.expect("Paris")
-    child.expect(">>>")
-    child.sendline("Write a very long story about a dragon.")
-    time.sleep(2)
+    one_turn_then_a_long_reply(child)
     child.kill(signal.SIGKILL)
     child.close()
     path = only_transcript(tmp_path)

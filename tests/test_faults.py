@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from cli_helpers import run_cli, spawn_cli
+from cli_helpers import one_turn_then_a_long_reply, run_cli, spawn_cli
 from llm42.transcript import load
 
 
@@ -165,12 +165,7 @@ def test_ctrl_c_while_loading_is_one_line(smollm2, tmp_path):
 def test_sigterm_leaves_cleanly_with_the_transcript_on_disk(smollm2, tmp_path):
     child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--history-dir", str(tmp_path),
                       "--max-new-tokens", "300")
-    child.expect(">>>")
-    child.sendline("What is the capital of France?")
-    child.expect("Paris")
-    child.expect(">>>")
-    child.sendline("Write a very long story about a dragon.")
-    time.sleep(2)
+    one_turn_then_a_long_reply(child)
     child.kill(signal.SIGTERM)
     child.expect(pytest.importorskip("pexpect").EOF)
     child.close()

@@ -11,6 +11,8 @@ from .engine import Engine
 from .i18n import Say
 from .remote import RemoteError
 from .settings import SamplingSettings, UsageError, check_sampling
+from .signals import install as install_signals
+from .signals import stoppable
 from .stream import Response
 from .template import ContextError
 from .transcript import Transcript, TranscriptError, export_markdown, find, load
@@ -38,7 +40,7 @@ def answer(engine: Engine, dialog: Dialog, s: SamplingSettings, ui: UI, debug: b
     stats = None
     interrupted = False
     try:
-        with ui.reply_stream() as view:
+        with stoppable(carry=True), ui.reply_stream() as view:
             for r in stream:
                 if r.finish_reason:
                     stats = r
@@ -85,12 +87,22 @@ class Chat:
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
-        """Read until the end of input; 0 on a clean exit."""
+        """Read until the end of input; 0 on a clean exit. Ctrl+C quits only when pressed twice at the prompt,
+        so one meant for a reply that had just ended does not close the chat."""
+        if self.ui.interactive:
+            install_signals()
+        armed = False
         while True:
-            text = self.ui.read()
-            if text is None:
-                return 0
-            if not self.handle(text):
+            try:
+                text = self.ui.read()
+            except KeyboardInterrupt:
+                if armed:
+                    return 0
+                armed = True
+                self.ui.info(self.say("again_to_quit"))
+                continue
+            armed = False
+            if text is None or not self.handle(text):
                 return 0
 
     def handle(self, text: str) -> bool:
@@ -199,7 +211,10 @@ class Chat:
         if i is None:
             self.ui.warn(self.say("nothing_edit"))
             return
-        text = arg or self.ui.read(default=self.dialog.messages[i].content, hint=self.say("edit_hint"))
+        try:
+            text = arg or self.ui.read(default=self.dialog.messages[i].content, hint=self.say("edit_hint"))
+        except KeyboardInterrupt:  # Ctrl+C cancels the edit
+            return
         if not text or not text.strip():
             return
         self._truncate(i)

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from .settings import Settings, UsageError, parse_args
+from .signals import on_terminate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from .template import ContextError
     from .transcript import TranscriptError
 
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, on_terminate)
     try:
         return run(settings)
     except SystemExit as e:
@@ -38,11 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nllm42: interrupted", file=sys.stderr)
         return 130
-
-
-def _terminate(signum, frame):
-    """SIGTERM: every completed turn is already on disk; leave like Ctrl+D does."""
-    raise SystemExit(143)
 
 
 def run(settings: Settings) -> int:

@@ -8,6 +8,7 @@ MESSAGES = {
     "en": {
         "banner": "Enter sends · Esc Enter new line · Ctrl+C stops a reply · /help lists commands · Ctrl+D quits",
         "stopped": "[reply stopped]",
+        "again_to_quit": "(press Ctrl+C again to quit, or Ctrl+D, or /exit)",
         "dropped": "[{n} oldest turn(s) left out to fit the {window}-token context]",
         "not_sent": "message not sent: {why}",
         "context": "context {used}/{window} tokens",
@@ -41,6 +42,7 @@ MESSAGES = {
     "ko": {
         "banner": "Enter 보내기 · Esc Enter 줄바꿈 · Ctrl+C 답변 중지 · /help 명령 목록 · Ctrl+D 종료",
         "stopped": "[답변 중지됨]",
+        "again_to_quit": "(종료하려면 Ctrl+C를 한 번 더 누르거나 Ctrl+D, /exit)",
         "dropped": "[{window} 토큰 문맥에 맞추려고 가장 오래된 대화 {n}턴을 뺐습니다]",
         "not_sent": "메시지를 보내지 않았습니다: {why}",
         "context": "문맥 {used}/{window} 토큰",

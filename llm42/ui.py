@@ -12,6 +12,8 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
+from .signals import stoppable
+
 # C0 controls and DEL, except tab and newline: model output must never drive the terminal
 _UNSAFE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
 
@@ -142,23 +144,21 @@ class UI:
 
     # input ------------------------------------------------------------
     def read(self, default: str = "", hint: str | None = None) -> str | None:
-        """The next message, or None at the end (Ctrl+D, Ctrl+C on an empty line, EOF)."""
+        """The next message, or None at the end (Ctrl+D, EOF). Ctrl+C on an empty line raises KeyboardInterrupt."""
         if not self.interactive:
             line = sys.stdin.readline()
             return None if line == "" else line.rstrip("\n")
         if hint:
             self.info(hint)
-        if self.out.is_dumb_terminal:  # TERM=dumb: the terminal's own line editing, no escape codes
+        with stoppable(carry=False):
             try:
-                return input(">>> ")
-            except (EOFError, KeyboardInterrupt):
+                if self.out.is_dumb_terminal:  # TERM=dumb: the terminal's own line editing, no escape codes
+                    return input(">>> ")
+                if self._session is None:
+                    self._session = _prompt_session()
+                return self._session.prompt(default=default)
+            except EOFError:
                 return None
-        if self._session is None:
-            self._session = _prompt_session()
-        try:
-            return self._session.prompt(default=default)
-        except (EOFError, KeyboardInterrupt):
-            return None
 
     # replies ----------------------------------------------------------
     def reply_stream(self):
@@ -199,7 +199,7 @@ def _prompt_session():
         event.current_buffer.insert_text("\n")
 
     @keys.add("c-c")
-    def _(event):  # Ctrl+C clears a typed line; on an empty one it quits
+    def _(event):  # Ctrl+C clears a typed line; on an empty one the chat asks for a second to quit
         buf = event.current_buffer
         if buf.text:
             buf.reset()

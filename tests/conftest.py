@@ -107,6 +107,7 @@ def stop_server(proc, out) -> None:
     except Exception:
         proc.kill()
     out.close()
+    Path(out.name).unlink(missing_ok=True)  # kept only when the server failed to start
 
 
 @pytest.fixture(scope="session")

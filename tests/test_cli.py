@@ -59,8 +59,14 @@ def test_terminal_session_ctrl_c_stops_a_reply_and_ctrl_d_leaves(smollm2):
     stop_a_reply_then_ask_again(child)
 
 
-def test_ctrl_c_on_an_empty_prompt_leaves_cleanly(tiny42):
+def test_ctrl_c_twice_on_an_empty_prompt_leaves_cleanly(tiny42):
     child = spawn_cli("--model-path", str(tiny42), "--max-new-tokens", "16")
+    child.expect(">>>")
+    child.send("typed, then cleared")
+    child.expect("cleared")
+    child.sendcontrol("c")  # a typed line: cleared, the chat goes on
+    child.sendcontrol("c")  # an empty line, once: a hint
+    child.expect("press Ctrl\\+C again to quit")
     child.expect(">>>")
     child.sendcontrol("c")
     child.expect(pytest.importorskip("pexpect").EOF)

@@ -1,0 +1,55 @@
+"""Ctrl+C and SIGTERM land only where they are safe: in a reply or at the prompt, never mid-bookkeeping."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Iterator
+
+_live = True  # until `install`, both signals act at once (Python's Ctrl+C, the CLI's SIGTERM exit)
+_pressed = False  # Ctrl+C while bookkeeping (writing the transcript, printing the meter)
+_terminated = False  # SIGTERM while bookkeeping
+
+
+def install() -> None:
+    """From now on a signal that arrives outside `stoppable()` waits until the next one is entered."""
+    global _live
+    _live = False
+    signal.signal(signal.SIGINT, _on_interrupt)
+    signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def on_terminate(signum=None, frame=None):
+    """SIGTERM: every completed turn is already on disk; leave like Ctrl+D does."""
+    raise SystemExit(143)
+
+
+def _on_interrupt(signum, frame) -> None:
+    global _pressed
+    if _live:
+        raise KeyboardInterrupt
+    _pressed = True
+
+
+def _on_terminate(signum, frame) -> None:
+    global _terminated
+    if _live:
+        on_terminate()
+    _terminated = True
+
+
+@contextlib.contextmanager
+def stoppable(carry: bool) -> Iterator[None]:
+    """Signals act inside this block. `carry`: a Ctrl+C pressed just before counts here (Enter, then
+    Ctrl+C before the first token stops that reply); otherwise it is forgotten (it came after a reply ended)."""
+    global _live, _pressed
+    if _terminated:
+        on_terminate()
+    pressed, _pressed = _pressed, False
+    if pressed and carry:
+        raise KeyboardInterrupt
+    before, _live = _live, True
+    try:
+        yield
+    finally:
+        _live = before

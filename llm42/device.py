@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import psutil
@@ -35,6 +36,7 @@ class Machine:
     cpu_bf16: bool
     gpus: list[Gpu] = field(default_factory=list)
     mps: bool = False
+    ram_limit: str = ""  # what sets cpu_available when it is not the machine's free RAM, e.g. " under ulimit -v"
 
 
 @dataclass
@@ -52,7 +54,53 @@ def probe() -> Machine:
             free, total = torch.cuda.mem_get_info(i)
             gpus.append(Gpu(i, torch.cuda.get_device_name(i), free, total, torch.cuda.is_bf16_supported()))
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    return Machine(psutil.virtual_memory().available, cpu_supports_bf16(), gpus, mps)
+    ram, limit = available_ram()
+    return Machine(ram, cpu_supports_bf16(), gpus, mps, limit)
+
+
+def available_ram() -> tuple[int, str]:
+    """Bytes this process may still use, and what limits them: the machine's free RAM, a container's
+    cgroup limit (psutil reports the host's RAM inside Docker), or an address-space limit (ulimit -v)."""
+    limits = [(psutil.virtual_memory().available, "")]
+    room = cgroup_room()
+    if room is not None:
+        limits.append((room, " under this container's (cgroup's) memory limit"))
+    try:
+        import resource
+    except ImportError:  # Windows
+        return min(limits)
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY:
+        limits.append((max(soft - psutil.Process().memory_info().vms, 0), " under ulimit -v"))
+    return min(limits)
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Limit minus usage (less reclaimable file cache) of this process's memory cgroup, v2 or v1; None if unlimited."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: memory.max, memory.current
+            names, folders = ("memory.max", "memory.current", "inactive_file"), [root / path.lstrip("/"), root]
+        elif "memory" in controllers.split(","):  # v1
+            names = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            folders = [root / "memory" / path.lstrip("/"), root / "memory"]
+        else:
+            continue
+        for folder in folders:  # inside a container its own cgroup is often mounted at the root
+            try:
+                limit = (folder / names[0]).read_text().strip()
+                used = int((folder / names[1]).read_text())
+                stat = dict(row.split() for row in (folder / "memory.stat").read_text().splitlines())
+            except (OSError, ValueError):
+                continue
+            if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as a page-rounded 2**63
+                break
+            return max(int(limit) - used + int(stat.get(names[2], 0)), 0)
+    return None
 
 
 def cpu_supports_bf16() -> bool:
@@ -119,10 +167,8 @@ def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype],
         dt, why = _dtype_for("cpu", dtype, m)
         if need(dt) <= m.cpu_available:
             lead = "no GPU found" if not m.gpus else "no GPU has room (" + ", ".join(tried) + ")"
-            return Choice("cpu", dt, f"{lead}; CPU has {gib(m.cpu_available)} RAM available; {why}")
-        raise DeviceError(f"the model needs about {gib(need(dt))} in {SHORT[dt]} but only "
-                          f"{gib(m.cpu_available)} RAM is available and no GPU has room; "
-                          "close other programs or try --quantize int8")
+            return Choice("cpu", dt, f"{lead}; CPU has {gib(m.cpu_available)} RAM available{m.ram_limit}; {why}")
+        raise _short_of_ram(need(dt), dt, m)
     if requested.startswith("cuda"):
         index = int(requested.split(":")[1]) if ":" in requested else None
         if not m.gpus:
@@ -144,6 +190,12 @@ def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype],
         return Choice("mps", dt, f"Apple GPU as asked; {why}")
     dt, why = _dtype_for("cpu", dtype, m)
     if need(dt) > m.cpu_available:
-        raise DeviceError(f"the model needs about {gib(need(dt))} in {SHORT[dt]} but only "
-                          f"{gib(m.cpu_available)} RAM is available; close other programs or try --quantize int8")
+        raise _short_of_ram(need(dt), dt, m, asked=True)
     return Choice("cpu", dt, f"CPU as asked ({gib(m.cpu_available)} RAM available); {why}")
+
+
+def _short_of_ram(need: int, dt: torch.dtype, m: Machine, asked: bool = False) -> DeviceError:
+    gpus = " and no GPU has room" if m.gpus and not asked else ""
+    what = "raise that limit" if m.ram_limit else "close other programs"
+    return DeviceError(f"the model needs about {gib(need)} in {SHORT[dt]} but only {gib(m.cpu_available)} RAM is "
+                       f"available{m.ram_limit}{gpus}; {what} or try --quantize int8")

@@ -1,10 +1,10 @@
-"""Device choice on given RAM/VRAM figures: the decision function alone."""
+"""Device choice on given RAM/VRAM figures: the decision function alone, and reading a cgroup's memory limit."""
 
 import pytest
 import torch
 from transformers import LlamaConfig
 
-from llm42.device import DeviceError, Gpu, Machine, choose, estimate_bytes
+from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, estimate_bytes
 
 GB = 1024**3
 CFG_42DOT = LlamaConfig(vocab_size=50304, hidden_size=2048, intermediate_size=5632, num_hidden_layers=24,
@@ -77,3 +77,26 @@ def test_asked_device_absent():
 def test_explicit_dtype_is_kept():
     c = choose("cpu", "float32", Machine(16 * GB, True), need)
     assert c.dtype == torch.float32
+
+
+def _cgroup(tmp_path, own: str, folder: str, files: dict) -> tuple:
+    (tmp_path / "proc").write_text(own)
+    d = tmp_path / "fs" / folder
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return tmp_path / "fs", tmp_path / "proc"
+
+
+def test_cgroup_v2_room_is_limit_minus_usage_plus_reclaimable_cache(tmp_path):
+    root, own = _cgroup(tmp_path, "0::/\n", "", {"memory.max": f"{4 * GB}\n", "memory.current": f"{3 * GB}\n",
+                                                  "memory.stat": f"anon 1\ninactive_file {GB // 2}\n"})
+    assert cgroup_room(root, own) == GB + GB // 2
+
+
+def test_cgroup_v1_without_a_limit_and_no_cgroup_at_all(tmp_path):
+    root, own = _cgroup(tmp_path, "4:memory:/docker/abc\n0::/\n", "memory",  # the container's own group at the root
+                        {"memory.limit_in_bytes": "9223372036854771712\n", "memory.usage_in_bytes": "1000\n",
+                         "memory.stat": "total_inactive_file 0\n"})
+    assert cgroup_room(root, own) is None
+    assert cgroup_room(root, tmp_path / "absent") is None

@@ -106,6 +106,50 @@ def test_pickle_loads_when_allowed(tiny42, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
 
 
+def _short_of_memory(model, tmp_path, limit_in) -> str:
+    """Run the CLI with SmolLM2 in fp32 (about 1.2 GiB needed) inside a memory limit; its stderr."""
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT, cli_env
+
+    r = subprocess.run([sys.executable, str(ROOT / "example_cli.py"), "--model-path", str(model), "--dtype", "float32",
+                        "--prompt", "hi", "--history-dir", str(tmp_path)], capture_output=True, text=True,
+                       env=cli_env(), timeout=120, preexec_fn=limit_in)
+    assert r.returncode == 1, r.stderr
+    assert "loaded in" not in r.stderr and "Traceback" not in r.stderr  # said before loading anything
+    return r.stderr.strip().splitlines()[-1]
+
+
+def test_not_enough_memory_under_ulimit_is_said_before_loading(smollm2, tmp_path):
+    import resource
+
+    limit = int(1.4 * 2**30)  # address space: Python with torch and transformers imported takes about 0.8 GiB of it
+    last = _short_of_memory(smollm2, tmp_path, lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert last.startswith("llm42: error: the model needs about 1.") and " in fp32 but only 0." in last, last
+    assert "under ulimit -v; raise that limit or try --quantize int8" in last
+
+
+def test_not_enough_memory_in_a_container_is_said_before_loading(smollm2, tmp_path):
+    """psutil sees the host's RAM inside a container; llm42 reads the cgroup's limit. Needs a writable cgroup."""
+    import os
+    from pathlib import Path
+
+    own = next((line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                if "memory" in line.split(":")[1].split(",")), None)
+    group = Path("/sys/fs/cgroup/memory" + (own or "/")) / f"llm42-test-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(900 * 2**20))
+    except OSError as e:
+        pytest.skip(f"no writable cgroup v1 memory controller here ({e.strerror})")
+    try:
+        last = _short_of_memory(smollm2, tmp_path, lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+    finally:
+        group.rmdir()
+    assert " in fp32 but only 0." in last and "under this container's (cgroup's) memory limit" in last, last
+
+
 # Faults the chat survives: (id, stdin bytes, what stderr must say, how many replies)
 SURVIVED = [
     ("empty and blank lines", b"\n   \n\t\n", None, 0),

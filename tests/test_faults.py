@@ -173,6 +173,25 @@ def test_bad_input_the_chat_survives(tiny42, tmp_path, name, stdin, said, replie
     assert got == replies
 
 
+def test_huge_paste_into_the_terminal(tiny42, tmp_path):
+    """1 MB pasted at the prompt (bracketed paste, as terminals send it): refused in a line, the chat goes on."""
+    import pexpect
+
+    child = spawn_cli("--model-path", str(tiny42), "--max-new-tokens", "8", "--history-dir", str(tmp_path))
+    child.expect(">>>")
+    child.send("\x1b[200~" + "가" * 350_000 + "\x1b[201~")
+    child.send("\r")
+    child.expect("message not sent", timeout=60)
+    child.expect(">>>")
+    child.sendline("안녕하세요")
+    child.expect(r"context \d+/320 tokens")  # the next message was answered
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def test_model_output_never_drives_the_terminal(tiny42, tmp_path):
     """A random model emits every byte, ESC and other controls included: none reaches the screen raw."""
     r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "300", "--seed", "7", "--no-history",

@@ -1,21 +1,16 @@
 """llm42 as a client of a real OpenAI-compatible server (transformers serve with SmolLM2)."""
 
+import http.server
 import json
 import signal
+import threading
 import time
 
 import jinja2.sandbox
-import openai
 import pytest
-
-try:  # the HTTP library the openai client is built on
-    import httpx2 as httpx
-except ImportError:
-    import httpx
 
 from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
 from conftest import start_server, stop_server
-from llm42.remote import explain
 from llm42.template import TEMPLATE_42DOT
 from llm42.transcript import load
 
@@ -54,13 +49,68 @@ def test_endpoint_with_quantize_is_refused():
     assert r.returncode == 2 and "not with --endpoint" in r.stderr.decode()
 
 
-def test_http_errors_are_explained():
-    req = httpx.Request("POST", "http://h/v1/chat/completions")
-    cases = {401: (openai.AuthenticationError, "refused the API key"), 404: (openai.NotFoundError, "no model 'm'"),
-             429: (openai.RateLimitError, "rate-limiting"), 500: (openai.InternalServerError, "answered HTTP 500")}
-    for code, (cls, words) in cases.items():
-        e = cls("x", response=httpx.Response(code, request=req, json={"detail": "boom"}), body=None)
-        assert words in explain(e, "http://h/v1", "m")
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A server that lists model "m" and answers every chat request with one HTTP error, as OpenAI's API does.
+    transformers serve never refuses a key or rate-limits, so these statuses come from here."""
+
+    models = 200
+    chat = 500
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, code: int) -> None:
+        self._send(code, {"error": {"message": f"status {code}", "type": "test", "code": code}})
+
+    def do_GET(self):
+        if self.models != 200:
+            return self._error(self.models)
+        self._send(200, {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "t"}]})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._error(self.chat)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing():
+    """(base URL, handler class to set the statuses on)."""
+    handler = type("Handler", (_Refusing,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler
+    server.shutdown()
+
+
+def test_a_refused_api_key_at_start_is_one_line(refusing):
+    url, handler = refusing
+    handler.models = 401
+    r = run_cli("--endpoint", url, "--api-key-env", "LLM42_TEST_KEY", "--prompt", "hi", "--no-history",
+                LLM42_TEST_KEY="sk-wrong-secret")
+    err = r.stderr.decode()
+    assert r.returncode == 1 and err.strip() == f"llm42: error: {url} refused the API key (HTTP 401): check the " \
+                                                "variable named by --api-key-env"
+    assert "sk-wrong-secret" not in err
+
+
+@pytest.mark.parametrize("code, words", [(401, "refused the API key (HTTP 401)"), (404, "has no model 'm' or no chat "
+                                         "endpoint (HTTP 404)"), (429, "is rate-limiting (HTTP 429): wait a moment"),
+                                         (500, "answered HTTP 500")])
+def test_http_errors_mid_chat_are_said_and_the_chat_goes_on(refusing, tmp_path, code, words):
+    url, handler = refusing
+    handler.chat = code
+    r = run_cli("--endpoint", url, "--model", "m", "--history-dir", str(tmp_path), stdin="hello\nagain\n")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and err.count(f"message not sent: {url} {words}") == 2, err
+    assert "Traceback" not in err
 
 
 def test_ctrl_c_mid_stream_keeps_the_session(smollm2_server, tmp_path):

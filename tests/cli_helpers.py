@@ -17,10 +17,12 @@ def cli_env(**extra) -> dict:
     return env
 
 
-def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 180, **env) -> subprocess.CompletedProcess:
+def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 180, preexec_fn=None,
+            **env) -> subprocess.CompletedProcess:
+    """`preexec_fn` runs in the child before the CLI starts (to put it under a memory limit)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     return subprocess.run([sys.executable, str(ROOT / "example_cli.py"), *args], input=data, capture_output=True,
-                          timeout=timeout, cwd=ROOT, env=cli_env(**env))
+                          timeout=timeout, cwd=ROOT, env=cli_env(**env), preexec_fn=preexec_fn)
 
 
 def spawn_cli(*args: str, **env):

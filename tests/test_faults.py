@@ -107,18 +107,13 @@ def test_pickle_loads_when_allowed(tiny42, tmp_path):
 
 
 def _short_of_memory(model, tmp_path, limit_in) -> str:
-    """Run the CLI with SmolLM2 in fp32 (about 1.2 GiB needed) inside a memory limit; its stderr."""
-    import subprocess
-    import sys
-
-    from cli_helpers import ROOT, cli_env
-
-    r = subprocess.run([sys.executable, str(ROOT / "example_cli.py"), "--model-path", str(model), "--dtype", "float32",
-                        "--prompt", "hi", "--history-dir", str(tmp_path)], capture_output=True, text=True,
-                       env=cli_env(), timeout=120, preexec_fn=limit_in)
-    assert r.returncode == 1, r.stderr
-    assert "loaded in" not in r.stderr and "Traceback" not in r.stderr  # said before loading anything
-    return r.stderr.strip().splitlines()[-1]
+    """Run the CLI with SmolLM2 in fp32 (about 1.2 GiB needed) inside a memory limit; its last line."""
+    r = run_cli("--model-path", str(model), "--dtype", "float32", "--prompt", "hi", "--history-dir", str(tmp_path),
+                timeout=120, preexec_fn=limit_in)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert "loaded in" not in err and "Traceback" not in err  # said before loading anything
+    return err.strip().splitlines()[-1]
 
 
 def test_not_enough_memory_under_ulimit_is_said_before_loading(smollm2, tmp_path):

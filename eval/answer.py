@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llm42.settings import SAMPLING_FLAGS, SamplingSettings, number_flag
+
 from .common import append_jsonl, read_bench, read_jsonl
 
 
@@ -23,12 +25,12 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"))
-    p.add_argument("--temperature", type=float, default=0.5)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=20)
-    p.add_argument("--repetition-penalty", type=float, default=1.2)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0, help="each prompt is sampled with seed + its position")
+    chat = SamplingSettings()  # the chat's defaults, so answers are what a user would get
+    for name, metavar, text in SAMPLING_FLAGS:
+        default = getattr(chat, name) if name != "seed" else 0
+        extra = "each prompt is sampled with seed + its position" if name == "seed" else text
+        p.add_argument("--" + name.replace("_", "-"), type=number_flag(name), default=default, metavar=metavar,
+                       help=f"{extra} (default: {default})")
     p.add_argument("--limit", type=int, default=None, help="answer only the first N prompts")
     p.add_argument("--per-category", type=int, default=None, metavar="K", help="only the first K prompts of each category")
     return p
@@ -36,7 +38,6 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from llm42.engine import complete, open_engine
-    from llm42.settings import SamplingSettings
 
     a = setup_arg_parser().parse_args(argv)
     rows = read_bench(Path(a.bench))
@@ -62,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for position, row in enumerate(rows):
             if str(row["id"]) in done:
                 continue
-            s = SamplingSettings(temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
-                                 repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens,
-                                 seed=a.seed + position)
+            s = SamplingSettings(**{name: getattr(a, name) for name, _, _ in SAMPLING_FLAGS} | {"seed": a.seed + position})
             record = {"id": row["id"], "category": row["category"], "task": row["task"], "question": row["question"],
                       "model": a.model_path, "seed": s.seed}
             start = time.perf_counter()

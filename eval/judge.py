@@ -57,14 +57,15 @@ def parse_scores(text: str, metrics: list[str], scale=(1, 5)) -> tuple[dict[str,
     return scores, str(data.get("reason", ""))
 
 
-def judge_one(client, model: str, rubric: dict, item: dict, parse_retries: int, retries: int) -> dict:
+def judge_one(client, model: str, rubric: dict, item: dict, parse_retries: int, retries: int,
+              max_tokens: int = 256) -> dict:
     prompt = rubric["prompt"].format(task=item.get("task", ""), question=item["question"], answer=item["answer"])
     messages = ([{"role": "system", "content": rubric["system"]}] if rubric.get("system") else []) + \
         [{"role": "user", "content": prompt}]
     record = {"id": item["id"], "category": item.get("category"), "task": item.get("task"), "judge_model": model}
     raw, why = "", ""
     for attempt in range(1, parse_retries + 2):
-        raw = call(client, model, messages, retries)
+        raw = call(client, model, messages, retries, max_tokens)
         try:
             scores, reason = parse_scores(raw, rubric["metrics"], tuple(rubric.get("scale", (1, 5))))
             return record | {"scores": scores, "reason": reason, "attempts": attempt}
@@ -73,13 +74,13 @@ def judge_one(client, model: str, rubric: dict, item: dict, parse_retries: int, 
     return record | {"unparsed": True, "why": why, "raw": raw, "attempts": parse_retries + 1}
 
 
-def call(client, model: str, messages: list[dict], retries: int) -> str:
+def call(client, model: str, messages: list[dict], retries: int, max_tokens: int = 256) -> str:
     """One chat completion; connection errors, 429 and 5xx are retried with exponential backoff."""
     import openai
 
     for attempt in range(retries + 1):
         try:
-            r = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=256)
+            r = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=max_tokens)
             return r.choices[0].message.content or ""
         except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError):
             if attempt == retries:
@@ -100,6 +101,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=4, help="per request, for connection errors, 429 and 5xx")
     p.add_argument("--parse-retries", type=int, default=1, help="asks again when the reply is not the JSON")
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--max-tokens", type=int, default=256, help="longest judgment (six scores and a reason fit in 256)")
     return p
 
 
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                            timeout=a.timeout, max_retries=0)
     failed = 0
     with ThreadPoolExecutor(max_workers=max(a.concurrency, 1)) as pool:
-        futures = {pool.submit(judge_one, client, a.judge_model, rubric, r, a.parse_retries, a.retries): r for r in todo}
+        futures = {pool.submit(judge_one, client, a.judge_model, rubric, r, a.parse_retries, a.retries, a.max_tokens): r
+                   for r in todo}
         for n, f in enumerate(as_completed(futures), 1):
             item = futures[f]
             try:

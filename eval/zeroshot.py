@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from llm42.bench import can_import
+
 LOCAL_TASKS = Path(__file__).parent / "tasks"
 
 
@@ -54,6 +56,9 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = setup_arg_parser().parse_args(argv)
+    if a.chart and not can_import("matplotlib"):  # said before the evaluation, not after
+        print("error: --chart needs matplotlib: pip install matplotlib", file=sys.stderr)
+        return 2
     try:
         import lm_eval
         from lm_eval.tasks import TaskManager

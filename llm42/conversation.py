@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Iterator
 
 
 class Role(str, Enum):
@@ -28,6 +29,26 @@ class Dialog:
 
     system: str | None = None
     messages: list[Message] = field(default_factory=list)
+    changes: list[tuple[int, str | None]] = field(default_factory=list)  # (message count, system) from /system
+
+    def set_system(self, text: str | None) -> None:
+        """Change the system prompt from here on (the template renders the newest; an export shows where)."""
+        if not self.changes:
+            self.changes.append((0, self.system))
+        self.changes.append((len(self.messages), text))
+        self.system = text
+
+    def timeline(self) -> Iterator[tuple[str, object]]:
+        """("system", text) for the first system prompt, then ("message", Message) in order, with
+        ("system", text) where /system changed it."""
+        changes = self.changes or [(0, self.system)]
+        yield "system", changes[0][1]
+        later = changes[1:]
+        for i, m in enumerate([*self.messages, None]):
+            while later and later[0][0] <= i:
+                yield "system", later.pop(0)[1]
+            if m is not None:
+                yield "message", m
 
     def add(self, role: Role, content: str, interrupted: bool = False) -> None:
         self.messages.append(Message(role, content, interrupted))

@@ -37,3 +37,30 @@ class StreamDecoder:
         text = self._decode(self.ids[self.prefix :])
         self.prefix = self.read = len(self.ids)
         return text[len(shown) :]
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet (each byte shown as a printable character), inverted."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+_BYTES = _byte_decoder()
+
+
+def piece(tokenizer, token: int) -> str:
+    """One token as text for --debug; a piece of a character (one byte of an emoji) shows as \\xNN, not U+FFFD."""
+    text = tokenizer.decode([token], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if REPLACEMENT not in text:
+        return text
+    raw = tokenizer.convert_ids_to_tokens(token) or ""
+    if raw and all(c in _BYTES for c in raw):  # byte-level BPE (42dot, GPT-2, SmolLM2)
+        return bytes(_BYTES[c] for c in raw).decode("utf-8", errors="backslashreplace")
+    return raw  # SentencePiece byte fallback already reads <0xF0>

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -9,13 +12,16 @@ from typing import Callable
 import psutil
 import torch
 
+from .errors import Llm42Error
+from .i18n import t
+
 GiB = 1024**3
 DTYPE_BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
 DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
-class DeviceError(RuntimeError):
+class DeviceError(Llm42Error):
     """The model does not fit, or the requested device is absent."""
 
 
@@ -37,6 +43,7 @@ class Machine:
     gpus: list[Gpu] = field(default_factory=list)
     mps: bool = False
     ram_limit: str = ""  # what sets cpu_available when it is not the machine's free RAM, e.g. " under ulimit -v"
+    cpu_fp16: bool = False  # an Arm CPU with fp16 arithmetic (Apple M1 and later): fp16 when there is no bf16
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Choice:
     device: str  # "cpu", "cuda:0", "mps"
     dtype: torch.dtype
     reason: str
+    window: int | None = None  # a smaller context window than the model's, to fit in RAM
 
 
 def probe() -> Machine:
@@ -55,7 +63,7 @@ def probe() -> Machine:
             gpus.append(Gpu(i, torch.cuda.get_device_name(i), free, total, torch.cuda.is_bf16_supported()))
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     ram, limit = available_ram()
-    return Machine(ram, cpu_supports_bf16(), gpus, mps, limit)
+    return Machine(ram, cpu_supports_bf16(), gpus, mps, limit, cpu_supports_fp16())
 
 
 def available_ram() -> tuple[int, str]:
@@ -64,14 +72,14 @@ def available_ram() -> tuple[int, str]:
     limits = [(psutil.virtual_memory().available, "")]
     room = cgroup_room()
     if room is not None:
-        limits.append((room, " under this container's (cgroup's) memory limit"))
+        limits.append((room, t("under_cgroup")))
     try:
         import resource
     except ImportError:  # Windows
         return min(limits)
     soft = resource.getrlimit(resource.RLIMIT_AS)[0]
     if soft != resource.RLIM_INFINITY:
-        limits.append((max(soft - psutil.Process().memory_info().vms, 0), " under ulimit -v"))
+        limits.append((max(soft - psutil.Process().memory_info().vms, 0), t("under_ulimit")))
     return min(limits)
 
 
@@ -111,6 +119,19 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cpu_supports_fp16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on Arm CPUs with fp16 arithmetic (FEAT_FP16): every Apple M-series chip, most Armv8.2+ cores."""
+    if platform.machine().lower() not in ("arm64", "aarch64"):
+        return False
+    if sys.platform == "darwin":
+        return True
+    try:
+        features = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("Features")).split()
+    except (OSError, StopIteration):
+        return False
+    return "fphp" in features and "asimdhp" in features
+
+
 def estimate_bytes(config, dtype: torch.dtype, context: int | None = None, weight_bytes: float | None = None) -> int:
     """Weights + a full KV cache for `context` tokens + 10 % and 256 MiB of working room.
 
@@ -132,70 +153,88 @@ def estimate_bytes(config, dtype: torch.dtype, context: int | None = None, weigh
     return int((weights + kv) * 1.10 + 256 * 1024**2)
 
 
+def cpu_threads() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def gib(n: int) -> str:
     return f"{n / GiB:.1f} GiB"
 
 
 def _dtype_for(device: str, requested: str, m: Machine) -> tuple[torch.dtype, str]:
     if requested != "auto":
-        return DTYPE_NAMES[requested], f"{requested} as asked"
+        return DTYPE_NAMES[requested], t("dtype_asked", name=requested)
     if device.startswith("cuda"):
         gpu = m.gpus[int(device.split(":")[1])]
-        return (torch.bfloat16, "bf16 on this GPU") if gpu.bf16 else (torch.float16, "fp16 (no bf16 on this GPU)")
+        return (torch.bfloat16, t("dtype_gpu_bf16")) if gpu.bf16 else (torch.float16, t("dtype_gpu_fp16"))
     if device == "mps":
-        return torch.float16, "fp16 on Apple GPU"
+        return torch.float16, t("dtype_mps")
     if m.cpu_bf16:
-        return torch.bfloat16, "bf16, which this CPU supports natively"
-    return torch.float32, "fp32: this CPU has no native bf16"
+        return torch.bfloat16, t("dtype_cpu_bf16")
+    if m.cpu_fp16:
+        return torch.float16, t("dtype_cpu_fp16")
+    return torch.float32, t("dtype_cpu_fp32")
 
 
-def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype], int]) -> Choice:
-    """Pick device and dtype. `need(dtype)` gives the bytes the model needs in that dtype."""
+def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype, int], int], window: int) -> Choice:
+    """Pick device, dtype and context window. `need(dtype, tokens)` gives the bytes the model needs in that
+    dtype with a KV cache of `tokens`; on the CPU a smaller window (down to MIN_WINDOW) is taken rather than
+    refusing a model whose weights fit."""
     if requested == "auto":
-        gpus = sorted(m.gpus, key=lambda g: g.free, reverse=True)
         tried = []
-        for gpu in gpus:
+        for gpu in sorted(m.gpus, key=lambda g: g.free, reverse=True):
             dev = f"cuda:{gpu.index}"
             dt, why = _dtype_for(dev, dtype, m)
-            if need(dt) <= gpu.free:
-                return Choice(dev, dt, f"{gpu.name} has the most free memory ({gib(gpu.free)} free, "
-                              f"{gib(need(dt))} needed); {why}")
-            tried.append(f"{dev} has {gib(gpu.free)} free")
+            if need(dt, window) <= gpu.free:
+                return Choice(dev, dt, t("gpu_most_free", gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)),
+                                         why=why))
+            tried.append(t("gpu_has", dev=dev, free=gib(gpu.free)))
         if m.mps:
             dt, why = _dtype_for("mps", dtype, m)
-            return Choice("mps", dt, f"Apple GPU (MPS) available; {why}")
+            return Choice("mps", dt, t("mps_auto", why=why))
         dt, why = _dtype_for("cpu", dtype, m)
-        if need(dt) <= m.cpu_available:
-            lead = "no GPU found" if not m.gpus else "no GPU has room (" + ", ".join(tried) + ")"
-            return Choice("cpu", dt, f"{lead}; CPU has {gib(m.cpu_available)} RAM available{m.ram_limit}; {why}")
-        raise _short_of_ram(need(dt), dt, m)
+        lead = t("no_gpu") if not m.gpus else t("no_gpu_room", tried=", ".join(tried))
+        return _on_cpu(dt, m, need, window, t("cpu_auto", lead=lead, ram=gib(m.cpu_available), limit=m.ram_limit, why=why))
     if requested.startswith("cuda"):
         index = int(requested.split(":")[1]) if ":" in requested else None
         if not m.gpus:
-            raise DeviceError(f"--device {requested}: no CUDA GPU is visible to PyTorch; use --device auto or cpu")
+            raise DeviceError(t("no_cuda", dev=requested))
         if index is None:
             index = max(m.gpus, key=lambda g: g.free).index
         if index >= len(m.gpus):
-            raise DeviceError(f"--device {requested}: only {len(m.gpus)} CUDA GPU(s) exist (cuda:0..cuda:{len(m.gpus) - 1})")
+            raise DeviceError(t("few_gpus", dev=requested, n=len(m.gpus), last=len(m.gpus) - 1))
         gpu, dev = m.gpus[index], f"cuda:{index}"
         dt, why = _dtype_for(dev, dtype, m)
-        if need(dt) > gpu.free:
-            raise DeviceError(f"{dev} ({gpu.name}) has {gib(gpu.free)} free but the model needs about "
-                              f"{gib(need(dt))} in {SHORT[dt]}; free GPU memory or use --device auto")
-        return Choice(dev, dt, f"{gpu.name} as asked ({gib(gpu.free)} free, {gib(need(dt))} needed); {why}")
+        if need(dt, window) > gpu.free:
+            raise DeviceError(t("gpu_full", dev=dev, gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)),
+                                dtype=SHORT[dt]))
+        return Choice(dev, dt, t("gpu_asked", gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)), why=why))
     if requested == "mps":
         if not m.mps:
-            raise DeviceError("--device mps: Apple's MPS backend is not available here; use --device auto or cpu")
+            raise DeviceError(t("no_mps"))
         dt, why = _dtype_for("mps", dtype, m)
-        return Choice("mps", dt, f"Apple GPU as asked; {why}")
+        return Choice("mps", dt, t("mps_asked", why=why))
     dt, why = _dtype_for("cpu", dtype, m)
-    if need(dt) > m.cpu_available:
-        raise _short_of_ram(need(dt), dt, m, asked=True)
-    return Choice("cpu", dt, f"CPU as asked ({gib(m.cpu_available)} RAM available); {why}")
+    return _on_cpu(dt, m, need, window, t("cpu_asked", ram=gib(m.cpu_available), why=why), asked=True)
+
+
+MIN_WINDOW = 1024  # below this a chat loses its thread within a few turns: better to say the RAM is short
+
+
+def _on_cpu(dt: torch.dtype, m: Machine, need, window: int, reason: str, asked: bool = False) -> Choice:
+    """The CPU with the whole window, or the largest halved window (>= MIN_WINDOW) whose KV cache fits."""
+    tokens = window
+    while need(dt, tokens) > m.cpu_available and tokens // 2 >= MIN_WINDOW:
+        tokens //= 2
+    if need(dt, tokens) > m.cpu_available:
+        raise _short_of_ram(need(dt, window), dt, m, asked)
+    if tokens == window:
+        return Choice("cpu", dt, reason)
+    return Choice("cpu", dt, reason + t("window_shrunk", n=tokens, full=window), window=tokens)
 
 
 def _short_of_ram(need: int, dt: torch.dtype, m: Machine, asked: bool = False) -> DeviceError:
-    gpus = " and no GPU has room" if m.gpus and not asked else ""
-    what = "raise that limit" if m.ram_limit else "close other programs"
-    return DeviceError(f"the model needs about {gib(need)} in {SHORT[dt]} but only {gib(m.cpu_available)} RAM is "
-                       f"available{m.ram_limit}{gpus}; {what} or try --quantize int8")
+    return DeviceError(t("short_of_ram", need=gib(need), dtype=SHORT[dt], ram=gib(m.cpu_available), limit=m.ram_limit,
+                         gpus=t("and_no_gpu") if m.gpus and not asked else "",
+                         what=t("raise_limit") if m.ram_limit else t("close_programs")))

@@ -6,65 +6,112 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-from transformers import DynamicCache
 
+from .decode import Decoder, supported
 from .kernels import Kernels
-from .kvcache import new_cache
-
-from .sampling import pick, processors
+from .kvcache import KVCache
+from .sampling import Drawn, Seen, pick
 from .settings import SamplingSettings
 
 
 @dataclass
 class Step:
     token: int
-    scores: torch.Tensor  # (1, vocab) processed logits the token was drawn from
+    finish: str | None = None  # "stop": the token is a stop id (not text); "length": the last token allowed
+    drawn: Drawn | None = None  # with `explain`: the candidates the token was drawn from
 
 
 class PromptCache:
     """The KV cache of the tokens fed so far, kept across turns.
 
-    A new prompt reuses the longest common prefix and prefills only the rest, so edits,
-    /undo, /regen, truncation or a new system prompt invalidate exactly what changed."""
+    A new prompt reuses the longest common prefix and prefills only the rest, so edits, /undo, /regen,
+    truncation or a new system prompt invalidate exactly what changed. Prefill is transformers' forward;
+    a decode step is llm42's own (decode.py) where the model is a Llama, else transformers' forward too."""
 
-    def __init__(self, model, max_len: int | None = None, kernels: Kernels | None = None):
+    def __init__(self, model, max_len: int | None = None, kernels: Kernels | None = None, *, fast: bool = True,
+                 static: bool | None = None):
+        """`static`: whole-window buffers and a fixed-shape step (default: on a GPU, where the step is then
+        captured as a CUDA graph); `fast` False: transformers' forward for decode steps too (the slow twin)."""
         self.model = model
         self.kernels = kernels or Kernels()
-        self.max_len = max_len  # the context window: the cache never grows past it
+        self.max_len = max_len or int(getattr(model.config, "max_position_embeddings", 2048))
+        fast = fast and supported(model)
+        cuda = model.device.type == "cuda"
+        static = (cuda and fast) if static is None else static and fast
+        self.kv = KVCache(model.config, self.max_len, model.dtype, model.device, static=static)
+        k = self.kernels
+        self.decoder = Decoder(model, self.kv, k.own_matmuls, k.own_attention) if fast else None
+        self.graph = None
+        if static and cuda:
+            from .cudagraph import GraphStep
+
+            self.graph = GraphStep(self.decoder)  # before anything is cached: see GraphStep
         self.ids: list[int] = []
-        self.kv: DynamicCache | None = None
         self.reused = 0  # prompt tokens the last prefill took from the cache
 
+    @property
+    def path(self) -> str:
+        if self.decoder is None:
+            return "transformers' forward"
+        return "llm42's decode step" + (", as a CUDA graph" if self.graph is not None else "")
+
     def reset(self) -> None:
-        self.ids, self.kv = [], None
+        self.ids = []
+        self.kv.crop(0)
 
     def reuse(self, prompt: list[int]) -> int:
         """Crop to the part of `prompt` already cached (leaving >= 1 token to feed); return its length."""
-        if self.kv is None or self.kv.get_seq_length() != len(self.ids):
+        if self.kv.n != len(self.ids):
             self.reset()
         n = 0
         limit = min(len(self.ids), len(prompt) - 1)
         while n < limit and self.ids[n] == prompt[n]:
             n += 1
-        if n == 0 or self.kv is None:
-            self.kv, self.ids = new_cache(self.model.config, self.max_len), []
-        elif n < len(self.ids):
-            self.kv.crop(n - len(self.ids))  # a negative count removes that many from the end
-            del self.ids[n:]
+        self.kv.crop(n)
+        del self.ids[n:]
         self.reused = n
         return n
 
     def feed(self, ids: list[int]) -> torch.Tensor:
-        """Run the model on `ids` after the cached ones; logits (1, vocab) of the last position."""
+        """Run transformers' forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         self.kernels.use(len(ids))
         try:
-            out = self.model(input_ids=x, cache=self.kv, use_cache=True, logits_to_keep=1)
+            self.kv.begin(len(ids))
+            out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)
+            self.kv.commit()
         except BaseException:
             self.reset()  # a forward cut short leaves layers of different lengths
             raise
         self.ids.extend(ids)
         return out.logits[:, -1, :]
+
+    def step(self, token: int) -> torch.Tensor:
+        """One more token; the next logits (1, vocab)."""
+        if self.decoder is None:
+            return self.feed([token])
+        self.kernels.use(1)
+        try:
+            if self.kv.static:  # fixed shapes: the position goes in as a tensor (a CUDA graph replays this)
+                logits = self.static_step(token)
+            else:
+                logits = self.decoder.step(token)
+        except BaseException:
+            self.reset()
+            raise
+        self.ids.append(token)
+        return logits
+
+
+    def static_step(self, token: int) -> torch.Tensor:
+        if self.graph is not None:
+            logits = self.graph.step(token, self.kv.n)
+        else:  # the same step, not captured (the CPU runs it in tests)
+            device = self.model.device
+            logits = self.decoder.static_step(torch.tensor([token], device=device),
+                                              torch.tensor([self.kv.n], device=device))
+        self.kv.n += 1
+        return logits
 
 
 def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
@@ -73,26 +120,20 @@ def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
     return cache.feed(prompt[reused:]), reused
 
 
-def decode_one_token(cache: PromptCache, token: int) -> torch.Tensor:
-    return cache.feed([token])
-
-
 @torch.inference_mode()
-def generate_steps(cache: PromptCache, prompt: list[int], s: SamplingSettings,
-                   stop_ids: set[int], generator: torch.Generator | None = None) -> Iterator[Step]:
-    """Yield sampled tokens until a stop id (yielded too) or max_new_tokens."""
-    steps = processors(s)
-    device = cache.model.device
-    seen = torch.empty((1, len(prompt) + s.max_new_tokens), dtype=torch.long, device=device)  # for the penalty
-    seen[0, : len(prompt)] = torch.tensor(prompt, device=device)
-    n = len(prompt)
+def generate_steps(cache: PromptCache, prompt: list[int], s: SamplingSettings, stop_ids: set[int],
+                   generator: torch.Generator | None = None, explain: bool = False) -> Iterator[Step]:
+    """Yield sampled tokens until a stop id (yielded too, marked "stop") or max_new_tokens (the last marked "length").
+    This is the one place that decides where a reply ends."""
+    seen = Seen(cache.model.config.vocab_size, cache.model.device, prompt) if s.repetition_penalty != 1.0 else None
     logits, _ = prefill(cache, prompt)
     for i in range(s.max_new_tokens):
-        scores = steps(seen[:, :n], logits.float()) if steps else logits
-        token = pick(scores, s.greedy, generator)
-        seen[0, n] = token
-        n += 1
-        yield Step(token, scores)
-        if token in stop_ids or i == s.max_new_tokens - 1:
+        drawn = pick(logits, s, seen.tensor() if seen else None, generator, explain)
+        token = drawn.token
+        if seen is not None:
+            seen.add(token)
+        finish = "stop" if token in stop_ids else "length" if i == s.max_new_tokens - 1 else None
+        yield Step(token, finish, drawn if explain else None)
+        if finish:
             return
-        logits = decode_one_token(cache, token)
+        logits = cache.step(token)

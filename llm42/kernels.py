@@ -8,37 +8,39 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .paths import cache_dir
 
-CACHE_FILE = Path(os.environ.get("LLM42_CACHE", Path.home() / ".cache" / "llm42")) / "kernels.json"
+
+CACHE_FILE = cache_dir() / "kernels.json"
 
 
 @dataclass
 class Kernels:
     prefill_onednn: bool = True
     decode_onednn: bool = True
+    own_matmuls: list[str] = field(default_factory=list)  # layer kinds whose decode matmuls use llm42's C kernels
+    own_attention: bool = False  # and for its attention
     note: str = "PyTorch defaults"
 
     def use(self, tokens: int) -> None:
         """Set oneDNN for a forward pass over `tokens` new tokens."""
         want = self.decode_onednn if tokens == 1 else self.prefill_onednn
-        if torch._C._get_mkldnn_enabled() != want:
-            torch._C._set_mkldnn_enabled(want)
+        if torch.backends.mkldnn.enabled != want:
+            torch.backends.mkldnn.enabled = want
 
 
 def _time(weights: list[torch.Tensor], rows: int, onednn: bool) -> float:
     xs = [torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights]
-    before = torch._C._get_mkldnn_enabled()
-    torch._C._set_mkldnn_enabled(onednn)
+    before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
     try:
         with torch.inference_mode():
             t = time.perf_counter()
@@ -46,7 +48,20 @@ def _time(weights: list[torch.Tensor], rows: int, onednn: bool) -> float:
                 F.linear(x, w)
             return time.perf_counter() - t
     finally:
-        torch._C._set_mkldnn_enabled(before)
+        torch.backends.mkldnn.enabled = before
+
+
+def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
+    """One decode step's matmuls, each weight streamed from memory as in a real step."""
+    before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
+    try:
+        with torch.inference_mode():
+            t = time.perf_counter()
+            for f, x in zip(fns, xs):
+                f(x)
+            return time.perf_counter() - t
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def cpu_name() -> str:
@@ -57,10 +72,10 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def _key(model: nn.Module, weights: list[torch.Tensor]) -> str:
-    cpu = cpu_name()
-    shapes = sorted({tuple(w.shape) for w in weights})
-    return f"{cpu}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{len(weights)}|{shapes}"
+def _key(model: nn.Module, shapes: list[torch.Size]) -> str:
+    kinds = sorted({type(m).__name__ for m in model.modules() if hasattr(m, "in_features")})
+    return (f"{cpu_name()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
+            f"{sorted({tuple(s) for s in shapes})}")
 
 
 def keep_freed_memory() -> None:
@@ -78,35 +93,89 @@ def keep_freed_memory() -> None:
 
 
 def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
-    """Time oneDNN on and off: a decode step's matmuls over all the model's Linear weights (streamed from
-    memory as in a real step, not from cache), and a 16-token prefill chunk on the largest one.
-    The answer is kept per CPU, torch version and model shape, so later starts skip the timing."""
+    """Measure, on this machine and the model's own weights, which kernels a decode step should use: PyTorch's
+    (with oneDNN on or off) or llm42's own C kernels for the matmuls, and for attention; and oneDNN on or off
+    for a 16-token prefill chunk. Kept per CPU, torch version and model shape, so later starts skip it."""
     if model.device.type != "cpu":
         return Kernels()
     keep_freed_memory()
-    if model.dtype not in (torch.bfloat16, torch.float16) or not torch.backends.mkldnn.is_available():
-        return Kernels()
-    weights = [m.weight.detach() for m in model.modules() if type(m) is nn.Linear]
-    if not weights:
-        return Kernels()
-    key = _key(model, weights)
+    from . import native
+    from .decode import decode_layers, gemv, supported
+
+    if not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
+        return Kernels()  # fp32: the decode step runs on PyTorch's fp32 kernels; nothing to choose
+    layers = decode_layers(model)
+    has_native = native.library() is not None and model.dtype == torch.bfloat16
+    key = _key(model, [_shape_of(m) for m in layers]) + f"|native={has_native}|v3"
     known = _load(cache_file)
     if key in known:
         return Kernels(**known[key])
-    _time(weights, 1, True)  # first touch of every weight: paid here instead of by the first token
-    decode = {True: [], False: []}
-    for on in (True, False, True, False):  # alternating is fair to both
-        decode[on].append(_time(weights, 1, on))
-    d = {on: min(v) for on, v in decode.items()}
-    big = [max(weights, key=lambda w: w.numel())]
-    p = {on: min(_time(big, 16, on), _time(big, 16, on)) for on in (True, False)}
-    k = Kernels(p[True] <= p[False], d[True] <= d[False])
-    k.note = (f"decode {'oneDNN' if k.decode_onednn else 'ATen'} ({d[True] * 1e3:.0f} vs {d[False] * 1e3:.0f} ms "
-              f"per step's matmuls), prefill {'oneDNN' if k.prefill_onednn else 'ATen'} "
-              f"({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms per 16 tokens on one layer); measured on this machine")
+    xs = [torch.randn(1, m.in_features, dtype=model.dtype) for m in layers]
+    torch_fns, own_fns = [gemv(m) for m in layers], [gemv(m, own=True) for m in layers]
+    _time_step(torch_fns, xs, True)  # first touch of every weight: paid here instead of by the first token
+    kinds = sorted({type(m).__name__ for m in layers})
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(2):  # alternating is fair to all
+        for kind in kinds:
+            mine = [i for i, m in enumerate(layers) if type(m).__name__ == kind]
+            for name, fns, onednn in (("oneDNN", torch_fns, True), ("ATen", torch_fns, False), ("llm42", own_fns, False)):
+                if name != "llm42" or has_native:
+                    t = _time_step([fns[i] for i in mine], [xs[i] for i in mine], onednn)
+                    runs.setdefault((kind, name), []).append(t)
+    d = {key: min(v) for key, v in runs.items()}
+    best = {kind: min((name for k, name in d if k == kind), key=lambda name: d[(kind, name)]) for kind in kinds}
+    onednn_ms = sum(d[(k, "oneDNN")] for k in kinds)
+    aten_ms = sum(d[(k, "ATen")] for k in kinds)
+    step = {name: sum(d[(k, name if (k, name) in d else "ATen")] for k in kinds) for name in ("oneDNN", "ATen", "llm42")}
+    step["chosen"] = sum(d[(k, best[k])] for k in kinds)
+    attention = _time_attention(model) if has_native else {}
+    weights = [m.weight.detach() for m in layers if type(m) is nn.Linear and m.weight.dtype != torch.float32]
+    p = {True: 0.0, False: 0.0}
+    if weights:
+        big = [max(weights, key=lambda w: w.numel())]
+        p = {on: min(_time(big, 16, on), _time(big, 16, on)) for on in (True, False)}
+    k = Kernels(prefill_onednn=p[True] <= p[False], decode_onednn=onednn_ms <= aten_ms,
+                own_matmuls=[kind for kind in kinds if best[kind] == "llm42"],
+                own_attention=bool(attention) and attention["llm42"] < attention["PyTorch"])
+    k.note = ("decode matmuls per step: " + ", ".join(f"{n} {t * 1e3:.0f} ms" for n, t in step.items() if n != "chosen")
+              + f" -> {', '.join(f'{kind} {name}' for kind, name in best.items())} ({step['chosen'] * 1e3:.0f} ms)"
+              + (f"; attention over 512 tokens: llm42 {attention['llm42'] * 1e6:.0f} us, PyTorch "
+                 f"{attention['PyTorch'] * 1e6:.0f} us per layer" if attention else "")
+              + (f"; prefill {'oneDNN' if k.prefill_onednn else 'ATen'} ({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms "
+                 "per 16 tokens on one layer)" if weights else "") + "; measured on this machine")
     known[key] = asdict(k)
     _save(cache_file, known)
     return k
+
+
+def _shape_of(m: nn.Module) -> torch.Size:
+    return torch.Size([m.out_features, m.in_features]) if hasattr(m, "out_features") else m.weight.shape
+
+
+def _time_attention(model: nn.Module) -> dict[str, float]:
+    """One layer's attention for one token over 512 cached tokens: PyTorch's matmuls vs llm42's kernel."""
+    from . import native
+    from .decode import attend
+    from .kvcache import KVCache
+
+    kv = KVCache(model.config, 1024, torch.bfloat16, "cpu")
+    kv.begin(512)
+    kv.k[0].normal_(), kv.v[0].normal_()
+    kv.commit()
+    scale = kv.head_dim**-0.5
+    q = torch.randn(model.config.num_attention_heads, kv.head_dim, dtype=torch.bfloat16)
+    keys, values = kv.k[0][:, :512], kv.v[0][:, :512]
+    out = {}
+    for _ in range(2):
+        for name, f in (("PyTorch", lambda: attend(q, keys, values, scale)),
+                        ("llm42", lambda: native.attend(q, kv.k[0], kv.v[0], 512, scale))):
+            with torch.inference_mode():
+                f()
+                t = time.perf_counter()
+                for _ in range(10):
+                    f()
+                out[name] = min(out.get(name, 1e9), (time.perf_counter() - t) / 10)
+    return out
 
 
 def _load(path: Path | None) -> dict:

@@ -1,4 +1,8 @@
-"""A KV cache layer that writes in place into preallocated room, so a decode step never copies the past."""
+"""The KV cache: each layer's keys and values written in place into buffers, read back as views.
+
+Buffers grow by doubling (a decode step never copies the past), or are allocated whole and zeroed
+(`static`: fixed addresses and shapes, as a CUDA graph needs). transformers' own forward (prefill, and
+models without llm42's decode step) writes here through `hf_cache()`."""
 
 from __future__ import annotations
 
@@ -7,72 +11,85 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 
-class GrowingLayer(DynamicLayer):
-    """Like DynamicLayer, but keys/values live in a buffer of doubling capacity.
+class KVCache:
+    """Layer l holds k[l], v[l]: [kv_heads, capacity, head_dim]; the first `n` positions are valid."""
 
-    transformers' DynamicLayer concatenates on every step, copying the whole history per token;
-    here a step writes one slot, and attention reads a view of the filled part."""
-
-    def __init__(self, max_len: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.max_len = max_len
+    def __init__(self, config, max_len: int, dtype: torch.dtype, device: torch.device | str, static: bool = False):
+        self.layers = config.num_hidden_layers
+        self.heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self.max_len, self.dtype, self.device, self.static = max_len, dtype, torch.device(device), static
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
         self.n = 0
-        self._k = self._v = None
+        self.adding = 0  # tokens a forward pass is writing after the first n
+        if static:
+            self._allocate(max_len, torch.zeros)
 
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.device = key_states.device
-        self.n = 0
-        self._k = self._v = None
+    @property
+    def capacity(self) -> int:
+        return self.k[0].shape[1] if self.k else 0
+
+    def _allocate(self, size: int, make=torch.empty) -> None:
+        shape = (self.heads, size, self.head_dim)
+        k = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
+        v = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
+        for old, new in zip([*self.k, *self.v], [*k, *v]):
+            new[:, : self.n] = old[:, : self.n]
+        self.k, self.v = k, v
+
+    def begin(self, tokens: int) -> None:
+        """Make room for `tokens` more; a forward pass then writes them (committed by `commit`)."""
+        need = self.n + tokens
+        if need > self.max_len:
+            raise ValueError(f"the KV cache holds {self.max_len} tokens; {need} asked")
+        if need > self.capacity:
+            self._allocate(min(max(need, 2 * self.capacity, 256), self.max_len))
+        self.adding = tokens
+
+    def commit(self) -> None:
+        self.n, self.adding = self.n + self.adding, 0
+
+    def crop(self, n: int) -> None:
+        """Keep the first `n` positions (a prompt that shares only that much with the cached one)."""
+        self.n, self.adding = min(n, self.n), 0
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v: [kv_heads, t, head_dim] of the tokens being added; the layer's keys and values so far."""
+        end = self.n + k.shape[1]
+        self.k[layer][:, self.n : end] = k
+        self.v[layer][:, self.n : end] = v
+        return self.k[layer][:, :end], self.v[layer][:, :end]
+
+    def hf_cache(self) -> DynamicCache:
+        """A transformers cache whose layers write into these buffers."""
+        cache = DynamicCache()
+        cache.layers = [BufferLayer(self, i) for i in range(self.layers)]
+        return cache
+
+
+class BufferLayer(DynamicLayer):
+    """One layer of a KVCache, as transformers' forward expects a cache layer to behave."""
+
+    def __init__(self, kv: KVCache, index: int):
+        super().__init__()
+        self.kv, self.index = kv, index
         self.is_initialized = True
-
-    def _room(self, need: int, like: torch.Tensor) -> None:
-        cap = 0 if self._k is None else self._k.shape[-2]
-        if need <= cap:
-            return
-        new = max(need, 2 * cap, 256)
-        if self.max_len:
-            new = max(min(new, self.max_len), need)
-        b, h, _, d = like.shape
-        k = torch.empty((b, h, new, d), dtype=like.dtype, device=like.device)
-        v = torch.empty_like(k)
-        if self.n:
-            k[..., : self.n, :] = self._k[..., : self.n, :]
-            v[..., : self.n, :] = self._v[..., : self.n, :]
-        self._k, self._v = k, v
-
-    def _views(self) -> None:
-        self.keys = self._k[..., : self.n, :]
-        self.values = self._v[..., : self.n, :]
+        self.device = kv.device
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        t = key_states.shape[-2]
-        self._room(self.n + t, key_states)
-        self._k[..., self.n : self.n + t, :] = key_states
-        self._v[..., self.n : self.n + t, :] = value_states
-        self.n += t
-        self._views()
+        keys, values = self.kv.write(self.index, key_states[0], value_states[0])  # batch of one
+        self.keys, self.values = keys[None], values[None]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self.n if self.is_initialized else 0
+        return self.kv.n
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.kv.n + query_length, 0
 
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError("crop takes a negative count of tokens to remove")
-        if tokens_to_remove and self.is_initialized:
-            self.n = max(self.n + tokens_to_remove, 0)
-            self._views()
+        raise NotImplementedError("crop through KVCache.crop")
 
     def reset(self) -> None:
-        self.n = 0
-        self._k = self._v = self.keys = self.values = None
-        self.is_initialized = False
-
-
-def new_cache(config, max_len: int | None = None) -> DynamicCache:
-    """A DynamicCache whose plain full-attention layers grow in place (others are left as transformers made them)."""
-    cache = DynamicCache(config=config)
-    cache.layers = [GrowingLayer(max_len) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+        self.kv.crop(0)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
+from .errors import Llm42Error
+from .i18n import t
 
-class LoadError(RuntimeError):
+
+class LoadError(Llm42Error):
     """The model could not be found or loaded; the message says what to do."""
 
 
@@ -46,8 +49,7 @@ def locate(model_path: str, revision: str | None = None, trust_remote_code: bool
     if src.local and not src.gguf_file and not allow_pickle and not any(Path(src.path).glob("*.safetensors")):
         pickles = sorted(f.name for pattern in PICKLES for f in Path(src.path).glob(pattern))
         if pickles:
-            raise LoadError(f"{model_path} has only pickle weights ({pickles[0]}), and unpickling can run code: "
-                            "convert them to safetensors, or pass --allow-pickle if you trust where they came from")
+            raise LoadError(t("pickle_only", path=model_path, file=pickles[0]))
     return src
 
 
@@ -55,15 +57,14 @@ def _locate(model_path: str, revision: str | None, trust_remote_code: bool) -> S
     p = Path(model_path).expanduser()
     if model_path.lower().endswith(".gguf"):
         if not p.is_file():
-            raise LoadError(f"no GGUF file at {model_path}; check the path")
+            raise LoadError(t("no_gguf", path=model_path))
         return Source(model_path, str(p.parent), p.name, True, revision, trust_remote_code)
     if p.is_dir():
         if not (p / "config.json").is_file():
-            raise LoadError(f"{model_path} has no config.json; point --model-path at a folder saved with "
-                            "save_pretrained, a .gguf file, or a hub id like 42dot/42dot_LLM-SFT-1.3B")
+            raise LoadError(t("no_config", path=model_path))
         return Source(model_path, str(p), None, True, revision, trust_remote_code)
     if p.exists() or model_path.startswith((".", "/", "~")) or model_path.count("/") > 1:
-        raise LoadError(f"no model folder at {model_path}; check the path")
+        raise LoadError(t("no_folder", path=model_path))
     return Source(model_path, model_path, None, False, revision, trust_remote_code)
 
 
@@ -79,8 +80,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _offline_error(src: Source) -> LoadError:
-    return LoadError(f"{src.name} is not in the local cache and the Hugging Face hub cannot be reached; "
-                     f"download it once online, or pass a local copy: --model-path /path/to/folder")
+    return LoadError(t("offline", name=src.name))
 
 
 def _from_hub(fn, src: Source, **kw):
@@ -103,39 +103,38 @@ def load_config(src: Source):
     except LoadError:
         raise
     except (OSError, ValueError, KeyError) as e:
-        raise LoadError(f"cannot read the model config of {src.name}: {first_line(e)}{hint(e)}") from None
+        raise LoadError(t("bad_config", name=src.name, why=first_line(e), hint=hint(e))) from None
 
 
 def hint(e: BaseException) -> str:
     """What to do about the errors transformers raises most."""
     text = str(e)
     if "custom code" in text or "trust_remote_code" in text:
-        return " (it needs its own Python code: pass --trust-remote-code only if you trust its authors)"
+        return t("hint_remote_code")
     if "does not recognize this architecture" in text:
-        return " (llm42 runs architectures transformers knows; 42dot LLM-SFT is LlamaForCausalLM)"
+        return t("hint_arch")
     return ""
 
 
-def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none"):
-    """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it."""
+def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none", info=lambda text: None):
+    """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it.
+    A .gguf model is converted once and kept in the cache (`info` says where)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
-    from .quantize import is_quantized_dir, load_quantized, quantize_checkpoint, quantize_model
+    from .quantize import load_quantized, quantize_checkpoint, quantize_model, saved_kind
 
     logging.set_verbosity_error()  # our spinner replaces their progress bars and notices
     logging.disable_progress_bar()
     try:
         tokenizer = _from_hub(AutoTokenizer.from_pretrained, src)
-        if src.local and not src.gguf_file and is_quantized_dir(src.path):
+        if src.local and not src.gguf_file and saved_kind(src.path):
             return load_quantized(src.path, dtype), tokenizer
-        if quantize != "none" and not src.gguf_file:
-            folder = local_folder(src)
-            if folder is not None:
-                try:  # layer by layer from the file: the full-precision model is never in memory
-                    return quantize_checkpoint(folder, quantize, dtype), tokenizer
-                except (KeyError, ValueError):
-                    pass  # names that need transformers' own loading: take the longer way below
+        if quantize != "none" and src.local and not src.gguf_file and _has_weights(Path(src.path)):
+            try:  # layer by layer from the file: the full-precision model is never in memory
+                return quantize_checkpoint(src.path, quantize, dtype), tokenizer
+            except (KeyError, ValueError):
+                pass  # names that need transformers' own loading: take the longer way below
         kw = {"dtype": dtype}
         if not src.allow_pickle and not src.gguf_file:
             kw["use_safetensors"] = True  # never unpickle unless asked: it can run code
@@ -145,32 +144,142 @@ def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "no
     except LoadError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise LoadError(f"cannot load {src.name}: {first_line(e)}{hint(e)}") from None
+        raise LoadError(t("cannot_load", name=src.name, why=first_line(e), hint=hint(e))) from None
     except Exception as e:  # safetensors' own error for a damaged file is none of the above
         if type(e).__name__ != "SafetensorError":
             raise
-        raise LoadError(f"the weights of {src.name} are damaged or incomplete ({first_line(e)}); "
-                        "download or save them again") from None
+        raise LoadError(t("damaged", name=src.name, why=first_line(e))) from None
     if src.gguf_file:
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
+        folder = keep_converted(model, tokenizer, src, dtype)
+        if folder is not None:
+            info(t("gguf_converted", path=folder))
     if quantize != "none":
         quantize_model(model, quantize)
     return model.eval(), tokenizer
 
 
-def local_folder(src: Source) -> Path | None:
-    """The folder holding the safetensors: the user's folder or the hub cache's snapshot."""
-    if src.local:
-        folder = Path(src.path)
-    else:
-        try:
-            from huggingface_hub import snapshot_download
+WEIGHTS = ("*.safetensors", "*.safetensors.index.json")
+ALWAYS = ("*.json", "tokenizer*", "*.model", "*.tiktoken", "*.txt", "*.jinja")  # config, tokenizer, chat template
 
-            folder = Path(snapshot_download(src.path, revision=src.revision, local_files_only=True))
-        except Exception:
-            return None
-    has = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
-    return folder if has else None
+
+def fetch(src: Source) -> Source:
+    """A hub model as a folder on disk: the hub cache's copy, or downloaded now with each file's progress
+    (bytes, total, rate, time left) on stderr. Safetensors only, unless the repo has none and pickles are allowed."""
+    if src.local:
+        return src
+    from huggingface_hub import snapshot_download
+
+    kw = dict(repo_id=src.path, revision=src.revision)
+    try:
+        folder = Path(snapshot_download(**kw, local_files_only=True, allow_patterns=[*ALWAYS, *WEIGHTS]))
+        if _has_weights(folder):
+            return replace(src, path=str(folder), local=True)
+    except Exception:
+        pass  # not (all) in the cache
+    if not hub_reachable():
+        raise _offline_error(src)
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        files = [s.rfilename for s in HfApi().model_info(src.path, revision=src.revision).siblings or []]
+        weights = list(WEIGHTS)
+        if not any(f.endswith(".safetensors") for f in files):
+            pickles = sorted(f for f in files if f.endswith(tuple(p[1:] for p in PICKLES)))
+            if pickles and not src.allow_pickle:
+                raise LoadError(t("pickle_only", path=src.name, file=pickles[0]))
+            weights = list(PICKLES)
+        extra = ["*.py"] if src.trust_remote_code else []
+        wanted = [f for f in files if any(fnmatch(f, p) for p in [*ALWAYS, *weights, *extra])]
+        folder = None
+        for f in sorted(wanted, key=lambda f: any(fnmatch(f, p) for p in weights)):  # small files first
+            big = any(fnmatch(f, p) for p in weights)
+            path = hf_hub_download(**kw, filename=f, tqdm_class=_progress_bar() if big else _silent())
+            folder = Path(path[: -len(f)])
+    except LoadError:
+        raise
+    except Exception as e:
+        raise LoadError(t("cannot_load", name=src.name, why=first_line(e), hint=hint(e))) from None
+    if folder is None or not _has_weights(folder):
+        raise LoadError(t("cannot_load", name=src.name, why=t("no_weights"), hint=""))
+    return replace(src, path=str(folder), local=True)
+
+
+def _progress_bar():
+    """A download's progress on the terminal: file, bytes of total, rate, time left. Off the terminal
+    (a script's log) one line when the file starts instead of a bar redrawn in place."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        def __init__(self, *args, **kw):
+            kw.pop("name", None)
+            kw["desc"] = str(kw.get("desc") or "").rsplit("/", 1)[-1]  # the file's name, not its URL
+            kw.update(disable=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
+            if not sys.stderr.isatty():
+                kw.update(disable=True)
+                print(t("downloading", file=kw.get("desc", "?"), size=_size(kw.get("total"))), file=sys.stderr)
+            super().__init__(*args, **kw)
+
+    return Bar
+
+
+def _size(n: int | None) -> str:
+    return "?" if not n else f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _silent():
+    from tqdm.auto import tqdm
+
+    class Silent(tqdm):
+        def __init__(self, *args, **kw):
+            kw.pop("name", None)
+            super().__init__(*args, **{**kw, "disable": True})
+
+    return Silent
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(any(folder.glob(p)) for p in WEIGHTS)
+
+
+def converted(src: Source, dtype: torch.dtype) -> Path:
+    """Where a .gguf file's model, converted once to safetensors in `dtype`, is kept (keyed by the file's
+    name, size and modification time, so a changed file is converted again)."""
+    from .paths import cache_dir
+
+    f = Path(src.path) / src.gguf_file
+    st = f.stat()
+    return cache_dir() / "gguf" / f"{f.stem}-{st.st_size}-{st.st_mtime_ns}" / str(dtype).removeprefix("torch.")
+
+
+def from_converted(src: Source, dtype: torch.dtype) -> Source | None:
+    """The converted copy of a .gguf model as a plain local folder, if one was made before."""
+    folder = converted(src, dtype)
+    return replace(src, path=str(folder), gguf_file=None) if (folder / "config.json").is_file() else None
+
+
+def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | None:
+    """Save a model just read from a .gguf file as safetensors, so the next start loads in a second, not
+    a quarter of a minute; None if the cache cannot be written (the chat goes on)."""
+    import shutil
+
+    folder = converted(src, dtype)
+    tmp = folder.with_name(folder.name + f".{os.getpid()}.partial")
+    try:
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return folder
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import json
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -54,8 +53,8 @@ class Int8Linear(nn.Module):
             out["bias"] = self.bias
         return out
 
-    def dequantize(self) -> torch.Tensor:
-        return self.qweight.to(torch.bfloat16) * self.scales[:, None]
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
@@ -128,10 +127,10 @@ class Int4Linear(nn.Module):
             out["bias"] = self.bias
         return out
 
-    def dequantize(self) -> torch.Tensor:
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
         n, k, g = self.out_features, self.in_features, self.group
-        q = _unpack_int4(self.packed, n, k).reshape(n, k // g, g).to(torch.bfloat16)
-        scale, zero = self.scales_zeros.transpose(0, 1).contiguous().unsqueeze(-1).unbind(-2)  # [n, k/g, 1]
+        q = _unpack_int4(self.packed, n, k).reshape(n, k // g, g).to(dtype)
+        scale, zero = self.scales_zeros.to(dtype).transpose(0, 1).contiguous().unsqueeze(-1).unbind(-2)  # [n, k/g, 1]
         return q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)  # in place, contiguous: 3x faster
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,21 +158,26 @@ def _linear_slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
             for name, child in parent.named_children() if type(child) is nn.Linear]
 
 
-def quantize_model(model: nn.Module, kind: str, progress: Callable[[int, int], None] | None = None) -> nn.Module:
+def quantize_model(model: nn.Module, kind: str) -> nn.Module:
     """Replace every nn.Linear by its quantized form, in place, one layer at a time."""
     out = model.get_output_embeddings()
     slots = _linear_slots(model)
-    for i, (parent, name) in enumerate(slots):
+    for parent, name in slots:
         layer = getattr(parent, name)
         setattr(parent, name, kind_for(kind, layer is out).from_linear(layer))  # the bf16 layer is freed here
-        if progress:
-            progress(i + 1, len(slots))
     model.llm42_quantize = kind
     return model
 
 
-def is_quantized_dir(path: str | Path) -> bool:
-    return (Path(path) / QUANT_FILE).is_file()
+def saved_kind(path: str | Path) -> str | None:
+    """"int8" or "int4" for a folder written by --save-quantized, else None."""
+    f = Path(path) / QUANT_FILE
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save_quantized(model: nn.Module, tokenizer, out: str | Path) -> None:
@@ -246,8 +250,7 @@ def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dtype) if t.is_floating_point() else t
 
 
-def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.bfloat16,
-                        progress: Callable[[int, int], None] | None = None) -> nn.Module:
+def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     """Quantize straight from a safetensors folder, one Linear at a time: the full-precision
     model never exists in memory. Raises KeyError/ValueError when the names do not line up."""
     from .checkpoint import Checkpoint
@@ -258,7 +261,7 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
     out = model.get_output_embeddings()
     embed_key = next((n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight), None)
     slots = [(prefix, m) for prefix, m in model.named_modules() if type(m) is nn.Linear]
-    for i, (prefix, meta) in enumerate(slots):
+    for prefix, meta in slots:
         key = f"{prefix}.weight"
         if key not in ckpt and meta is out and embed_key in ckpt:
             key = embed_key  # tied embeddings: the output layer shares the input table
@@ -268,8 +271,6 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
             linear.bias = nn.Parameter(ckpt.get(f"{prefix}.bias"), requires_grad=False)
         q = kind_for(kind, meta is out).from_linear(linear)
         _place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
-        if progress:
-            progress(i + 1, len(slots))
     done = tuple(f"{p}." for p, _ in slots)
     names = {n for n, _ in [*model.named_parameters(), *model.named_buffers()]}
     rest = {k: _as(ckpt.get(k), dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}

@@ -2,20 +2,22 @@
 
 vLLM, TGI, `transformers serve`, llama.cpp's server and Ollama speak this protocol. top_k and
 repetition_penalty are not part of it: they go as extra parameters (vLLM takes them), and are dropped,
-with one notice, by a server that refuses them."""
+with one notice, by a server that refuses them. Nothing here imports torch."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
+from .backend import Response
 from .conversation import Dialog
+from .errors import Llm42Error
+from .i18n import t
 from .settings import SamplingSettings
-from .stream import Response
 
 
-class RemoteError(RuntimeError):
+class RemoteError(Llm42Error):
     """The server cannot be used; the message says what to do."""
 
 
@@ -24,20 +26,20 @@ def explain(e: Exception, base_url: str, model: str | None) -> str:
     import openai
 
     if isinstance(e, openai.APIConnectionError):
-        return f"cannot reach {base_url}: is the server running, and is the URL right (it usually ends in /v1)?"
+        return t("unreachable", url=base_url)
     if isinstance(e, openai.AuthenticationError):
-        return f"{base_url} refused the API key (HTTP 401): check the variable named by --api-key-env"
+        return t("http_401", url=base_url)
     if isinstance(e, openai.NotFoundError):
-        return f"{base_url} has no model {model!r} or no chat endpoint (HTTP 404): check --model and the URL"
+        return t("http_404_api", url=base_url) if model is None else t("http_404", url=base_url, model=model)
     if isinstance(e, openai.RateLimitError):
-        return f"{base_url} is rate-limiting (HTTP 429): wait a moment and send again"
+        return t("http_429", url=base_url)
     if isinstance(e, openai.APIStatusError):
         detail = ""
         try:
             detail = str(e.response.json().get("detail") or e.response.json().get("error") or "")
         except Exception:
             pass
-        return f"{base_url} answered HTTP {e.status_code}" + (f": {detail[:200]}" if detail else "")
+        return t("http_status", url=base_url, code=e.status_code, detail=f": {detail[:200]}" if detail else "")
     return f"{type(e).__name__}: {e}"
 
 
@@ -48,31 +50,61 @@ class RemoteEngine:
     api_key: str
     warn: object = print
     window: int = 0  # unknown: the server fits the context
+    device: str = "remote"
     extras_ok: bool = True
     client: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.client = self._client(self.base_url)
+
+    def _client(self, url: str):
         import openai
 
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "none", max_retries=0, timeout=600)
+        return openai.OpenAI(base_url=url, api_key=self.api_key or "none", max_retries=0, timeout=600)
+
+    @property
+    def name(self) -> str:
+        return self.model or ""
 
     def connect(self) -> str:
-        """Check the server answers and settle the model name (the server's only model if none was given)."""
+        """Check the server answers and settle the model name (the server's only model if none was given).
+        A URL without /v1 that has no API is tried once more with /v1 added (and that is said)."""
         try:
-            models = [m.id for m in self.client.models.list().data]
+            models = self._models()
         except Exception as e:
-            raise RemoteError(explain(e, self.base_url, self.model)) from None
+            import openai
+
+            retry = self.base_url.rstrip("/") + "/v1"
+            if not isinstance(e, openai.NotFoundError) or self.base_url.rstrip("/").endswith("/v1"):
+                raise RemoteError(explain(e, self.base_url, None)) from None
+            client, self.client = self.client, self._client(retry)
+            try:
+                models = self._models()
+            except Exception:
+                self.client = client
+                raise RemoteError(explain(e, self.base_url, None)) from None
+            self.warn(t("using_v1", url=self.base_url, retry=retry))
+            self.base_url = retry
         if self.model is None:
             if not models:
-                raise RemoteError(f"{self.base_url} lists no models: pass --model NAME")
+                raise RemoteError(t("no_models", url=self.base_url))
             self.model = models[0]
         elif models and self.model not in models:
             shown = ", ".join(models[:5]) + (" ..." if len(models) > 5 else "")
-            raise RemoteError(f"{self.base_url} has no model {self.model!r}; it has: {shown}")
+            raise RemoteError(t("unknown_model", url=self.base_url, model=self.model, models=shown))
         return self.model
 
-    def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> tuple[Iterator[Response], int]:
-        return self._stream(dialog.render(), s), 0
+    def _models(self) -> list[str]:
+        return [m.id for m in self.client.models.list().data]
+
+    def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
+        """Sends the request now (a refusal raises RemoteError here, before any reply is shown)."""
+        start = time.perf_counter()
+        try:
+            stream = self._request(dialog.render(), s)
+        except Exception as e:
+            raise RemoteError(explain(e, self.base_url, self.model)) from None
+        return self._stream(stream, start)
 
     def _request(self, messages: list[dict], s: SamplingSettings):
         kw = dict(model=self.model, messages=messages, stream=True, temperature=s.temperature, top_p=s.top_p,
@@ -89,41 +121,39 @@ class RemoteEngine:
             said = f"{e} {getattr(e, 'body', '')} {e.response.text}"
             if e.status_code in (400, 422) and "extra_body" in kw and ("top_k" in said or "repetition_penalty" in said):
                 self.extras_ok = False
-                self.warn(f"{self.base_url} does not take top_k or repetition_penalty; sampling without them")
+                self.warn(t("no_extras", url=self.base_url))
                 del kw["extra_body"]
                 return self.client.chat.completions.create(**kw)
             raise
 
-    def _stream(self, messages: list[dict], s: SamplingSettings) -> Iterator[Response]:
-        stats = Response("")
-        start = time.perf_counter()
-        first = last = None
+    def _stream(self, stream, start: float) -> Iterator[Response]:
+        r = Response("")
+        first = None
         reason = None
-        try:
-            stream = self._request(messages, s)
-        except Exception as e:
-            raise RemoteError(explain(e, self.base_url, self.model)) from None
         try:
             for chunk in stream:
                 if chunk.usage:
-                    stats.prompt_tokens = chunk.usage.prompt_tokens or 0
-                    stats.generation_tokens = chunk.usage.completion_tokens or stats.generation_tokens
+                    r.prompt_tokens = chunk.usage.prompt_tokens or 0
+                    r.generation_tokens = chunk.usage.completion_tokens or r.generation_tokens
                 for choice in chunk.choices or []:
                     text = choice.delta.content if choice.delta else None
-                    if text:
-                        last = time.perf_counter()
-                        first = first or last
-                        stats.generation_tokens += 1
-                        yield Response(text)
                     if choice.finish_reason:
                         reason = choice.finish_reason
-        except Exception as e:  # the connection went away mid-reply: keep what came
-            self.warn(explain(e, self.base_url, self.model))
-            reason = "connection lost"
+                    if not text:
+                        continue
+                    now = time.perf_counter()
+                    if first is None:
+                        first, r.ttft = now, now - start
+                    r.generation_tokens += 1
+                    r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
+                    r.text = text
+                    yield replace(r)
+        except Exception as e:  # the connection went away mid-reply: keep what came, say why at the end
+            reason, r.error = "connection lost", t("lost_midway", url=self.base_url, why=type(e).__name__)
         finally:
             stream.close()
-        stats.finish_reason = "stop" if reason in (None, "stop") else reason
-        if first is not None:
-            stats.ttft = first - start
-            stats.decode_tps = (stats.generation_tokens - 1) / (last - first) if last > first else 0.0
-        yield stats
+        if reason is None:  # the stream just ended: a server that died without finishing its HTTP reply
+            reason, r.error = "connection lost", t("lost_unfinished", url=self.base_url)
+        r.text = ""
+        r.finish_reason = reason if reason in ("length", "connection lost") else "stop"
+        yield r

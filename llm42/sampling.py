@@ -1,43 +1,99 @@
-"""Sampling: pure functions from the last logits (and the ids so far) to the next token id."""
+"""Sampling: a pure function from the last logits (and the tokens seen so far) to the next token id.
+
+The distribution is transformers' own: repetition penalty, then temperature, top-k, top-p, in the order
+`generate` applies its processors (tests compare the two). It is computed on the top-k candidates only:
+the whole vocabulary (50,304 for 42dot) is touched once, by the penalty and one top-k, not sorted,
+exponentiated and drawn from every step."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-from transformers.generation.logits_process import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
 
 from .settings import SamplingSettings
 
 
-def processors(s: SamplingSettings) -> LogitsProcessorList:
-    """(ids, logits) -> logits steps in the order transformers' generate applies them."""
-    steps = LogitsProcessorList()
-    if s.repetition_penalty != 1.0:
-        steps.append(RepetitionPenaltyLogitsProcessor(s.repetition_penalty))
-    if not s.greedy:
-        if s.temperature != 1.0:
-            steps.append(TemperatureLogitsWarper(s.temperature))
-        if s.top_k > 0:
-            steps.append(TopKLogitsWarper(s.top_k))
-        if s.top_p < 1.0:
-            steps.append(TopPLogitsWarper(s.top_p))
-    return steps
+@dataclass
+class Drawn:
+    token: int
+    ids: torch.Tensor | None = None  # the candidates (CPU, descending) and their probabilities; with `explain`
+    probs: torch.Tensor | None = None
 
 
-def pick(scores: torch.Tensor, greedy: bool, generator: torch.Generator | None = None) -> int:
-    """scores (1, vocab) after processing -> token id. Greedy is argmax, never a draw."""
-    if greedy:
-        return int(scores.argmax(dim=-1))
-    probs = torch.softmax(scores.float(), dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+class Seen:
+    """The distinct tokens of the prompt and the reply so far, for the repetition penalty."""
+
+    def __init__(self, vocab: int, device: torch.device | str, ids: list[int] = ()):
+        self.ids = torch.empty(vocab, dtype=torch.long, device=device)
+        self.known: set[int] = set()
+        self.n = 0
+        for i in ids:
+            self.add(i)
+
+    def add(self, token: int) -> None:
+        if token not in self.known and token < self.ids.shape[0]:
+            self.known.add(token)
+            self.ids[self.n] = token
+            self.n += 1
+
+    def tensor(self) -> torch.Tensor:
+        return self.ids[: self.n]
 
 
-def sample(ids: torch.Tensor, logits: torch.Tensor, s: SamplingSettings,
-           generator: torch.Generator | None = None) -> int:
-    """ids (1, n) so far, logits (1, vocab) for the next position -> next token id."""
-    return pick(processors(s)(ids, logits.float()), s.greedy, generator)
+def penalize(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
+    """In place: seen tokens' logits divided by `penalty` when positive, multiplied when negative (CTRL's rule,
+    as RepetitionPenaltyLogitsProcessor)."""
+    if penalty != 1.0 and seen.numel():
+        v = scores.index_select(0, seen)
+        scores.index_copy_(0, seen, torch.where(v < 0, v * penalty, v / penalty))
+
+
+def candidates(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k scores and ids, descending; every token tied with the k-th is kept (as TopKLogitsWarper
+    keeps all scores >= the k-th). top_k 0: the whole vocabulary."""
+    if 0 < top_k < scores.shape[0]:
+        values, ids = scores.topk(top_k)
+        tied = int((scores >= values[-1]).sum())
+        if tied > top_k:
+            values, ids = scores.topk(tied)
+        return values, ids
+    return scores.sort(descending=True)
+
+
+def nucleus(values: torch.Tensor, ids: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What top-p keeps of the candidates, as TopPLogitsWarper decides it: in ascending order of score, drop
+    the tokens whose cumulative probability stays within 1 - top_p; always keep the most likely. (Between
+    tokens of exactly equal score at that edge, which one stays is up to the sort, there as here.)"""
+    values, order = values.sort()
+    ids = ids[order]
+    if top_p < 1.0:
+        keep = torch.softmax(values, dim=0).cumsum(0) > 1 - top_p
+        keep[-1] = True
+        values, ids = values[keep], ids[keep]
+    return values, ids
+
+
+def pick(logits: torch.Tensor, s: SamplingSettings, seen: torch.Tensor | None = None,
+         generator: torch.Generator | None = None, explain: bool = False) -> Drawn:
+    """logits [vocab] (any float dtype, any device) -> the next token. Temperature 0 is argmax, never a draw.
+    A `generator` on the CPU draws (the few candidates are moved there); `explain` keeps the distribution."""
+    scores = logits.reshape(-1).to(torch.float32, copy=True)
+    if seen is not None:
+        penalize(scores, seen, s.repetition_penalty)
+    if s.greedy:
+        token = int(scores.argmax())
+        if not explain:
+            return Drawn(token)
+        probs, ids = torch.softmax(scores, 0).topk(5)
+        return Drawn(token, ids.cpu(), probs.cpu())
+    if s.temperature != 1.0:
+        scores /= s.temperature
+    values, ids = candidates(scores, s.top_k)
+    values, ids = nucleus(values.cpu(), ids.cpu(), s.top_p)
+    probs = torch.softmax(values, dim=0)
+    token = int(ids[int(torch.multinomial(probs, 1, generator=generator))])
+    if not explain:
+        return Drawn(token)
+    order = probs.argsort(descending=True)
+    return Drawn(token, ids[order], probs[order])

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import UsageError
+from .i18n import t
 
 DEFAULT_MODEL = "42dot/42dot_LLM-SFT-1.3B"
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("none", "int8", "int4")
-
-
-class UsageError(ValueError):
-    """A user mistake: shown as one line, exit code 2."""
 
 
 @dataclass
@@ -38,15 +38,15 @@ class SamplingSettings:
 def check_sampling(s: SamplingSettings) -> None:
     """Raise UsageError naming the first out-of-range value."""
     if not s.temperature >= 0:
-        raise UsageError(f"temperature must be >= 0 (0 means greedy), got {s.temperature}")
+        raise UsageError(t("bad_temperature", v=s.temperature))
     if not 0 < s.top_p <= 1:
-        raise UsageError(f"top-p must be in (0, 1], got {s.top_p}")
+        raise UsageError(t("bad_top_p", v=s.top_p))
     if s.top_k < 0:
-        raise UsageError(f"top-k must be >= 0 (0 turns it off), got {s.top_k}")
+        raise UsageError(t("bad_top_k", v=s.top_k))
     if not s.repetition_penalty > 0:
-        raise UsageError(f"repetition penalty must be > 0 (1 turns it off), got {s.repetition_penalty}")
+        raise UsageError(t("bad_penalty", v=s.repetition_penalty))
     if s.max_new_tokens < 1:
-        raise UsageError(f"max new tokens must be >= 1, got {s.max_new_tokens}")
+        raise UsageError(t("bad_max_new", v=s.max_new_tokens))
 
 
 @dataclass
@@ -60,12 +60,14 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
+    context: int | None = None
     save_quantized: str | None = None
     endpoint: str | None = None
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     system_prompt: str | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    sampling_flags: set[str] = field(default_factory=set)  # the sampling settings given as flags
     markdown: bool = True
     status: bool = True
     verbose: bool = False
@@ -73,19 +75,37 @@ class Settings:
     resume: str | None = None  # "" for the most recent
     history_dir: str | None = None
     history: bool = True
+    list: bool = False
     debug: bool = False
     prompt: str | None = None
     prompt_file: str | None = None
 
 
-def _number(name: str, kind: type = float):
-    """An argparse type that names the flag and the expected kind when the text is not a number."""
+SAMPLING_NAMES = tuple(f.name for f in fields(SamplingSettings))
+WHOLE = ("top_k", "max_new_tokens", "seed", "context")  # the sampling settings that are whole numbers
+SPOKEN = {"top_p": "top-p", "top_k": "top-k", "repetition_penalty": "repetition penalty",
+          "max_new_tokens": "max new tokens"}  # as messages name them
+
+
+def parse_number(name: str, text: str):
+    """`text` as the sampling setting `name` needs it (int or float); UsageError naming both when it is not.
+    Flags and /set both parse through here. "none" unsets the seed."""
+    if name == "seed" and text.strip().lower() == "none":
+        return None
+    kind = int if name in WHOLE else float
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError(t("not_whole" if kind is int else "not_number", name=SPOKEN.get(name, name), text=text)) from None
+
+
+def number_flag(name: str):
+    """An argparse type for the sampling setting `name`."""
     def parse(text: str):
         try:
-            return kind(text)
-        except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
+            return parse_number(name, text)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return parse
 
 
@@ -101,7 +121,17 @@ class _Help(argparse.HelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage dump
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(t("see_help", message=message))
+
+
+SAMPLING_FLAGS = [  # (setting, metavar, help); defaults come from SamplingSettings
+    ("temperature", "T", "0 means greedy"),
+    ("top_p", "P", "nucleus sampling mass"),
+    ("top_k", "K", "0 turns it off"),
+    ("repetition_penalty", "R", "over the prompt and the reply; 1 turns it off"),
+    ("max_new_tokens", "N", "longest reply"),
+    ("seed", "N", "fix the sampling seed"),
+]
 
 
 def setup_arg_parser() -> argparse.ArgumentParser:
@@ -126,6 +156,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
                    help="weight dtype; auto: bf16/fp16 on GPU, bf16 on CPUs that support it")
     m.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="int8 or int4 weights for the Linear layers: faster CPU decoding, less memory")
+    m.add_argument("--context", type=number_flag("context"), default=None, metavar="N",
+                   help="a context window of N tokens instead of the model's (less memory; older turns leave sooner)")
     m.add_argument("--save-quantized", default=None, metavar="DIR",
                    help="with --quantize: save the quantized model, so --model-path DIR starts without quantizing")
 
@@ -137,15 +169,11 @@ def setup_arg_parser() -> argparse.ArgumentParser:
                    help="the environment variable holding the API key (the key itself is never printed)")
 
     g = p.add_argument_group("generation (42dot's recommended defaults)")
-    g.add_argument("--temperature", type=_number("temperature"), default=0.5, metavar="T",
-                   help="0 means greedy")
-    g.add_argument("--top-p", type=_number("top-p"), default=0.95, metavar="P", help="nucleus sampling mass")
-    g.add_argument("--top-k", type=_number("top-k", int), default=20, metavar="K", help="0 turns it off")
-    g.add_argument("--repetition-penalty", type=_number("repetition penalty"), default=1.2, metavar="R",
-                   help="over the prompt and the reply; 1 turns it off")
-    g.add_argument("--max-new-tokens", type=_number("max new tokens", int), default=512, metavar="N",
-                   help="longest reply")
-    g.add_argument("--seed", type=_number("seed", int), default=None, metavar="N", help="fix the sampling seed")
+    d = SamplingSettings()
+    for name, metavar, text in SAMPLING_FLAGS:
+        default = f" (default: {getattr(d, name)})" if getattr(d, name) is not None else ""
+        g.add_argument("--" + name.replace("_", "-"), type=number_flag(name), default=None, metavar=metavar,
+                       help=text + default)
 
     c = p.add_argument_group("chat")
     c.add_argument("--system-prompt", default=None, metavar="TEXT", help="replace the model's default system prompt")
@@ -163,6 +191,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     h.add_argument("--history-dir", default=None, metavar="DIR",
                    help="where conversations are written (default: $LLM42_HISTORY_DIR or the user data folder)")
     h.add_argument("--no-history", action="store_true", help="do not write conversations to disk")
+    h.add_argument("--list", action="store_true", help="list the saved conversations (id, when, replies, first message)")
     c.add_argument("--debug", action="store_true",
                    help="show top-5 candidates per token and a JSON summary per reply")
     return p
@@ -172,22 +201,29 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     """Parse and validate; raises UsageError before anything is loaded."""
     a = setup_arg_parser().parse_args(argv)
     if not DEVICE_RE.match(a.device):
-        raise UsageError(f"unknown device {a.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(t("bad_device", device=a.device))
     if a.prompt is not None and a.prompt_file is not None:
-        raise UsageError("use either --prompt or --prompt-file, not both")
+        raise UsageError(t("prompt_both"))
     if a.endpoint and (a.quantize != "none" or a.save_quantized):
-        raise UsageError("--quantize and --save-quantized are for local models, not with --endpoint")
+        raise UsageError(t("endpoint_quantize"))
     if a.resume is not None and a.no_history and not a.resume:
-        raise UsageError("--resume without an id or path needs the history (drop --no-history)")
-    sampling = SamplingSettings(
-        temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
-        repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens, seed=a.seed,
-    )
+        raise UsageError(t("resume_no_history"))
+    if a.context is not None and a.context < 64:
+        raise UsageError(t("bad_context", n=a.context))
+    if a.prompt is not None and not a.prompt.strip():
+        raise UsageError(t("prompt_empty"))
+    if a.save_quantized and a.quantize == "none":
+        raise UsageError(t("save_needs_quantize"))
+    out = Path(a.save_quantized).expanduser() if a.save_quantized else None
+    if out is not None and (out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        raise UsageError(t("save_exists", path=a.save_quantized))
+    given = {name: getattr(a, name) for name, _, _ in SAMPLING_FLAGS if getattr(a, name) is not None}
+    sampling = SamplingSettings(**given)
     return Settings(
         model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
-        device=a.device, dtype=a.dtype, quantize=a.quantize, save_quantized=a.save_quantized,
+        device=a.device, dtype=a.dtype, quantize=a.quantize, context=a.context, save_quantized=a.save_quantized,
         endpoint=a.endpoint, model=a.model, api_key_env=a.api_key_env, system_prompt=a.system_prompt,
-        sampling=sampling, markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,
+        sampling=sampling, sampling_flags=set(given), markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,
         resume=a.resume, history_dir=a.history_dir, history=not a.no_history, debug=a.debug,
-        prompt=a.prompt, prompt_file=a.prompt_file,
+        prompt=a.prompt, prompt_file=a.prompt_file, list=a.list,
     )

@@ -53,3 +53,21 @@ def stoppable(carry: bool) -> Iterator[None]:
         yield
     finally:
         _live = before
+
+
+@contextlib.contextmanager
+def shielded(act: bool = True) -> Iterator[None]:
+    """Drawing on the screen: a Ctrl+C (or SIGTERM) waits until the drawing is done, so the terminal never
+    holds half a redraw. Then, inside `stoppable()`, it acts (the reply stops), or with `act` False it is
+    forgotten (it landed while a finished reply was drawn for the last time)."""
+    global _live, _pressed
+    before, _live = _live, False
+    try:
+        yield
+    finally:
+        _live = before
+    if before and _terminated:
+        on_terminate()
+    pressed, _pressed = _pressed, _pressed and not before
+    if before and pressed and act:
+        raise KeyboardInterrupt

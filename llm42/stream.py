@@ -1,4 +1,4 @@
-"""The reply stream: token steps turned into typed text deltas with stop handling and timings."""
+"""The local reply stream: token steps turned into typed records with text, stop handling and timings."""
 
 from __future__ import annotations
 
@@ -6,82 +6,69 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Iterator
 
 import torch
 
-from .detokenize import StreamDecoder
+from .backend import Response
+from .detokenize import StreamDecoder, piece
 from .generate import PromptCache, generate_steps
 from .settings import SamplingSettings
 from .stops import StopFilter
 
 
-@dataclass
-class Response:
-    """One streamed piece of a reply; the last one carries finish_reason."""
-
-    text: str
-    token: int | None = None
-    finish_reason: str | None = None  # "stop" | "length" | "interrupted"
-    prompt_tokens: int = 0
-    reused_tokens: int = 0  # prompt tokens served from the cache of earlier turns
-    generation_tokens: int = 0
-    ttft: float = 0.0  # seconds from the request to the first token
-    decode_tps: float = 0.0  # tokens/s after the first token
-    peak_memory_gb: float = 0.0
-    top: list[tuple[str, float]] | None = field(default=None, repr=False)  # debug: top-5 candidates
-
-
 def peak_memory_gb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak resident memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1e9
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / 1e9 if sys.platform == "darwin" else rss * 1024 / 1e9
+    try:  # Linux: this program's own peak (ru_maxrss would also count the parent it was started from)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
+    except (OSError, StopIteration, ValueError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return rss / 1e9 if sys.platform == "darwin" else rss * 1024 / 1e9
 
 
-def top_candidates(tokenizer, scores: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
-    probs = torch.softmax(scores.float(), dim=-1)[0]
-    p, ids = probs.topk(k)
-    return [(tokenizer.decode([int(i)]), float(q)) for i, q in zip(ids, p)]
+def top_candidates(tokenizer, drawn, k: int = 5) -> list[tuple[str, float]]:
+    """The most likely tokens of the distribution a token was drawn from, with their probabilities."""
+    return [(piece(tokenizer, int(i)), float(q)) for i, q in zip(drawn.ids[:k], drawn.probs[:k])]
 
 
-def stream_reply(cache: PromptCache, tokenizer, prompt: list[int], s: SamplingSettings,
-                 stop_ids: set[int], stop_strings: tuple[str, ...] = (), debug: bool = False) -> Iterator[Response]:
-    """Yield Responses for one reply to `prompt`; the final one has finish_reason and the stats."""
+def stream_reply(cache: PromptCache, tokenizer, prompt: list[int], s: SamplingSettings, stop_ids: set[int],
+                 stop_strings: tuple[str, ...] = (), debug: bool = False, dropped: int = 0) -> Iterator[Response]:
+    """One record per generated token, with the running figures; the last one has finish_reason."""
     device = cache.model.device
     generator = None
-    if not s.greedy:
-        generator = torch.Generator(device=device)
+    if not s.greedy:  # sampling draws on the CPU, from the few candidates
+        generator = torch.Generator()
         generator.manual_seed(s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
     decoder, stops = StreamDecoder(tokenizer), StopFilter(stop_strings)
-    stats = Response("", prompt_tokens=len(prompt))
+    r = Response("", prompt_tokens=len(prompt), dropped_turns=dropped)
     start = time.perf_counter()
-    first = last = start
-    reason = "length"
-    for step in generate_steps(cache, prompt, s, stop_ids, generator):
-        last = time.perf_counter()
-        if stats.generation_tokens == 0:
-            first = last
-            stats.reused_tokens = cache.reused
-        stats.generation_tokens += 1
-        if step.token in stop_ids:
-            reason = "stop"
-            break
-        text, hit = stops.feed(decoder.step(step.token))
-        top = top_candidates(tokenizer, step.scores) if debug else None
+    first = start
+    for step in generate_steps(cache, prompt, s, stop_ids, generator, explain=debug):
+        now = time.perf_counter()
+        if r.generation_tokens == 0:
+            first = now
+            r.reused_tokens, r.ttft = cache.reused, now - start
+        r.generation_tokens += 1
+        if r.generation_tokens > 1:
+            r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
+        text, hit = ("", False) if step.finish == "stop" else stops.feed(decoder.step(step.token))
+        if debug:
+            r.token_text, r.top = piece(tokenizer, step.token), top_candidates(tokenizer, step.drawn)
         if hit:
-            yield Response(text, step.token, top=top)
-            reason = "stop"
-            break
-        if text or debug:
-            yield Response(text, step.token, top=top)
-    if reason != "stop":
-        text, hit = stops.feed(decoder.flush())
-        yield Response(text + ("" if hit else stops.flush()))
-    stats.finish_reason = reason
-    stats.ttft = first - start
-    n = stats.generation_tokens
-    stats.decode_tps = (n - 1) / (last - first) if n > 1 and last > first else 0.0
-    stats.peak_memory_gb = peak_memory_gb(device)
-    yield stats
+            r.finish_reason = "stop"
+        elif step.finish == "stop":  # the end token: text held as a possible stop string was not one
+            text, r.finish_reason = stops.flush(), "stop"
+        elif step.finish == "length":
+            tail, hit = stops.feed(decoder.flush())
+            text += tail + ("" if hit else stops.flush())
+            r.finish_reason = "stop" if hit else "length"
+        r.text = text
+        if r.finish_reason:
+            r.peak_memory_gb = peak_memory_gb(device)
+            yield r
+            return
+        yield replace(r)

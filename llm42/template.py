@@ -6,18 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .conversation import Dialog
+from .errors import UsageError
+from .i18n import t
 
 TEMPLATE_42DOT = (Path(__file__).parent / "templates" / "42dot_sft.jinja").read_text(encoding="utf-8")
-SYSTEM_42DOT = (
-    "호기심 많은 인간 (human)과 인공지능 봇 (AI bot)의 대화입니다. "
-    "봇의 이름은 42dot LLM이고 포티투닷 (42dot)에서 개발했습니다. "
-    "봇은 인간의 질문에 대해 친절하게 유용하고 상세한 답변을 제공합니다. "
-)
 STOP_42DOT = ("<human>:",)
 
 
-class ContextError(ValueError):
-    """A message that cannot fit in the context window even alone."""
+class ContextError(UsageError):
+    """A message that cannot fit in the context window even alone (exit code 2 when it ends the run)."""
 
 
 @dataclass
@@ -26,7 +23,6 @@ class ChatFormat:
 
     tokenizer: object
     stop_strings: tuple[str, ...] = ()
-    is_42dot: bool = False
 
     def encode(self, messages: list[dict]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -37,7 +33,7 @@ def chat_format(tokenizer, model_path: str) -> ChatFormat:
     """Install the 42dot template on 42dot models and on tokenizers that have none."""
     if "42dot" in model_path.lower() or not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = TEMPLATE_42DOT
-        return ChatFormat(tokenizer, STOP_42DOT, is_42dot=True)
+        return ChatFormat(tokenizer, STOP_42DOT)
     return ChatFormat(tokenizer)
 
 
@@ -47,10 +43,22 @@ class Fitted:
     dropped: int  # oldest whole turns left out to fit
 
 
-def fit(fmt: ChatFormat, dialog: Dialog, max_new_tokens: int, window: int) -> Fitted:
-    """Drop the oldest whole turns until prompt + max_new_tokens fits the window.
+# When turns must go, enough go at once that the prompt fills at most this share of its budget. Each such
+# block drop costs one prefill of what is kept; the turns after it then extend the cached prompt (a short
+# prefill each) until the window is full again. Keeping half means a full prefill at most once per half a
+# window of new text (llama.cpp's context shift also discards half), while the model still sees half a
+# window of history: measured in tests/soak.py (README: Long conversations).
+KEEP = 0.5
 
-    The system prompt and the newest turn are always kept; if they alone do not fit, ContextError."""
+
+def fit(fmt: ChatFormat, dialog: Dialog, max_new_tokens: int, window: int, start: int = 0) -> Fitted:
+    """The prompt for the dialog's last message: all of it if prompt + max_new_tokens fits the window, else
+    without its oldest whole turns.
+
+    `start` turns were left out for the previous reply: they stay out while the rest fits, so this prompt
+    begins as the cached one did and only the new turn is prefilled. When it no longer fits, turns go in one
+    block until the prompt fills at most KEEP of its budget. The system prompt and the newest turn are always
+    kept; if they alone do not fit, ContextError."""
     budget = window - max_new_tokens
     cache: dict[int, list[int]] = {}
 
@@ -59,15 +67,17 @@ def fit(fmt: ChatFormat, dialog: Dialog, max_new_tokens: int, window: int) -> Fi
             cache[drop] = fmt.encode(dialog.render(drop))
         return cache[drop]
 
-    lo, hi = 0, max(len(dialog.turns()) - 1, 0)
-    if len(ids(hi)) > budget:
-        raise ContextError(
-            f"this message needs {len(ids(hi))} prompt tokens, but the window is {window} tokens with "
-            f"{max_new_tokens} kept for the reply; shorten it or lower max new tokens"
-        )
-    while lo < hi:  # fewest dropped turns that fit; dropping more never makes it longer
+    last = max(len(dialog.turns()) - 1, 0)
+    start = min(start, last)
+    if len(ids(start)) <= budget:
+        return Fitted(ids(start), start)
+    if len(ids(last)) > budget:
+        raise ContextError(t("too_long", n=len(ids(last)), window=window, max_new=max_new_tokens))
+    limit = budget * KEEP if len(ids(last)) <= budget * KEEP else budget
+    lo, hi = start, last
+    while lo < hi:  # fewest dropped turns under the limit; dropping more never makes it longer
         mid = (lo + hi) // 2
-        if len(ids(mid)) <= budget:
+        if len(ids(mid)) <= limit:
             hi = mid
         else:
             lo = mid + 1

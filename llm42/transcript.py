@@ -14,22 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .conversation import Dialog, Role
+from .errors import Llm42Error
+from .i18n import t
 
 VERSION = 1
 
 
-def history_dir(override: str | None = None) -> Path:
-    """--history-dir, else $LLM42_HISTORY_DIR, else the platform's user data folder."""
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get("LLM42_HISTORY_DIR"):
-        return Path(os.environ["LLM42_HISTORY_DIR"]).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("llm42", appauthor=False)) / "conversations"
-
-
-class TranscriptError(OSError):
+class TranscriptError(Llm42Error):
     """A transcript could not be found or read."""
 
 
@@ -54,10 +45,6 @@ class Transcript:
         name = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2) + ".jsonl"
         return cls(Path(folder) / name, warn)
 
-    @property
-    def id(self) -> str:
-        return self.path.stem
-
     def write(self, event: str, **data) -> bool:
         try:
             append_line(self.path, json.dumps({"event": event, "time": round(time.time(), 3), **data}, ensure_ascii=False))
@@ -69,10 +56,16 @@ class Transcript:
         self.failed = False
         return True
 
-    def start(self, model: str, dialog: Dialog, settings: dict) -> None:
-        self.write("start", version=VERSION, model=model, system=dialog.system, settings=settings)
-        for m in dialog.messages:  # a conversation continued from elsewhere starts with its history
-            self.message(m.role, m.content, interrupted=m.interrupted)
+    def start(self, model: str, dialog: Dialog, settings: dict, mode: str = "chat") -> None:
+        """`mode`: "chat", "piped" or "one-shot" (a bare --resume takes the latest chat).
+        A conversation continued from elsewhere starts with its history, system changes where they were made."""
+        for i, (kind, item) in enumerate(dialog.timeline()):
+            if i == 0:
+                self.write("start", version=VERSION, model=model, mode=mode, system=item, settings=settings)
+            elif kind == "system":
+                self.write("system", content=item)
+            else:
+                self.message(item.role, item.content, interrupted=item.interrupted)
 
     def message(self, role: Role, content: str, **extra) -> None:
         self.write(role.value, content=content, **{k: v for k, v in extra.items() if v not in (None, False)})
@@ -97,7 +90,7 @@ def load(path: Path) -> Loaded:
     try:
         lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as e:
-        raise TranscriptError(f"cannot read {path}: {e.strerror or e}") from None
+        raise TranscriptError(t("cannot_read", path=path, why=e.strerror or e)) from None
     out = Loaded(Dialog())
     for line in lines:
         if not line.strip():
@@ -115,7 +108,7 @@ def load(path: Path) -> Loaded:
         elif kind in ("user", "assistant"):
             out.dialog.add(Role(kind), str(ev.get("content", "")), bool(ev.get("interrupted")))
         elif kind == "system":
-            out.dialog.system = ev.get("content")
+            out.dialog.set_system(ev.get("content"))
         elif kind == "settings":
             out.settings.update(ev.get("settings") or {})
         elif kind == "truncate":
@@ -127,7 +120,7 @@ def load(path: Path) -> Loaded:
 
 
 def find(ref: str | None, folder: Path) -> Path:
-    """A transcript by path, by id in the history folder, or the most recent one (ref None)."""
+    """A transcript by path, by id in the history folder, or the most recent chat (ref None; one-shot runs skipped)."""
     if ref:
         p = Path(ref).expanduser()
         if p.is_file():
@@ -135,19 +128,61 @@ def find(ref: str | None, folder: Path) -> Path:
         q = folder / (ref if ref.endswith(".jsonl") else ref + ".jsonl")
         if q.is_file():
             return q
-        raise TranscriptError(f"no conversation {ref!r} (neither a file nor an id in {folder})")
-    files = sorted(folder.glob("*.jsonl"), key=lambda f: f.stat().st_mtime) if folder.is_dir() else []
-    if not files:
-        raise TranscriptError(f"no saved conversation to resume in {folder}")
-    return files[-1]
+        raise TranscriptError(t("no_conversation", ref=ref, folder=folder))
+    chats = [f for f in newest_first(folder) if _first_event(f).get("mode", "chat") == "chat"]
+    if not chats:
+        raise TranscriptError(t("nothing_to_resume", folder=folder))
+    return chats[0]
+
+
+def newest_first(folder: Path) -> list[Path]:
+    files = list(folder.glob("*.jsonl")) if folder.is_dir() else []
+    return sorted(files, key=lambda f: f.stat().st_mtime, reverse=True)
+
+
+def _first_event(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return json.loads(f.readline())
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class Summary:
+    """One line of --list."""
+
+    id: str
+    path: Path
+    started: float  # seconds since the epoch
+    mode: str
+    first: str  # the first message, as the user wrote it
+    turns: int  # replies in the conversation as it stands
+
+
+def summaries(folder: Path) -> list[Summary]:
+    """The saved conversations, newest first."""
+    out = []
+    for path in newest_first(folder):
+        start = _first_event(path)
+        loaded = load(path)
+        first = next((m.content for m in loaded.dialog.messages if m.role is Role.USER), "")
+        turns = sum(1 for m in loaded.dialog.messages if m.role is Role.ASSISTANT)
+        out.append(Summary(path.stem, path, float(start.get("time") or path.stat().st_mtime),
+                           str(start.get("mode", "chat")), first, turns))
+    return out
 
 
 def export_markdown(dialog: Dialog, model: str) -> str:
+    """The conversation as Markdown; a system prompt changed mid-chat shows where it changed."""
     parts = [f"# Conversation with {model}\n"]
-    if dialog.system:
-        parts.append(f"> System: {dialog.system.strip()}\n")
-    for m in dialog.messages:
-        who = "You" if m.role is Role.USER else "Assistant"
-        note = " *(stopped)*" if m.interrupted else ""
-        parts.append(f"## {who}{note}\n\n{m.content}\n")
+    for i, (kind, item) in enumerate(dialog.timeline()):
+        if kind == "message":
+            who = "You" if item.role is Role.USER else "Assistant"
+            parts.append(f"## {who}{' *(stopped)*' if item.interrupted else ''}\n\n{item.content}\n")
+        elif i == 0:
+            parts += [f"> System: {item.strip()}\n"] if item else []
+        else:
+            parts.append(f"> System prompt changed to: {item.strip()}\n" if item else
+                         "> System prompt back to the model's default\n")
     return "\n".join(parts)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from typing import Iterator
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markdown import Markdown
+from rich.markdown import ListItem, Markdown
+from rich.segment import Segment
 from rich.text import Text
 
-from .signals import stoppable
+from .signals import shielded, stoppable
 
 # C0 controls and DEL, except tab and newline: model output must never drive the terminal
 _UNSAFE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
@@ -20,6 +22,64 @@ _UNSAFE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
 
 def safe(text: str) -> str:
     return text.translate(_UNSAFE)
+
+
+class NumberedItem(ListItem):
+    """A list item whose number keeps its dot ("1. Banana"), as the model wrote it."""
+
+    def render_number(self, console, options, number: int, last_number: int):
+        width = len(str(last_number)) + 2  # "1. " for lists of up to nine
+        lines = console.render_lines(self.elements, options.update(width=options.max_width - width), style=self.style)
+        style = console.get_style("markdown.item.number", default="none")
+        for i, line in enumerate(lines):
+            yield Segment(f"{number}.".rjust(width - 1) + " " if i == 0 else " " * width, style)
+            yield from line
+            yield Segment("\n")
+
+
+class ChatMarkdown(Markdown):
+    """Markdown as a chat model means it: a single line break is a line break (a poem keeps its lines)."""
+
+    elements = {**Markdown.elements, "list_item_open": NumberedItem}
+
+    def __init__(self, markup: str, **kw):
+        super().__init__(markup, **kw)
+        stack = list(self.parsed)
+        while stack:
+            token = stack.pop()
+            if token.type == "softbreak":
+                token.type = "hardbreak"
+            stack.extend(token.children or [])
+
+    def __rich_console__(self, console, options):
+        started = False  # rich begins a list with an empty line; a block here never starts with one
+        for segment in super().__rich_console__(console, options):
+            started = started or segment.text != "\n"
+            if started:
+                yield segment
+
+
+@contextlib.contextmanager
+def unechoed() -> Iterator[None]:
+    """The terminal's echo of typed keys off, and back as it was afterwards."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        before = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError):  # not a terminal, or not a POSIX one
+        yield
+        return
+    except Exception:  # termios.error: stdin is not a terminal
+        yield
+        return
+    quiet = list(before)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)
 
 
 class MarkdownStream:
@@ -34,37 +94,44 @@ class MarkdownStream:
         self.partial = ""  # the line being written
         self.fence: str | None = None
         self.printed = False
-        self.live = Live(console=console, auto_refresh=True, refresh_per_second=12,
-                         vertical_overflow="visible", transient=False)
+        self.shown = 0.0  # when the open block was last redrawn
+        # no refresh thread: every redraw happens here, between tokens, shielded from Ctrl+C
+        self.live = Live(console=console, auto_refresh=False, vertical_overflow="visible", transient=False)
 
     def __enter__(self) -> "MarkdownStream":
-        self.live.start()
+        with shielded():
+            self.live.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.live.update(self._open(), refresh=True)
-        self.live.stop()
+        with shielded(act=False):
+            self.live.update(self._open(), refresh=True)
+            self.live.stop()
 
     def _commit(self, text: str) -> None:
         if text.strip():
             if self.printed:
                 self.live.console.print()
-            self.live.console.print(Markdown(text))
+            self.live.console.print(ChatMarkdown(text))
             self.printed = True
 
     def add(self, text: str) -> None:
-        *lines, self.partial = (self.partial + text).split("\n")
-        for line in lines:
-            self._line(line)
-        if self.block.count("\n") > max(self.console.height - 4, 8):
-            self._split_tall_block()
-        self.live.update(self._open())
+        with shielded():
+            *lines, self.partial = (self.partial + text).split("\n")
+            for line in lines:
+                self._line(line)
+            if self.block.count("\n") > max(self.console.height - 4, 8):
+                self._split_tall_block()
+            now = time.monotonic()
+            if now - self.shown >= 1 / 12 or lines:  # at most 12 redraws a second, and at each new line
+                self.shown = now
+                self.live.update(self._open(), refresh=True)
 
     def _open(self):
         text = self.block + self.partial
         if not text.strip():
             return Text("")
-        return Group(Text(""), Markdown(text)) if self.printed else Markdown(text)
+        return Group(Text(""), ChatMarkdown(text)) if self.printed else ChatMarkdown(text)
 
     def _line(self, line: str) -> None:
         mark = line.lstrip()[:3]
@@ -98,12 +165,14 @@ class PlainStream:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.out.write("\n")
-        self.out.flush()
+        with shielded(act=False):
+            self.out.write("\n")
+            self.out.flush()
 
     def add(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
+        with shielded():
+            self.out.write(text)
+            self.out.flush()
 
 
 class UI:
@@ -132,8 +201,9 @@ class UI:
             yield
 
     def show(self, text: str) -> None:
-        """Output of a command the user asked for (stderr: stdout carries replies only)."""
-        self.err.print(Text(safe(text)))
+        """Output of a command the user asked for (stderr: stdout carries replies only); on a terminal,
+        long lines wrap between words."""
+        self.err.print(Text(safe(text)), soft_wrap=not self.err.is_terminal)
 
     def set_markdown(self, on: bool) -> None:
         self.markdown = on and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
@@ -161,12 +231,17 @@ class UI:
                 return None
 
     # replies ----------------------------------------------------------
-    def reply_stream(self):
-        if self.markdown:
-            return MarkdownStream(self.out)
-        return PlainStream(sys.stdout)
+    @contextlib.contextmanager
+    def reply_stream(self) -> Iterator["MarkdownStream | PlainStream"]:
+        """Where a reply is drawn as it streams. In a terminal, keys typed meanwhile are not echoed: the
+        terminal's "^C" would move the cursor behind the live view's back, which then erased the wrong
+        lines. They still reach the next prompt."""
+        with unechoed() if self.interactive else contextlib.nullcontext():
+            with MarkdownStream(self.out) if self.markdown else PlainStream(sys.stdout) as view:
+                yield view
 
     def debug_step(self, chosen: str, top: list[tuple[str, float]]) -> None:
+        """One token's top-5 candidates (byte pieces shown as \\xNN) and the one drawn."""
         cands = "  ".join(f"{t!r} {p:.3f}" for t, p in top)
         self.err.print(Text(f"[debug] {cands}  -> {chosen!r}", style="dim"))
 

@@ -63,3 +63,50 @@ def one_turn_then_a_long_reply(child) -> None:
     child.expect(">>>")
     child.sendline("Write a very long story about a dragon.")
     time.sleep(2)
+
+
+class Screen:
+    """What a user sees: a pseudo-terminal session's output played through a terminal emulator (pyte),
+    with the lines scrolled off the top kept. `expect` reads output until a pattern shows."""
+
+    def __init__(self, child, columns: int = 120, lines: int = 40):
+        import pyte
+
+        self.child = child
+        self.screen = pyte.HistoryScreen(columns, lines, history=5000)
+        self.stream = pyte.Stream(self.screen)
+
+    def expect(self, pattern, timeout: float = 120) -> int:
+        i = self.child.expect(pattern, timeout=timeout)
+        self.stream.feed(self.child.before + (self.child.after if isinstance(self.child.after, str) else ""))
+        return i
+
+    def settle(self, seconds: float = 0.5) -> None:
+        """Feed whatever else arrives until nothing has for `seconds`."""
+        import pexpect
+
+        try:
+            while True:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=seconds))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pass
+
+    def watch(self, seconds: float) -> None:
+        """Read (as a terminal does, so the program never waits on a full pseudo-terminal) for `seconds`."""
+        import time
+
+        import pexpect
+
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=min(left, 0.05)))
+            except pexpect.TIMEOUT:
+                pass
+
+    def lines(self) -> list[str]:
+        top = ["".join(ch.data for ch in row.values()).rstrip() for row in self.screen.history.top]
+        return [*top, *(line.rstrip() for line in self.screen.display)]
+
+    def text(self) -> str:
+        return "\n".join(self.lines()).rstrip()

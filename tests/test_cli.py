@@ -1,6 +1,8 @@
 """The CLI driven for real: piped conversations, a pseudo-terminal session, and bad flags."""
 
 
+import re
+
 import pytest
 
 from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
@@ -106,3 +108,45 @@ def test_help_is_readable():
     for flag in ["--model-path", "--temperature", "--device", "--dtype", "--system-prompt", "--no-markdown"]:
         assert flag in out
     assert "(default: 0.5)" in out and "(default: None)" not in out
+
+
+def test_a_reply_cut_by_the_token_limit_is_marked_on_stderr_only(smollm2, tmp_path):
+    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "6", "--history-dir", str(tmp_path),
+                "--prompt", "Write a long story about a dragon.")
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "[cut at the 6-token limit: /set max_new_tokens N for longer replies]" in err
+    assert "cut at" not in out and out.strip()  # stdout keeps only the reply
+    done = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "60", "--no-history",
+                   "--prompt", "What is the capital of France?")
+    assert "cut at" not in done.stderr.decode()  # a reply that ended by itself is not marked
+
+
+def test_flags_are_checked_before_loading_and_useless_ones_are_named(smollm2, tmp_path):
+    fast = run_cli("--model-path", "/no/where/never", "--save-quantized", str(tmp_path / "q"), timeout=60)
+    assert fast.returncode == 2 and "--save-quantized needs --quantize int8 or int4" in fast.stderr.decode()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("keep me")
+    taken = run_cli("--model-path", "/no/where", "--quantize", "int8", "--save-quantized", str(tmp_path / "taken"))
+    assert taken.returncode == 2 and "already exists and is not empty" in taken.stderr.decode()
+    assert (tmp_path / "taken" / "x").read_text() == "keep me"
+    empty = run_cli("--prompt", "  ")
+    assert empty.returncode == 2 and "--prompt is empty" in empty.stderr.decode()
+
+
+def test_verbose_one_shot_prints_the_timing(tiny42):
+    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "4", "--seed", "0", "--no-history", "--verbose",
+                "--prompt", "안녕하세요")
+    assert r.returncode == 0 and re.search(r"context \d+/320 tokens · TTFT [\d.]+s · [\d.]+ tokens/s", r.stderr.decode())
+    quiet = run_cli("--model-path", str(tiny42), "--max-new-tokens", "4", "--seed", "0", "--no-history",
+                    "--prompt", "안녕하세요")
+    assert "TTFT" not in quiet.stderr.decode() and "context" not in quiet.stderr.decode()
+
+
+def test_debug_shows_byte_pieces_escaped_and_plain_text(tiny42):
+    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "40", "--seed", "1", "--no-history", "--debug",
+                "--temperature", "1.5", "--top-k", "0", "--repetition-penalty", "1.0", "--prompt", "이모지 🙂🚀 漢字")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "[debug]" in err
+    assert "\ufffd" not in err  # a byte of a character shows as \xNN, never as the replacement character
+    assert re.search(r"\\x[0-9a-f]{2}", err)

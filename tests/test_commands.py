@@ -1,6 +1,7 @@
 """In-chat commands and transcripts through the real CLI with SmolLM2."""
 
 import json
+import re
 import signal
 
 import pytest
@@ -54,7 +55,7 @@ def test_undo_removes_the_exchange_from_what_the_model_sees(smollm2, tmp_path):
 def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
     _, err = chat(smollm2, tmp_path, ["/set temperature 0", "/set top_p 0", "/set top_k x", "/set",
                                       "Tell me a fun fact.", "/regen", "/regen"], "--temperature", "1.5")
-    assert "temperature = 0" in err and "top-p must be in (0, 1]" in err and "top_k must be a whole number" in err
+    assert "temperature = 0" in err and "top-p must be in (0, 1]" in err and "top-k must be a whole number" in err
     assert "temperature = 0.0" in err  # /set alone lists the settings
     replies = [e["content"] for e in assistant_events(only_transcript(tmp_path))]
     assert len(replies) == 3 and len(set(replies)) == 1  # greedy now: the same reply every time
@@ -142,3 +143,65 @@ def _json_blocks(text):
             if depth == 0:
                 blocks.append(text[start : i + 1])
     return [b for b in blocks if '"prompt_tokens"' in b]
+
+
+def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tiny42, tmp_path):
+    import pexpect
+
+    child = spawn_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4")
+    child.expect(">>>")
+    child.sendline("a chat in the terminal")
+    child.expect(r"context \d+/320")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    (chat_file,) = tmp_path.glob("*.jsonl")
+    one = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4",
+                  "--prompt", "a one-shot question")
+    assert one.returncode == 0
+    r = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4", "--resume",
+                stdin="/history\n")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and f"resumed 2 message(s) from {chat_file}" in err
+    assert f"(the most recent chat, {chat_file.stem}; --list shows the others)" in err
+    assert ">>> a chat in the terminal" in err and "one-shot question" not in err
+    listing = run_cli("--list", "--history-dir", str(tmp_path), timeout=60)
+    rows = listing.stdout.decode().splitlines()
+    assert listing.returncode == 0 and len(rows) == 2
+    assert re.match(r"  \d{8}-\d{6}-[0-9a-f]{4}  \d{4}-\d\d-\d\d \d\d:\d\d +1 repl\(ies\)  a one-shot question \(one-shot\)$",
+                    rows[0]), rows
+    assert rows[1].startswith(f"  {chat_file.stem}  ") and rows[1].endswith("a chat in the terminal")
+
+
+def test_set_shows_switches_as_on_off_and_stats_after_a_stopped_first_reply(smollm2, tmp_path):
+    child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--max-new-tokens", "300")
+    child.expect(">>>")
+    child.sendline("/set markdown off")
+    child.expect("markdown = off")
+    child.sendline("/set")
+    child.expect("status = on")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon.")
+    child.expect(r"\S")
+    import time
+
+    time.sleep(2)
+    child.sendcontrol("c")
+    child.expect("reply stopped")
+    child.expect(">>>")
+    child.sendline("/stats")
+    child.expect(r"reply tokens +\d+ \(stopped\)")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pytest.importorskip("pexpect").EOF)
+
+
+def test_export_shows_a_system_prompt_where_it_changed(smollm2, tmp_path):
+    md = tmp_path / "chat.md"
+    chat(smollm2, tmp_path, ["Hi.", "/system Answer in French.", "Hello again.", f"/export {md}"])
+    text = md.read_text()
+    assert "> System:" not in text.split("## You")[0]  # the default system prompt at the start: none shown
+    first, second = text.index("## You\n\nHi."), text.index("## You\n\nHello again.")
+    change = text.index("> System prompt changed to: Answer in French.")
+    assert first < change < second

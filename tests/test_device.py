@@ -4,15 +4,22 @@ import pytest
 import torch
 from transformers import LlamaConfig
 
-from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, estimate_bytes
+from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, cpu_supports_fp16, estimate_bytes
 
 GB = 1024**3
 CFG_42DOT = LlamaConfig(vocab_size=50304, hidden_size=2048, intermediate_size=5632, num_hidden_layers=24,
                         num_attention_heads=32, max_position_embeddings=4096, tie_word_embeddings=False)
 
 
-def need(dtype):
-    return estimate_bytes(CFG_42DOT, dtype)
+WINDOW = 4096
+
+
+def need(dtype, tokens=WINDOW):
+    return estimate_bytes(CFG_42DOT, dtype, tokens)
+
+
+def pick(requested, m, dtype="auto"):
+    return choose(requested, dtype, m, need, WINDOW)
 
 
 def gpu(i, free_gb, bf16=True):
@@ -27,55 +34,82 @@ def test_estimate_counts_42dot_parameters_and_kv_cache():
 
 def test_auto_picks_the_gpu_with_most_free_memory():
     m = Machine(16 * GB, True, [gpu(0, 3), gpu(1, 20), gpu(2, 10)])
-    c = choose("auto", "auto", m, need)
+    c = pick("auto", m)
     assert (c.device, c.dtype) == ("cuda:1", torch.bfloat16)
     assert "GPU1" in c.reason
 
 
 def test_auto_uses_fp16_on_a_gpu_without_bf16():
-    c = choose("auto", "auto", Machine(16 * GB, True, [gpu(0, 20, bf16=False)]), need)
+    c = pick("auto", Machine(16 * GB, True, [gpu(0, 20, bf16=False)]))
     assert c.dtype == torch.float16
 
 
 def test_auto_falls_back_to_cpu_when_no_gpu_has_room():
-    c = choose("auto", "auto", Machine(16 * GB, True, [gpu(0, 1), gpu(1, 2)]), need)
+    c = pick("auto", Machine(16 * GB, True, [gpu(0, 1), gpu(1, 2)]))
     assert (c.device, c.dtype) == ("cpu", torch.bfloat16)
     assert "cuda:0 has 1.0 GiB free" in c.reason
 
 
 def test_cpu_without_bf16_uses_fp32_and_says_so():
-    c = choose("auto", "auto", Machine(16 * GB, False), need)
+    c = pick("auto", Machine(16 * GB, False))
     assert c.dtype == torch.float32 and "no native bf16" in c.reason
 
 
 def test_mps_before_cpu():
-    c = choose("auto", "auto", Machine(16 * GB, True, [], mps=True), need)
+    c = pick("auto", Machine(16 * GB, True, [], mps=True))
     assert (c.device, c.dtype) == ("mps", torch.float16)
 
 
 def test_nothing_fits_names_both_figures():
     with pytest.raises(DeviceError, match=r"needs about 4\.\d GiB in bf16 but only 2\.0 GiB RAM"):
-        choose("auto", "auto", Machine(2 * GB, True, [gpu(0, 1)]), need)
+        pick("auto", Machine(2 * GB, True, [gpu(0, 1)]))
 
 
 def test_asked_gpu_that_does_not_fit_is_an_error():
     m = Machine(16 * GB, True, [gpu(0, 20), gpu(1, 2)])
     with pytest.raises(DeviceError, match=r"cuda:1 \(GPU1\) has 2\.0 GiB free"):
-        choose("cuda:1", "auto", m, need)
+        pick("cuda:1", m)
     with pytest.raises(DeviceError, match="only 2 CUDA GPU"):
-        choose("cuda:5", "auto", m, need)
-    assert choose("cuda", "auto", m, need).device == "cuda:0"
+        pick("cuda:5", m)
+    assert pick("cuda", m).device == "cuda:0"
 
 
 def test_asked_device_absent():
     with pytest.raises(DeviceError, match="no CUDA GPU"):
-        choose("cuda", "auto", Machine(16 * GB, True), need)
+        pick("cuda", Machine(16 * GB, True))
     with pytest.raises(DeviceError, match="MPS"):
-        choose("mps", "auto", Machine(16 * GB, True), need)
+        pick("mps", Machine(16 * GB, True))
+
+
+def test_apple_m1_cpu_runs_fp16_not_fp32():
+    """An M1 (Arm with fp16 arithmetic, no bf16) with about 4 GiB free, as in 42dot's own example: fp32 would
+    need 5.4 GiB of weights; fp16 fits, with a smaller context window if the full one's KV cache does not."""
+    m1 = Machine(int(4.0 * GB), cpu_bf16=False, cpu_fp16=True)
+    c = pick("cpu", m1)
+    assert c.dtype == torch.float16 and "fp16, which this Arm CPU computes natively" in c.reason
+    assert c.window == 2048 and "context window 2048 tokens, not 4096" in c.reason
+    assert need(torch.float16, 2048) <= m1.cpu_available < need(torch.float16)
+    roomy = pick("cpu", Machine(8 * GB, cpu_bf16=False, cpu_fp16=True))
+    assert roomy.dtype == torch.float16 and roomy.window is None
+    with pytest.raises(DeviceError, match=r"in fp32 but only 4\.0 GiB RAM"):  # today's choice on such a CPU
+        pick("cpu", Machine(int(4.0 * GB), cpu_bf16=False))
+
+
+def test_fp16_is_read_from_arm_cpu_features(tmp_path, monkeypatch):
+    import platform
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 atomics fphp asimdhp cpuid\n")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert cpu_supports_fp16(info)
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n")  # an Armv8.0 core: no fp16 math
+    assert not cpu_supports_fp16(info)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert not cpu_supports_fp16(info)
 
 
 def test_explicit_dtype_is_kept():
-    c = choose("cpu", "float32", Machine(16 * GB, True), need)
+    c = pick("cpu", Machine(16 * GB, True), "float32")
     assert c.dtype == torch.float32
 
 

@@ -47,7 +47,7 @@ def test_answer_then_judge_end_to_end_resumes_and_counts_unparsed(smollm2, judge
     assert all(row["tokens_per_s"] > 0 for row in rows)
 
     judge = ["eval.judge", "--answers", str(answers), "--judge-base-url", base_url, "--judge-model", judge_model,
-             "--concurrency", "2", "--parse-retries", "0"]
+             "--concurrency", "2", "--parse-retries", "0", "--max-tokens", "48"]  # SmolLM2 is no judge: keep it short
     run_module(*judge)
     judged = tmp_path / "smol" / "judgments.jsonl"
     records = read_jsonl(judged)
@@ -90,3 +90,16 @@ def test_zeroshot_local_task_scores_above_chance(smollm2, tmp_path):
                "--dtype", "float32")
     result = json.loads(out.read_text())["tasks"]["llm42_easy_mc"]
     assert result["metric"] == "acc" and result["value"] > 0.5  # four choices: chance is 0.25
+
+
+@pytest.mark.parametrize("module, args", [("llm42.bench", ["--configs", "llm42"]),
+                                          ("eval.zeroshot", ["--model-path", "x", "--tasks", "llm42_easy_mc"])])
+def test_chart_without_matplotlib_is_refused_before_any_work(module, args, tmp_path):
+    shadow = tmp_path / "shadow" / "matplotlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('matplotlib is not installed here')\n")
+    r = subprocess.run([sys.executable, "-m", module, *args, "--chart", str(tmp_path / "c.png")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=60, env=cli_env(PYTHONPATH=str(tmp_path / "shadow"),
+                                                                    LLM42_CACHE=str(tmp_path / "cache")))
+    assert r.returncode == 2 and "--chart needs matplotlib: pip install matplotlib" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "cache").exists()  # nothing built, nothing measured

@@ -83,3 +83,66 @@ def test_interrupted_forward_leaves_a_usable_cache(smollm2_loaded):
     next(steps), next(steps)
     steps.close()  # as when the user stops a reply
     assert ours(model, prompt, GREEDY, {tok.eos_token_id}, cache=cache) == ours(model, prompt, GREEDY, {tok.eos_token_id})
+
+
+def test_llm42_decode_step_equals_transformers_forward(smollm2_loaded):
+    """The fast path and its slow twin: llm42's own decode step against transformers' forward per token,
+    greedy and sampled at one seed, on real weights (fp32: the same maths, so the same tokens)."""
+    model, tok = smollm2_loaded
+    prompt = chat_ids(tok, "Tell me about the sea in three sentences.")
+    fast, slow = PromptCache(model), PromptCache(model, fast=False)
+    assert fast.decoder is not None and slow.decoder is None
+    for s, seed in [(GREEDY, None), (SamplingSettings(temperature=0.8, max_new_tokens=40), 5)]:
+        assert ours(model, prompt, s, cache=fast, seed=seed) == ours(model, prompt, s, cache=slow, seed=seed)
+
+
+def test_static_buffers_give_the_same_tokens_as_growing_ones(smollm2_loaded, tiny42_loaded):
+    """The fixed-shape step a CUDA graph replays (whole-window KV buffers, position as a tensor, masked
+    attention), run on the CPU: the same tokens as the dynamic path at the same seed, across turns."""
+    for model, tok in (smollm2_loaded, tiny42_loaded):
+        first = tok.encode("서울은 한강을 끼고 있는 대도시입니다. The sea is calm.", add_special_tokens=False)
+        second = first + tok.encode(" 오늘 날씨가 맑습니다.", add_special_tokens=False)
+        s = SamplingSettings(temperature=0.9, max_new_tokens=30)
+        window = 320 if model.config.max_position_embeddings == 320 else 512
+        dynamic, static = PromptCache(model, window), PromptCache(model, window, static=True)
+        for prompt in (first, second, first):  # a follow-up, then back (an /undo): the cache is reused both ways
+            assert ours(model, prompt, s, cache=static, seed=11) == ours(model, prompt, s, cache=dynamic, seed=11)
+        assert static.reused == dynamic.reused > 0
+
+
+def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
+    """bf16 (and int8) decode steps through llm42's C kernels vs PyTorch's kernels, both against fp32: llm42's
+    must not be less accurate than twice PyTorch's error (int8 adds x's rounding to int8 per block)."""
+    import pytest
+    from transformers import AutoModelForCausalLM
+
+    from llm42 import native
+    from llm42.quantize import quantize_model
+
+    if native.library() is None:
+        pytest.skip("no C compiler: PyTorch's kernels are the only ones")
+    tok_ids = list(range(300, 340))
+    for kind in ("bf16", "int8"):
+        model = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16).eval()
+        if kind == "int8":
+            quantize_model(model, "int8")
+        reference = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()
+        if kind == "int8":  # the same int8 weights, exactly, in fp32
+            for name, m in model.named_modules():
+                if hasattr(m, "qweight"):
+                    reference.get_submodule(name).weight.data = m.dequantize(torch.float32)
+        errors = {}
+        for own in (False, True):
+            from llm42.kernels import Kernels
+
+            k = Kernels(own_matmuls=["Linear", "Int8Linear"] if own else [], own_attention=own)
+            cache, ref = PromptCache(model, 512, k), PromptCache(reference, 512)
+            cache.reuse(tok_ids[:20]), ref.reuse(tok_ids[:20])
+            cache.feed(tok_ids[:20]), ref.feed(tok_ids[:20])
+            err = []
+            for t in tok_ids[20:]:
+                a, b = cache.step(t).float(), ref.step(t).float()
+                err.append(float((a - b).norm() / b.norm()))
+            errors[own] = max(err)
+        print(kind, errors)
+        assert errors[True] <= 2 * errors[False] + 0.01, (kind, errors)

@@ -26,18 +26,47 @@ def ids(smollm2_loaded):
     return torch.tensor([smollm2_loaded[1].encode(PROMPT + "The capital of France is Paris. It is known for")])
 
 
-@pytest.mark.parametrize("kind, min_cos, min_top1", [("int8", 0.99, 0.9), ("int4", 0.98, 0.85)])
-def test_quantized_logits_stay_close_to_bf16(smollm2, bf16, ids, kind, min_cos, min_top1):
+def weight_noise(model, reference) -> float:
+    """Sum over the quantized layers of ||W_q - W||^2 / ||W||^2, from the weights alone (dequantized in fp32:
+    no kernel involved), after checking that no weight moved by more than half its quantization step
+    (rounding to nearest) plus what the scale's bf16 rounding (2^-9 relative) adds at the largest code."""
+    total = 0.0
+    for name, layer in model.named_modules():
+        if isinstance(layer, (Int8Linear, Int4Linear)):
+            w = reference.get_submodule(name).weight.detach().float()
+            err = layer.dequantize(torch.float32) - w
+            if isinstance(layer, Int8Linear):  # w = q * scale, |q| <= 127, one scale per output channel
+                step = w.abs().amax(dim=1, keepdim=True) / 127
+                stored = 127 * step  # the largest |q * scale|: what the scale's rounding is relative to
+            else:  # w = (q - 8) * scale + zero per group, zero = min + 8 * scale, |q - 8| <= 8
+                g = w.reshape(w.shape[0], -1, layer.group)
+                lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+                step = ((hi - lo) / 15).expand_as(g).reshape(w.shape)
+                stored = (8 * (hi - lo) / 15 + (lo + 8 * (hi - lo) / 15).abs()).expand_as(g).reshape(w.shape)
+            # rounding to nearest moves a weight by at most half a step; the scale and zero, kept in bf16,
+            # add at most 2^-9 of what they contribute (2^-8 here, for the fp32 arithmetic that made them)
+            assert (err.abs() <= step / 2 + stored * 2**-8).all(), name
+            total += float(err.pow(2).sum() / w.pow(2).sum())
+    return total
+
+
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+def test_quantized_logits_stay_within_what_rounding_the_weights_can_cause(smollm2, smollm2_loaded, bf16, ids, kind):
+    """How far may the logits move? Rounding error is independent of the weights, so each layer adds noise of
+    relative power ||dW||^2/||W||^2 and the powers add up along the residual stream: the logits' expected
+    relative error is sqrt(sum), from the weights alone. The bound is twice that (one position may be worse
+    than the average: on SmolLM2 the worst of 27 was 1.25x for int8, 1.6x for int4), plus twice the bf16
+    model's own error against fp32 on this CPU, since both sides of the comparison round activations to bf16
+    (with kernels that differ between CPUs: this term is measured here, never copied from another machine)."""
+    fp32 = smollm2_loaded[0]
     q = quantize_model(AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16).eval(), kind)
     assert not any(type(m) is torch.nn.Linear for m in q.modules())
-    assert any(isinstance(m, (Int8Linear, Int4Linear)) for m in q.modules())
-    ref, got = logits(bf16, ids), logits(q, ids)  # a whole prompt: the prefill path (dequantized bf16 matmul)
-    cos = torch.nn.functional.cosine_similarity(ref, got, dim=-1)
-    assert cos.min() > min_cos
-    assert (ref.argmax(-1) == got.argmax(-1)).float().mean() > min_top1
-    with torch.inference_mode():  # one token at a time: the decode path (int8/int4 kernels)
-        steps = torch.cat([q(input_ids=ids[:, : i + 1]).logits[0, -1:].float() for i in range(ids.shape[1] - 4, ids.shape[1])])
-    assert torch.nn.functional.cosine_similarity(steps, got[-4:], dim=-1).min() > 0.99
+    expected = weight_noise(q, bf16) ** 0.5  # q was made from these bf16 weights
+    ref, got, exact = logits(bf16, ids), logits(q, ids), logits(fp32, ids)
+    bf16_noise = float(((ref - exact).norm(dim=-1) / exact.norm(dim=-1)).max())
+    error = (got - ref).norm(dim=-1) / ref.norm(dim=-1)  # per position
+    assert 0.001 < expected < 0.3  # the noise model's own sanity: int weights are not exact, nor far off
+    assert float(error.max()) <= 2 * expected + 2 * bf16_noise, (float(error.max()), expected, bf16_noise)
 
 
 @pytest.mark.parametrize("kind", ["int8", "int4"])

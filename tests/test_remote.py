@@ -1,15 +1,17 @@
 """llm42 as a client of a real OpenAI-compatible server (transformers serve with SmolLM2)."""
 
-import http.server
 import json
+import re
 import signal
-import threading
+import subprocess
+import sys
 import time
 
 import jinja2.sandbox
 import pytest
 
-from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
+import fake_server
+from cli_helpers import ROOT, Screen, cli_env, run_cli, spawn_cli, stop_a_reply_then_ask_again
 from conftest import start_server, stop_server
 from llm42.template import TEMPLATE_42DOT
 from llm42.transcript import load
@@ -44,54 +46,60 @@ def test_unreachable_server_and_unknown_model_are_one_line(smollm2_server):
     assert r.returncode == 1 and "has no model 'no-such-model'; it has:" in err
 
 
+def test_remote_mode_never_imports_torch_or_transformers(fake):
+    url, _ = fake
+    r = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "example_cli.py"), "--endpoint", url,
+                        "--no-history", "--prompt", "hi"], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "Hello there!", r.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "openai" in imported and "rich" in imported  # the check sees real imports
+    assert not imported & {"torch", "transformers", "tokenizers", "safetensors"}
+
+
+def test_an_endpoint_without_v1_is_tried_with_it(fake):
+    url, _ = fake
+    bare = url.removesuffix("/v1")
+    r = run_cli("--endpoint", bare, "--no-history", "--prompt", "hi")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and r.stdout.decode().strip() == "Hello there!", err
+    assert f"{bare} has no API; using {url}" in err and "None" not in err
+
+
+def test_the_server_dying_mid_reply_shows_the_partial_once_and_says_so(fake, tmp_path):
+    url, handler = fake
+    handler.reply, handler.die_after, handler.delay = ["First words", " of a reply", " that never ends"], 2, 0.3
+    screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
+    screen.expect(">>>")
+    screen.child.sendline("Tell me a story.")
+    screen.expect(r"\[connection lost: .*\]")
+    screen.expect(">>>")
+    screen.child.sendcontrol("d")
+    screen.settle()
+    text = screen.text()
+    assert text.count("First words of a reply") == 1 and text.count("[connection lost") == 1, text
+    assert re.search(r"\[connection lost: http://127\.0\.0\.1:\d+/v1 stopped answering in the middle of the reply "
+                     r"\(\w+\); the part that came is kept\]", " ".join(text.split())), text
+    assert "cannot reach" not in text  # not a start-up problem
+    (path,) = tmp_path.glob("*.jsonl")
+    (reply,) = [json.loads(line) for line in path.read_text().splitlines() if '"assistant"' in line]
+    assert reply["content"] == "First words of a reply" and reply["finish_reason"] == "connection lost"
+
+
 def test_endpoint_with_quantize_is_refused():
     r = run_cli("--endpoint", "http://127.0.0.1:9/v1", "--quantize", "int4")
     assert r.returncode == 2 and "not with --endpoint" in r.stderr.decode()
 
 
-class _Refusing(http.server.BaseHTTPRequestHandler):
-    """A server that lists model "m" and answers every chat request with one HTTP error, as OpenAI's API does.
-    transformers serve never refuses a key or rate-limits, so these statuses come from here."""
-
-    models = 200
-    chat = 500
-
-    def _send(self, code: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, code: int) -> None:
-        self._send(code, {"error": {"message": f"status {code}", "type": "test", "code": code}})
-
-    def do_GET(self):
-        if self.models != 200:
-            return self._error(self.models)
-        self._send(200, {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "t"}]})
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._error(self.chat)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def refusing():
-    """(base URL, handler class to set the statuses on)."""
-    handler = type("Handler", (_Refusing,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler
+def fake():
+    """A scripted server: (base URL, handler class whose attributes say what it does)."""
+    server, url, handler = fake_server.serve()
+    yield url, handler
     server.shutdown()
 
 
-def test_a_refused_api_key_at_start_is_one_line(refusing):
-    url, handler = refusing
+def test_a_refused_api_key_at_start_is_one_line(fake):
+    url, handler = fake
     handler.models = 401
     r = run_cli("--endpoint", url, "--api-key-env", "LLM42_TEST_KEY", "--prompt", "hi", "--no-history",
                 LLM42_TEST_KEY="sk-wrong-secret")
@@ -104,8 +112,8 @@ def test_a_refused_api_key_at_start_is_one_line(refusing):
 @pytest.mark.parametrize("code, words", [(401, "refused the API key (HTTP 401)"), (404, "has no model 'm' or no chat "
                                          "endpoint (HTTP 404)"), (429, "is rate-limiting (HTTP 429): wait a moment"),
                                          (500, "answered HTTP 500")])
-def test_http_errors_mid_chat_are_said_and_the_chat_goes_on(refusing, tmp_path, code, words):
-    url, handler = refusing
+def test_http_errors_mid_chat_are_said_and_the_chat_goes_on(fake, tmp_path, code, words):
+    url, handler = fake
     handler.chat = code
     r = run_cli("--endpoint", url, "--model", "m", "--history-dir", str(tmp_path), stdin="hello\nagain\n")
     err = r.stderr.decode()
@@ -131,7 +139,7 @@ def test_server_killed_mid_reply_keeps_the_partial_and_goes_on(smollm2, tmp_path
         child.sendline("Write a very long story about a dragon who learns to cook.")
         time.sleep(5)
         proc.send_signal(signal.SIGKILL)
-        child.expect("cannot reach|answered HTTP|Error|error", timeout=60)
+        child.expect("connection lost", timeout=60)
         child.expect(">>>")
         child.sendcontrol("d")
         child.expect(pytest.importorskip("pexpect").EOF)
@@ -142,7 +150,7 @@ def test_server_killed_mid_reply_keeps_the_partial_and_goes_on(smollm2, tmp_path
     (path,) = tmp_path.glob("*.jsonl")
     events = [json.loads(line) for line in path.read_text().splitlines()]
     reply = [e for e in events if e["event"] == "assistant"][-1]
-    assert reply.get("interrupted") and reply["finish_reason"] == "interrupted"
+    assert reply.get("interrupted") and reply["finish_reason"] == "connection lost"
 
 
 def test_shipped_template_renders_like_llm42_for_a_serving_engine(tiny42_loaded):

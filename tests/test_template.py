@@ -3,9 +3,9 @@
 import pytest
 
 from llm42.conversation import Dialog, Role
-from llm42.template import SYSTEM_42DOT, ContextError, chat_format, fit
+from llm42.template import KEEP, ContextError, chat_format, fit
 
-SYSTEM = (
+SYSTEM = (  # the system prompt 42dot trained with, as published with the model
     "호기심 많은 인간 (human)과 인공지능 봇 (AI bot)의 대화입니다. "
     "봇의 이름은 42dot LLM이고 포티투닷 (42dot)에서 개발했습니다. "
     "봇은 인간의 질문에 대해 친절하게 유용하고 상세한 답변을 제공합니다. "
@@ -23,11 +23,6 @@ def two_turns(system=None):
 @pytest.fixture
 def fmt(tiny42_loaded):
     return chat_format(tiny42_loaded[1], "tiny-42dot")
-
-
-def test_default_system_prompt_is_the_one_42dot_trained_with():
-    assert SYSTEM_42DOT == SYSTEM
-    assert SYSTEM.count(". ") == 3 and SYSTEM.endswith(". ")
 
 
 def test_two_turn_prompt_text_is_byte_identical(fmt):
@@ -65,7 +60,7 @@ def test_two_turn_prompt_ids(fmt):
 
 def test_model_own_template_is_kept(smollm2_loaded):
     fmt = chat_format(smollm2_loaded[1], "smollm2")
-    assert not fmt.is_42dot and fmt.stop_strings == ()
+    assert fmt.stop_strings == ()
     assert "<|im_start|>" in fmt.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
 
 
@@ -78,17 +73,29 @@ def long_dialog(turns):
     return d
 
 
-def test_fit_drops_the_oldest_whole_turns_only(fmt):
+def test_fit_drops_the_oldest_whole_turns_in_one_block(fmt):
     d = long_dialog(12)
     full = len(fmt.encode(d.render()))
     window, max_new = 320, 64
-    assert full > window - max_new
+    budget = window - max_new
+    assert full > budget
     f = fit(fmt, d, max_new, window)
-    assert f.dropped > 0 and len(f.ids) <= window - max_new
     kept = d.render(f.dropped)
     assert kept[0]["content"].startswith(f"질문 {f.dropped}:")  # whole turns, oldest first
-    assert len(fmt.encode(d.render(f.dropped - 1))) > window - max_new  # dropped no more than needed
+    # enough go at once that the prompt fills at most KEEP of the budget, and no more than that
+    assert len(f.ids) <= KEEP * budget < len(fmt.encode(d.render(f.dropped - 1)))
     assert fmt.tokenizer.decode(f.ids).startswith("<|startoftext|>" + SYSTEM)  # system prompt kept
+
+
+def test_turns_left_out_stay_out_while_the_rest_fits(fmt):
+    """The next turns keep the same turns out, so their prompts extend the cached one, until it is full."""
+    d = long_dialog(12)
+    f = fit(fmt, d, 64, 320)
+    d.add(Role.ASSISTANT, "네.")
+    d.add(Role.USER, "하나 더")
+    again = fit(fmt, d, 64, 320, start=f.dropped)
+    assert again.dropped == f.dropped and again.ids[: len(f.ids)] == f.ids  # the prompt grew at its end only
+    assert fit(fmt, d, 64, 320).dropped >= f.dropped  # from scratch it would drop (at least) as many
 
 
 def test_fit_keeps_everything_when_it_fits(fmt):

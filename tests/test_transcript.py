@@ -49,7 +49,7 @@ def test_find_by_id_path_or_latest(tmp_path):
     b = Transcript(tmp_path / "later.jsonl")
     b.message(Role.USER, "y")
     assert find(None, tmp_path) == b.path
-    assert find(a.id, tmp_path) == a.path and find(str(a.path), tmp_path) == a.path
+    assert find(a.path.stem, tmp_path) == a.path and find(str(a.path), tmp_path) == a.path
 
 
 def test_markdown_export():

@@ -1,0 +1,75 @@
+"""The contract between the chat and what answers it (a local model or a server): a stream of typed records.
+
+Nothing here imports torch or transformers, so a remote chat never loads the local stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Protocol
+
+from .conversation import Dialog
+from .settings import SamplingSettings
+
+FINISH_REASONS = ("stop", "length", "connection lost")  # what a stream's last record says; the chat adds "interrupted"
+
+
+@dataclass
+class Response:
+    """One streamed piece of a reply with the running figures so far; the last one has `finish_reason`."""
+
+    text: str  # new text, safe to show: whole characters, never part of a stop string
+    token_text: str | None = None  # --debug: the token as the model wrote it (a byte piece shows escaped)
+    top: list[tuple[str, float]] | None = field(default=None, repr=False)  # --debug: the top-5 candidates
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens served from the cache of earlier turns
+    dropped_turns: int = 0  # oldest turns left out to fit the window
+    generation_tokens: int = 0
+    ttft: float = 0.0  # seconds from the request to the first token
+    decode_tps: float = 0.0  # tokens/s after the first token
+    peak_memory_gb: float = 0.0
+    finish_reason: str | None = None  # one of FINISH_REASONS, on the last record only
+    error: str | None = None  # why the connection was lost
+
+
+class Backend(Protocol):
+    """What the chat talks to."""
+
+    name: str  # the model, as shown and recorded
+    device: str  # "cpu", "cuda:0", "mps" or "remote"
+    window: int  # the context window in tokens; 0 when a server fits the context itself
+
+    def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
+        """Stream the reply to the dialog's last user message."""
+        ...
+
+
+class Collector:
+    """Joins a reply stream's text and keeps its latest figures, also when the stream is cut short."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.last: Response | None = None
+
+    def take(self, stream: Iterator[Response], each: Callable[[Response], None] = lambda r: None) -> Response | None:
+        """Consume `stream`, calling `each` per record; the final record (None if it never came)."""
+        for r in stream:
+            self.last = r
+            if r.text:
+                self.parts.append(r.text)
+            each(r)
+        return self.last if self.last is not None and self.last.finish_reason else None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts).strip()
+
+    def stopped(self, reason: str = "interrupted") -> Response | None:
+        """The figures of a reply cut short, as far as they got."""
+        return None if self.last is None else replace(self.last, text="", top=None, finish_reason=reason)
+
+
+def collect(stream: Iterator[Response]) -> tuple[str, Response | None]:
+    """The whole reply and its final record, without a UI (scripts and eval)."""
+    c = Collector()
+    final = c.take(stream)
+    return c.text, final

@@ -1,0 +1,172 @@
+"""One token through a Llama-family decoder, written out (gpt-fast style): each matmul straight to its kernel
+(PyTorch's or llm42's own, as kernels.py measured), attention for one query without a general attention
+kernel's overhead, rotary tables computed once, no transformers Python in the loop.
+
+The same maths as transformers' LlamaForCausalLM, op for op where it matters (RMSNorm in fp32, rotary in the
+model's dtype); prefill stays transformers' own forward, writing into the same KVCache. With a `static`
+cache every shape is fixed and the position is a tensor, so the step can be captured as a CUDA graph."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import native
+from .kvcache import KVCache
+from .quantize import Int4Linear, Int8Linear
+
+
+def supported(model: nn.Module) -> bool:
+    """Llama and its exact relatives (42dot LLM-SFT, SmolLM2): SiLU MLP, no biases, plain or scaled RoPE."""
+    c = model.config
+    return (getattr(c, "model_type", "") == "llama" and c.hidden_act == "silu" and not getattr(c, "attention_bias", False)
+            and not getattr(c, "mlp_bias", False) and getattr(c, "pretraining_tp", 1) == 1
+            and model.device.type in ("cpu", "cuda"))
+
+
+def gemv(layer: nn.Module, own: bool = False):
+    """x [1, in] -> [1, out] with the layer's own kernel, without its Python wrapper; `own`: llm42's C kernel
+    (bf16, int8, int4 weights on the CPU; see native.py) where there is one."""
+    if own and layer.bias is None and native.library() is not None:
+        if isinstance(layer, Int8Linear):
+            q, s = layer.qweight, layer.scales
+            return lambda x: native.gemv_int8(q, s, x)
+        if isinstance(layer, Int4Linear):
+            p, sz, g, k = layer.packed, layer.scales_zeros, layer.group, layer.in_features
+            return lambda x: native.gemv_int4(p, sz, g, k, x)
+        w = layer.weight
+        if w.dtype == torch.bfloat16 and w.device.type == "cpu" and w.is_contiguous():
+            return lambda x: native.gemv_bf16(w, x)
+    if isinstance(layer, Int8Linear):
+        q, s, b = layer.qweight, layer.scales, layer.bias
+        return (lambda x: torch._weight_int8pack_mm(x, q, s)) if b is None else \
+            (lambda x: torch._weight_int8pack_mm(x, q, s) + b)
+    if isinstance(layer, Int4Linear):
+        p, g, sz, b = layer.packed, layer.group, layer.scales_zeros, layer.bias
+        return (lambda x: torch._weight_int4pack_mm_for_cpu(x, p, g, sz)) if b is None else \
+            (lambda x: torch._weight_int4pack_mm_for_cpu(x, p, g, sz) + b)
+    w, b = layer.weight, layer.bias
+    return lambda x: F.linear(x, w, b)
+
+
+def decode_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers a decode step multiplies by, in the order it does."""
+    out = []
+    for layer in model.model.layers:
+        a, m = layer.self_attn, layer.mlp
+        out += [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
+    return [*out, model.lm_head]
+
+
+def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float,
+           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """q [heads, d] against keys/values [kv_heads, n, d]: two batched matmuls over the groups of heads that
+    share a key head (GQA), softmax in fp32 as transformers' eager attention does; [1, heads * d]."""
+    q = q.view(keys.shape[0], -1, q.shape[-1])  # [kv_heads, group, d]
+    scores = torch.bmm(q, keys.transpose(1, 2)) * scale  # [kv_heads, group, n]
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
+    return torch.bmm(probs, values).view(1, -1)
+
+
+class Decoder:
+    """`step(token)`: the logits [1, vocab] after one more token at position kv.n (then kv.n grows by one)."""
+
+    def __init__(self, model: nn.Module, kv: KVCache, own_matmuls: list[str] = (), own_attention: bool = False):
+        """`own_matmuls` (layer kinds, e.g. "Int8Linear"), `own_attention`: llm42's C kernels for those
+        (kernels.py measures which is faster on this machine)."""
+        c = model.config
+        self.kv, self.dtype = kv, model.dtype
+        self.heads, self.kv_heads, self.head_dim = c.num_attention_heads, kv.heads, kv.head_dim
+        self.eps = c.rms_norm_eps
+        self.scale = self.head_dim**-0.5
+        self.embed = model.model.embed_tokens.weight
+        self.layers = []
+        for layer in model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            own = lambda p: gemv(p, type(p).__name__ in own_matmuls)  # noqa: E731
+            self.layers.append((layer.input_layernorm.weight, *map(own, (a.q_proj, a.k_proj, a.v_proj, a.o_proj)),
+                                layer.post_attention_layernorm.weight, *map(own, (m.gate_proj, m.up_proj, m.down_proj))))
+        self.norm = model.model.norm.weight
+        self.head = gemv(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
+        own = kv.dtype == torch.bfloat16 and kv.device.type == "cpu" and native.library() is not None
+        self.own_attention = own_attention and own and self.head_dim <= 256
+        self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
+        positions = torch.arange(kv.max_len, device=self.embed.device)[None]
+        with torch.inference_mode():  # the model's own rotary module: every RoPE variant it knows, exactly
+            cos, sin = model.model.rotary_emb(self.embed[:1][None], positions)
+        self.cos, self.sin = cos[0], sin[0]  # [max_len, head_dim]
+
+    def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(x.dtype)
+
+    @staticmethod
+    def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+    @torch.inference_mode()
+    def step(self, token: int) -> torch.Tensor:
+        """Dynamic: attention over the n + 1 positions so far."""
+        kv = self.kv
+        kv.begin(1)
+        pos = kv.n
+        x = self.embed[token : token + 1].clone()  # [1, hidden], the residual stream
+        cos, sin = self.cos[pos], self.sin[pos]
+        layer_step = self._own_layer if self.own_glue else self._layer
+        for i, layer in enumerate(self.layers):
+            x = layer_step(i, layer, x, cos, sin, None, None)
+        kv.commit()
+        return self.head(native.rmsnorm(x, self.norm, self.eps) if self.own_glue else self.rmsnorm(x, self.norm))
+
+    def _own_layer(self, i, layer, x, cos, sin, slot, mask):
+        """`_layer` with the steps between matmuls in llm42's kernels: a few calls instead of ~30 small ops."""
+        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
+        h = native.rmsnorm(x, norm1, self.eps)
+        q = native.rope_(wq(h).view(self.heads, self.head_dim), cos, sin)
+        k = native.rope_(wk(h).view(self.kv_heads, self.head_dim), cos, sin).view(self.kv_heads, 1, self.head_dim)
+        keys, values = self.kv.write(i, k, wv(h).view(self.kv_heads, 1, self.head_dim))
+        if self.own_attention:
+            att = native.attend(q, self.kv.k[i], self.kv.v[i], self.kv.n + 1, self.scale)
+        else:
+            att = attend(q, keys, values, self.scale)
+        native.add_(x, wo(att))
+        h = native.rmsnorm(x, norm2, self.eps)
+        return native.add_(x, down(native.silu_mul_(gate(h), up(h))))
+
+    def _layer(self, i, layer, x, cos, sin, slot, mask):
+        """One decoder layer for one token. `slot` None: append at kv.n and attend over what is filled;
+        else write at position tensor `slot` and attend over the whole (static) buffer with `mask`."""
+        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
+        h = self.rmsnorm(x, norm1)
+        q = self.rotate(wq(h).view(self.heads, self.head_dim), cos, sin)
+        k = self.rotate(wk(h).view(self.kv_heads, 1, self.head_dim), cos, sin)
+        v = wv(h).view(self.kv_heads, 1, self.head_dim)
+        if slot is not None:  # static: write at the position tensor, attend over the whole masked buffer
+            self.kv.k[i].index_copy_(1, slot, k)
+            self.kv.v[i].index_copy_(1, slot, v)
+            att = attend(q, self.kv.k[i], self.kv.v[i], self.scale, mask)
+        elif self.own_attention:
+            self.kv.write(i, k, v)
+            att = native.attend(q, self.kv.k[i], self.kv.v[i], self.kv.n + 1, self.scale)
+        else:
+            att = attend(q, *self.kv.write(i, k, v), self.scale)
+        x = x + wo(att)
+        h = self.rmsnorm(x, norm2)
+        return x + down(F.silu(gate(h)) * up(h))
+
+    @torch.inference_mode()
+    def static_step(self, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """token, pos: [1] long tensors. Fixed shapes and addresses throughout (a static KVCache): attention
+        over the whole window, positions after `pos` masked out; capturable as a CUDA graph."""
+        cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)
+        mask = (torch.arange(self.kv.max_len, device=pos.device) > pos).view(1, 1, -1)
+        x = self.embed.index_select(0, token)
+        for i, layer in enumerate(self.layers):
+            x = self._layer(i, layer, x, cos, sin, pos, mask)
+        return self.head(self.rmsnorm(x, self.norm))

@@ -1,0 +1,134 @@
+"""The chat's verbs in-process, against a scripted backend (the Backend contract, no model): what it sends,
+what it keeps, what it writes down. The subprocess tests on real models are the end-to-end checks."""
+
+from dataclasses import dataclass, field
+
+from llm42.backend import Response
+from llm42.chat import Chat, Options
+from llm42.conversation import Dialog, Role
+from llm42.record import Record
+from llm42.settings import SamplingSettings
+from llm42.template import ContextError
+from llm42.transcript import load
+from llm42.ui import UI
+
+
+@dataclass
+class Scripted:
+    """Answers each message with the next scripted reply, streamed two characters at a time."""
+
+    replies: list[str]
+    name: str = "scripted"
+    device: str = "test"
+    window: int = 1000
+    seen: list[list[str]] = field(default_factory=list)  # the user messages of each request
+    finish: str = "stop"
+
+    def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
+        self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
+        if "too long" in dialog.messages[-1].content:
+            raise ContextError("this message needs 500 prompt tokens, but the window is 100 tokens")
+        text = self.replies.pop(0)
+
+        def stream():
+            n = 0
+            for i in range(0, len(text), 2):
+                n += 1
+                yield Response(text[i : i + 2], prompt_tokens=10, generation_tokens=n)
+            yield Response("", prompt_tokens=10, generation_tokens=n, finish_reason=self.finish, dropped_turns=0)
+
+        return stream()
+
+
+def chat_with(tmp_path, replies, **kw):
+    backend = Scripted(list(replies), **kw)
+    ui = UI(markdown=False, interactive=False)
+    record = Record(tmp_path, backend.name, mode="piped")
+    return Chat(backend, ui, record, SamplingSettings(), options=Options(status=False)), backend
+
+
+def test_send_streams_the_reply_and_records_the_turn(tmp_path, capsys):
+    chat, backend = chat_with(tmp_path, ["안녕하세요! 반갑습니다."])
+    turn = chat.send("안녕")
+    assert turn.text == "안녕하세요! 반갑습니다." and not turn.interrupted
+    assert capsys.readouterr().out == "안녕하세요! 반갑습니다.\n"
+    (path,) = tmp_path.glob("*.jsonl")
+    assert [(m.role, m.content) for m in load(path).dialog.messages] == [(Role.USER, "안녕"),
+                                                                        (Role.ASSISTANT, "안녕하세요! 반갑습니다.")]
+
+
+def test_undo_regen_edit_change_what_the_backend_is_sent(tmp_path):
+    chat, backend = chat_with(tmp_path, ["one", "two", "three", "four"])
+    chat.handle("first")
+    chat.handle("/regen")  # the same message, asked again
+    chat.handle("/edit second")  # the last message replaced
+    chat.handle("/undo")
+    chat.handle("third")
+    assert backend.seen == [["first"], ["first"], ["second"], ["third"]]
+    (path,) = tmp_path.glob("*.jsonl")
+    assert [m.content for m in load(path).dialog.messages] == ["third", "four"]  # what a resume would see
+
+
+def test_a_message_that_cannot_fit_is_taken_back(tmp_path, capsys):
+    chat, backend = chat_with(tmp_path, ["fine"])
+    chat.handle("this is too long")
+    assert "message not sent" in capsys.readouterr().err and chat.dialog.messages == []
+    chat.handle("short")
+    assert [m.content for m in chat.dialog.messages] == ["short", "fine"]
+
+
+def test_a_reply_cut_at_the_token_limit_is_marked(tmp_path, capsys):
+    chat, _ = chat_with(tmp_path, ["a long story that goes on"], finish="length")
+    chat.handle("tell me a story")
+    err = capsys.readouterr().err
+    assert "[cut at the 13-token limit" in err
+
+
+def test_reset_starts_a_new_file_and_load_continues_an_old_one(tmp_path, capsys):
+    chat, backend = chat_with(tmp_path, ["a", "b", "c"])
+    chat.handle("first chat")
+    first = chat.record.path
+    chat.handle("/reset")
+    chat.handle("second chat")
+    second = chat.record.path
+    assert first != second and len(list(tmp_path.glob("*.jsonl"))) == 2
+    chat.handle(f"/load {first.stem}")
+    assert [m.content for m in chat.dialog.messages] == ["first chat", "a"]
+    chat.handle("more")
+    assert backend.seen[-1] == ["first chat", "more"]  # the loaded history goes to the backend
+    assert [m.content for m in load(first).dialog.messages] == ["first chat", "a", "more", "c"]
+
+
+def test_resume_keeps_the_saved_sampling_settings_unless_flags_say_otherwise(tmp_path):
+    chat, _ = chat_with(tmp_path, ["a"])
+    chat.handle("/set temperature 0.1")
+    chat.handle("/set top_k 5")
+    chat.handle("hello")
+    path = chat.record.path
+    again, _ = chat_with(tmp_path, [])
+    again.options.pinned = {"top_k"}
+    again.sampling = SamplingSettings(top_k=7)
+    again.resume(str(path))
+    assert again.sampling.temperature == 0.1 and again.sampling.top_k == 7  # top_k was given as a flag
+
+
+def test_stats_after_a_reply_stopped_before_it_finished(tmp_path, capsys):
+    chat, backend = chat_with(tmp_path, ["x" * 40])
+    stream = backend.reply
+
+    def interrupted(dialog, s, debug=False):
+        inner = stream(dialog, s, debug)
+
+        def cut():
+            yield next(inner)
+            yield next(inner)
+            raise KeyboardInterrupt
+
+        return cut()
+
+    backend.reply = interrupted
+    chat.handle("go")
+    chat.handle("/stats")
+    err = capsys.readouterr().err
+    assert "[reply stopped]" in err and "reply tokens       2 (stopped)" in err
+    assert chat.dialog.messages[-1].interrupted and chat.dialog.messages[-1].content == "xxxx"

@@ -1,0 +1,61 @@
+"""The first run downloads the model from the hub with its progress shown, and GGUF models are converted once.
+The hub is a local server in the hub's URL layout (tests/hub_server.py), so the real download code runs."""
+
+import re
+
+import pexpect
+import pytest
+
+from cli_helpers import run_cli, spawn_cli
+from hub_server import serve
+
+
+@pytest.fixture
+def hub(tiny42, tmp_path):
+    server, url, log = serve({"42dot/tiny-42dot": tiny42})
+    env = dict(HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_XET="1")
+    yield env, log
+    server.shutdown()
+
+
+def test_first_run_shows_the_download_then_loads_from_the_cache(hub, tmp_path):
+    env, log = hub
+    child = spawn_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", **env)
+    # the bar: file, percent, bytes of total, [elapsed<left, rate]
+    child.expect(r"model\.safetensors: +100%.*?\| *[\d.]+k/[\d.]+k \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?[kMG]?B/s\]")
+    child.expect("loaded in")
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert sum("model.safetensors" in line for line in log if line.startswith("GET")) == 1
+    log.clear()
+    again = run_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", "--seed", "0",
+                    "--prompt", "안녕하세요", **env)
+    err = again.stderr.decode()
+    assert again.returncode == 0, err
+    assert "downloading" not in err and not any("model.safetensors" in line for line in log)  # from the cache
+
+
+def test_download_off_a_terminal_is_one_line_per_file(hub):
+    env, _ = hub
+    r = run_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", "--seed", "0",
+                "--prompt", "안녕하세요", **env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert re.search(r"^downloading model\.safetensors \(0\.7 MB\) from the Hugging Face hub$", err, re.M), err
+    assert "\r" not in err and "Traceback" not in err
+
+
+def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
+    args = ["--model-path", str(smollm2_gguf), "--temperature", "0", "--max-new-tokens", "12", "--no-history",
+            "--prompt", "What is the capital of France?"]
+    first = run_cli(*args, LLM42_CACHE=str(tmp_path), timeout=300)
+    assert first.returncode == 0, first.stderr.decode()
+    assert "converted the GGUF model once to " + str(tmp_path / "gguf") in first.stderr.decode()
+    second = run_cli(*args, LLM42_CACHE=str(tmp_path))
+    err = second.stderr.decode()
+    assert second.returncode == 0 and "loading the GGUF model as converted on an earlier start" in err, err
+    assert "converted the GGUF model once" not in err
+    assert second.stdout == first.stdout  # the same model either way

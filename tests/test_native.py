@@ -1,0 +1,106 @@
+"""llm42's C kernels for decode steps, against exact fp32 arithmetic, with bounds from the rounding they do."""
+
+import shutil
+
+import pytest
+import torch
+
+from llm42 import native
+from llm42.quantize import Int4Linear, Int8Linear
+
+BF16 = 2**-8  # rounding to bf16 (8 significant bits) moves a value by at most this much of itself
+
+
+@pytest.fixture(scope="module")
+def lib():
+    if native.compiler() is None:
+        pytest.skip("no C compiler here: llm42 runs on PyTorch's kernels instead")
+    assert native.library() is not None, "a C compiler is here, so the kernels must build"
+    return native.library()
+
+
+def accumulation(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A bound on fp32 summation error of each row of w @ x: k * 2^-24 * sum |w x| (any order)."""
+    return w.shape[1] * 2**-24 * (w.abs().float() @ x.abs().float().T).T
+
+
+def test_bf16_matrix_vector(lib):
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(777, 2048, generator=g).bfloat16()
+    x = torch.randn(1, 2048, generator=g).bfloat16()
+    exact = x.float() @ w.float().T  # bf16 times bf16 is exact in fp32
+    got = native.gemv_bf16(w, x).float()
+    assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
+
+
+def test_int8_matrix_vector_rounds_x_per_block_of_32(lib):
+    """With VNNI, x goes in rounded to int8 per block of 32 (scale max|x|/127): each x moves by at most half
+    its block's step, which moves the row's sum by at most sum over blocks of step/2 * sum |w| there."""
+    g = torch.Generator().manual_seed(1)
+    layer = Int8Linear.from_linear(torch.nn.Linear(2048, 515, bias=False).requires_grad_(False))
+    x = (torch.randn(1, 2048, generator=g) * torch.linspace(0.1, 5, 2048)).bfloat16()  # uneven blocks
+    w = layer.dequantize(torch.float32)
+    exact = x.float() @ w.T
+    got = native.gemv_int8(layer.qweight, layer.scales, x).float()
+    steps = x.float().view(-1, 32).abs().amax(-1) / 127
+    rounding = (w.abs().view(515, -1, 32).sum(-1) * steps / 2).sum(-1)[None]
+    assert (got - exact).abs().le(exact.abs() * BF16 + rounding + accumulation(w, x) * 2 + 1e-6).all()
+
+
+def test_int4_matrix_vector(lib):
+    g = torch.Generator().manual_seed(2)
+    layer = Int4Linear.from_linear(torch.nn.Linear(2048, 640, bias=False).bfloat16().requires_grad_(False))
+    x = torch.randn(1, 2048, generator=g).bfloat16()
+    w = layer.dequantize(torch.float32)
+    exact = x.float() @ w.T
+    got = native.gemv_int4(layer.packed, layer.scales_zeros, layer.group, 2048, x).float()
+    assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 4 + 1e-5).all()
+
+
+@pytest.mark.parametrize("heads, kv_heads, n", [(32, 32, 1), (32, 32, 300), (9, 3, 77)])
+def test_attention_for_one_query(lib, heads, kv_heads, n):
+    g = torch.Generator().manual_seed(3)
+    keys = torch.randn(kv_heads, 512, 64, generator=g).bfloat16()  # capacity 512, the first n filled
+    values = torch.randn(kv_heads, 512, 64, generator=g).bfloat16()
+    q = torch.randn(heads, 64, generator=g).bfloat16()
+    k, v = keys[:, :n].float().repeat_interleave(heads // kv_heads, 0), values[:, :n].float().repeat_interleave(heads // kv_heads, 0)
+    probs = torch.softmax((q.float()[:, None] @ k.transpose(1, 2)) * 0.125, dim=-1)
+    exact = (probs @ v).view(1, -1)
+    got = native.attend(q, keys, values, n, 0.125).float()
+    # bf16 output rounding, plus the exp approximation (2e-7 relative) and fp32 sums over n, all below 1e-4
+    assert (got - exact).abs().le(exact.abs() * BF16 + 1e-4 * v.abs().max()).all()
+
+
+def test_the_steps_between_matmuls_round_as_pytorch_does(lib):
+    g = torch.Generator().manual_seed(4)
+    x, w = torch.randn(1, 2048, generator=g).bfloat16(), torch.randn(2048, generator=g).bfloat16()
+    h = x.float()
+    expected = w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)).to(torch.bfloat16)  # LlamaRMSNorm
+    got = native.rmsnorm(x, w, 1e-6)
+    # the same operations; the mean's summation order may differ in the last fp32 bit: one bf16 step at most
+    assert (got.float() - expected.float()).abs().le(expected.float().abs() * BF16 * 2).all()
+    q = torch.randn(32, 64, generator=g).bfloat16()
+    cos, sin = torch.randn(64, generator=g).bfloat16(), torch.randn(64, generator=g).bfloat16()
+    rotated = q * cos + torch.cat((-q[:, 32:], q[:, :32]), dim=-1) * sin  # transformers' apply_rotary_pos_emb
+    assert torch.equal(native.rope_(q.clone(), cos, sin), rotated)
+    y = torch.randn(1, 2048, generator=g).bfloat16()
+    assert torch.equal(native.add_(x.clone(), y), x + y)
+    gate, up = torch.randn(1, 5632, generator=g).bfloat16(), torch.randn(1, 5632, generator=g).bfloat16()
+    expected = torch.nn.functional.silu(gate) * up
+    got = native.silu_mul_(gate.clone(), up)
+    assert (got.float() - expected.float()).abs().le(expected.float().abs() * BF16 * 2).all()
+
+
+def test_without_a_compiler_pytorch_runs(monkeypatch, tmp_path):
+    """No compiler (or LLM42_NATIVE=0): the library is None and every path falls back to PyTorch."""
+    import importlib
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("LLM42_CACHE", str(tmp_path / "cache"))
+    fresh = importlib.reload(native)
+    try:
+        assert shutil.which("cc") is None and fresh.library() is None
+    finally:
+        monkeypatch.undo()
+        importlib.reload(native)

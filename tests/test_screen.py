@@ -1,0 +1,98 @@
+"""What the terminal shows, read back through a terminal emulator: Markdown keeps the model's lines, and a
+reply stopped with Ctrl+C at any moment leaves the screen whole and equal to the transcript.
+A scripted server streams the replies, so the text and its pace are known."""
+
+import json
+import random
+import re
+
+import pytest
+
+import fake_server
+from cli_helpers import Screen, spawn_cli
+
+POEM = ["An old silent pond\n", "A frog jumps into the pond\n", "Splash! Silence again.\n", "\n",
+        "1. Banana\n", "2. Apple\n", "\n", "Done."]
+
+
+@pytest.fixture
+def fake():
+    server, url, handler = fake_server.serve()
+    yield url, handler
+    server.shutdown()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z0-9']+", text)
+
+
+def test_markdown_keeps_line_breaks_and_list_numbers(fake, tmp_path):
+    url, handler = fake
+    handler.reply = POEM
+    screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
+    screen.expect(">>>")
+    screen.child.sendline("A haiku, then two fruits.")
+    screen.expect("Done")
+    screen.expect(">>>")
+    screen.child.sendcontrol("d")
+    screen.settle()
+    lines = [line.strip() for line in screen.lines()]
+    i = lines.index("An old silent pond")
+    assert lines[i + 1 : i + 3] == ["A frog jumps into the pond", "Splash! Silence again."]
+    assert "1. Banana" in lines and "2. Apple" in lines
+
+
+def test_history_wraps_between_words(fake, tmp_path):
+    url, handler = fake
+    handler.reply = ["Streaming text should never break a character, and a long line wraps between its words "
+                     "so that nothing is cut in half on a narrow terminal window."]
+    child = spawn_cli("--endpoint", url, "--history-dir", str(tmp_path), "--no-markdown", COLUMNS="50")
+    child.setwinsize(40, 50)
+    screen = Screen(child, columns=50)
+    screen.expect(">>>")
+    child.sendline("Say something long.")
+    screen.expect(">>>")
+    child.sendline("/history")
+    screen.expect(">>>")
+    child.sendcontrol("d")
+    screen.settle()
+    shown = screen.lines()
+    start = max(i for i, line in enumerate(shown) if line.startswith(">>> /history"))
+    history = [line for line in shown[start + 1 :] if line and not line.startswith(">>>")]
+    reply_words = set(words(handler.reply[0]))
+    assert len(history) >= 3  # wrapped
+    for line in history[1:]:
+        assert set(words(line)) <= reply_words, line  # every piece on a line is a whole word
+
+
+def test_ctrl_c_at_any_moment_leaves_the_screen_whole(fake, tmp_path):
+    url, handler = fake
+    paragraph = ["The", " baker", " climbed", " the", " lighthouse", " stairs", " with", " bread", ".\n"]
+    handler.reply = (paragraph * 3 + ["\n", "1.", " First", " step\n", "2.", " Second", " step\n", "\n"]) * 8
+    handler.delay = 0.02
+    rng = random.Random(5)
+    screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
+    screen.expect(">>>")
+    screen.child.sendline("/set temperature 0.3")
+    screen.expect("temperature = 0.3")
+    for i in range(10):
+        screen.expect(">>>")
+        screen.child.sendline(f"Story number {i}, please.")
+        screen.expect(f"Story number {i}, please.")
+        screen.expect(re.escape("\x1b[?2004l"))  # the prompt gave the line up: the reply is on its way
+        screen.watch(rng.uniform(0.05, 2.5))
+        screen.child.sendcontrol("c")
+        screen.expect(r"reply stopped")
+    screen.expect(">>>")
+    screen.child.sendcontrol("d")
+    screen.settle()
+    text = screen.text()
+    assert "temperature = 0.3" in text  # what was on screen stays on screen
+    (path,) = tmp_path.glob("*.jsonl")
+    replies = [e["content"] for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "assistant"]
+    assert len(replies) == 10
+    for i, reply in enumerate(replies):
+        asked = f">>> Story number {i}, please."
+        assert text.count(asked) == 1, text
+        shown = text.split(asked, 1)[1].split("[reply stopped]", 1)[0]
+        assert words(shown) == words(reply), (i, shown, reply)  # the screen says what the transcript says

@@ -132,7 +132,7 @@ def run_hf(dtype_name: str, model_dir: Path, new_tokens: int, device: str) -> di
     return dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)
 
 
-def run_llm42(model_dir: Path, new_tokens: int, device: str) -> dict:
+def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int = 0) -> dict:
     """llm42's own engine, as the chat opens it (device, dtype, kernels), without a UI."""
     import torch
 
@@ -164,8 +164,16 @@ def run_llm42(model_dir: Path, new_tokens: int, device: str) -> dict:
     history = p["history"]  # the chat keeps the cache across turns
     _, _, answer = reply(cache, history[:-40], 40)  # turn 1: its reply is part of the history
     follow, _, _ = reply(cache, history[:-40] + answer + p["follow"], 1)
-    return dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow,
-                kernels=engine.kernels.note if engine.kernels else "", decode_path=engine.cache.path)
+    out = dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow,
+               kernels=engine.kernels.note if engine.kernels else "", decode_path=engine.cache.path)
+    if long_context:  # decode with a long context in the cache: attention reads it all every step
+        from .stream import peak_memory_gb
+
+        out["peak_gb"] = peak_memory_gb(torch.device(device if device.startswith("cuda") else "cpu"))  # before it
+        cache.reset()
+        _, out["decode_tps_long"], _ = reply(cache, prompt_ids(tok, long_context - new_tokens, 4), new_tokens)
+        out["long_context"] = long_context
+    return out
 
 
 def run_llama_cpp(width: str, new_tokens: int) -> dict:
@@ -178,34 +186,35 @@ def run_llama_cpp(width: str, new_tokens: int) -> dict:
     return run(gguf_of(model, width), prompts(AutoTokenizer.from_pretrained(model)), new_tokens, cpu_threads())
 
 
-def worker(config: str, new_tokens: int, device: str) -> dict:
+def worker(config: str, new_tokens: int, device: str, long_context: int = 0) -> dict:
     if config.startswith("hf-"):
         result = run_hf(config[3:], bench_model(), new_tokens, device)
     elif config == "llm42":
-        result = run_llm42(bench_model(), new_tokens, device)
+        result = run_llm42(bench_model(), new_tokens, device, long_context)
     elif config.startswith("llm42-int"):
-        result = run_llm42(quantized_model(config.split("-")[1]), new_tokens, device)
+        result = run_llm42(quantized_model(config.split("-")[1]), new_tokens, device, long_context)
     else:
         result = run_llama_cpp(config.split("-", 1)[1], new_tokens)
     import torch
 
     from .stream import peak_memory_gb
 
-    result["peak_gb"] = peak_memory_gb(torch.device(device if device.startswith("cuda") else "cpu"))
+    result.setdefault("peak_gb", peak_memory_gb(torch.device(device if device.startswith("cuda") else "cpu")))
     return result
 
 
 # --- the runner -------------------------------------------------------------------------------
 
 
-def measure(config: str, new_tokens: int, device: str) -> dict:
+def measure(config: str, new_tokens: int, device: str, long_context: int = 0) -> dict:
     if config.startswith("llm42-int"):
         quantized_model(config.split("-")[1])  # built outside the timed process
     if config.startswith("llama.cpp"):  # written and quantized outside the timed process, and outside this one
         code = "import sys; from pathlib import Path; from llm42.llamacpp import gguf_of; gguf_of(Path(sys.argv[1]), sys.argv[2])"
         subprocess.run([sys.executable, "-c", code, str(bench_model()), config.split("-", 1)[1]], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cmd = [sys.executable, "-m", "llm42.bench", "--worker", config, "--new-tokens", str(new_tokens), "--device", device]
+    cmd = [sys.executable, "-m", "llm42.bench", "--worker", config, "--new-tokens", str(new_tokens), "--device", device,
+           "--long-context", str(long_context)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         return dict(skipped=f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -288,6 +297,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
                    help="add llama.cpp at f16, q8_0 and q4_0 (needs llama-cpp-python; see README)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda: llm42 and the transformers baseline on the GPU")
     p.add_argument("--new-tokens", type=int, default=128, help="tokens per decode measurement")
+    p.add_argument("--long-context", type=int, default=0, metavar="N",
+                   help="also measure llm42's decode speed with N tokens of context (e.g. 4000)")
     p.add_argument("--json", default="runs/bench.json", help="where to write the results")
     p.add_argument("--chart", default=None, metavar="PNG", help="draw a bar chart (needs matplotlib)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -297,7 +308,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = setup_arg_parser().parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.new_tokens, args.device)))
+        print(json.dumps(worker(args.worker, args.new_tokens, args.device, args.long_context)))
         return 0
     if args.chart and not can_import("matplotlib"):  # said now, not after the measuring
         print("llm42.bench: error: --chart needs matplotlib: pip install matplotlib", file=sys.stderr)
@@ -319,8 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for c in configs:
         print(f"measuring {c}: {CONFIGS.get(c) or LLAMA_CPP[c]}", file=sys.stderr)
-        results[c] = measure(c, args.new_tokens, args.device)
+        results[c] = measure(c, args.new_tokens, args.device, args.long_context)
     print(table(results, "peak GPU GB" if cuda else "peak RSS GB"))
+    for name, r in results.items():
+        if "decode_tps_long" in r:
+            print(f"{name}: decode {r['decode_tps_long']:.2f} tokens/s with {r['long_context']} tokens of context, "
+                  f"{r['decode_tps_long'] / r['decode_tps']:.2f}x its speed at 200")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": args.device, "new_tokens": args.new_tokens,

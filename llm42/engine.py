@@ -109,6 +109,8 @@ def open_engine(model_path: str, *, revision: str | None = None, trust_remote_co
                         kernels)
     if engine.cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
+    elif engine.cache.graph_error:
+        warn(t("not_captured", why=engine.cache.graph_error))
     seconds = time.perf_counter() - start
     return engine, choice, seconds
 

@@ -41,11 +41,14 @@ class PromptCache:
         self.kv = KVCache(model.config, self.max_len, model.dtype, model.device, static=static)
         k = self.kernels
         self.decoder = Decoder(model, self.kv, k.own_matmuls, k.own_attention) if fast else None
-        self.graph = None
+        self.graph, self.graph_error = None, None
         if static and cuda:
             from .cudagraph import GraphStep
 
-            self.graph = GraphStep(self.decoder)  # before anything is cached: see GraphStep
+            try:
+                self.graph = GraphStep(self.decoder)  # before anything is cached: see GraphStep
+            except RuntimeError as e:  # a stack that cannot capture: the same step, launched op by op
+                self.graph_error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache
 
@@ -72,6 +75,7 @@ class PromptCache:
         self.reused = n
         return n
 
+    @torch.inference_mode()
     def feed(self, ids: list[int]) -> torch.Tensor:
         """Run transformers' forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
@@ -86,6 +90,7 @@ class PromptCache:
         self.ids.extend(ids)
         return out.logits[:, -1, :]
 
+    @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
         """One more token; the next logits (1, vocab)."""
         if self.decoder is None:

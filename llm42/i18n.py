@@ -157,6 +157,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "loading": ("loading {path}", "{path} 을(를) 불러오는 중"),
     "loading_quantizing": ("loading and quantizing to {kind} {path}", "{path} 을(를) 불러와 {kind} 로 양자화하는 중"),
     # loading
+    "not_captured": ("the decode step could not be captured as a CUDA graph ({why}); it runs without one, slower",
+                     "생성 단계를 CUDA 그래프로 캡처하지 못했습니다 ({why}); 그래프 없이 더 느리게 실행합니다"),
     "capturing": ("capturing the decode step as a CUDA graph", "생성 단계를 CUDA 그래프로 캡처하는 중"),
     "captured": ("decode step captured as a CUDA graph in {s:.1f}s", "생성 단계를 {s:.1f}초 만에 CUDA 그래프로 캡처했습니다"),
     "downloading": ("downloading {file} ({size}) from the Hugging Face hub", "Hugging Face 허브에서 {file} ({size}) 내려받는 중"),

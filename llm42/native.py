@@ -28,6 +28,8 @@ SIGNATURES = {
     "llm42_rope": [P, P, P, I64, I64],
     "llm42_add": [P, P, I64],
     "llm42_silu_mul": [P, P, I64],
+    "llm42_dequant_int8": [P, P, P, I64, I64],
+    "llm42_dequant_int4": [P, P, I64, P, I64, I64],
 }
 
 
@@ -134,3 +136,19 @@ def silu_mul_(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     _lib.llm42_silu_mul(gate.data_ptr(), up.data_ptr(), gate.numel())
     return gate
 
+
+
+def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """An int8 weight as bf16 [n, k], rounded as PyTorch's qweight.to(bf16) * scales rounds it."""
+    n, k = qweight.shape
+    out = torch.empty(n, k, dtype=torch.bfloat16)
+    _lib.llm42_dequant_int8(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), n, k)
+    return out
+
+
+def dequant_int4(packed: torch.Tensor, scales_zeros: torch.Tensor, group: int, k: int) -> torch.Tensor:
+    """An int4 weight (torch's CPU packing) as bf16 [n, k], rounded as Int4Linear.dequantize rounds it."""
+    n = packed.shape[0]
+    out = torch.empty(n, k, dtype=torch.bfloat16)
+    _lib.llm42_dequant_int4(packed.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
+    return out

@@ -27,12 +27,14 @@ def load(model_path: str, mode: str):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from .kernels import tune
     from .quantize import quantize_model
 
     dtype = torch.float32 if mode == "fp32" else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
     if mode in ("int8", "int4"):
         quantize_model(model, mode)
+    model.llm42_kernels = tune(model)  # the decode kernels the chat would use on this machine
     return model
 
 
@@ -59,7 +61,8 @@ def greedy(model, tokenizer, prompt: str, n: int = 48) -> list[int]:
     ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                         tokenize=True, return_dict=True)["input_ids"]
     s = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=n)
-    return [st.token for st in generate_steps(PromptCache(model), ids, s, {tokenizer.eos_token_id})]
+    return [st.token for st in generate_steps(PromptCache(model, kernels=model.llm42_kernels), ids, s,
+                                               {tokenizer.eos_token_id})]
 
 
 def agreement(a: list[int], b: list[int]) -> float:

@@ -32,11 +32,20 @@ def spawn_cli(*args: str, **env):
                          encoding="utf-8", codec_errors="strict", dimensions=(40, 120), timeout=120)
 
 
+def leave(child) -> None:
+    """At the prompt: Ctrl+D, and the chat ends cleanly (exit 0)."""
+    import pexpect
+
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def stop_a_reply_then_ask_again(child, wait: float = 3) -> None:
     """At the prompt: start a long reply, Ctrl+C it, ask a short question, leave with Ctrl+D (exit 0)."""
     import time
-
-    import pexpect
 
     child.expect(">>>")
     child.sendline("Write a very long story about a dragon who learns to cook.")
@@ -46,11 +55,7 @@ def stop_a_reply_then_ask_again(child, wait: float = 3) -> None:
     child.expect(">>>")
     child.sendline("What is the capital of France?")
     child.expect("Paris")
-    child.expect(">>>")
-    child.sendcontrol("d")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    leave(child)
 
 
 def one_turn_then_a_long_reply(child) -> None:
@@ -103,6 +108,13 @@ class Screen:
                 self.stream.feed(self.child.read_nonblocking(65536, timeout=min(left, 0.05)))
             except pexpect.TIMEOUT:
                 pass
+
+    def leave(self) -> str:
+        """At the prompt: Ctrl+D; then everything the screen showed, as text."""
+        self.expect(">>>")
+        self.child.sendcontrol("d")
+        self.settle()
+        return self.text()
 
     def lines(self) -> list[str]:
         top = ["".join(ch.data for ch in row.values()).rstrip() for row in self.screen.history.top]

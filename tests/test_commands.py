@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from cli_helpers import one_turn_then_a_long_reply, run_cli, spawn_cli
+from cli_helpers import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
 from llm42.transcript import load
 
 
@@ -73,10 +73,15 @@ def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
     assert before.messages[1].content in err and before.messages[3].content in err  # /history shows them
 
 
-def test_export_markdown(smollm2, tmp_path):
+def test_export_markdown_shows_a_system_prompt_where_it_changed(smollm2, tmp_path):
     md = tmp_path / "chat.md"
-    chat(smollm2, tmp_path, ["What is 2+2?", f"/export {md}"])
-    assert md.read_text().startswith("# Conversation with") and "## You\n\nWhat is 2+2?" in md.read_text()
+    chat(smollm2, tmp_path, ["What is 2+2?", "/system Answer in French.", "Hello again.", f"/export {md}"])
+    text = md.read_text()
+    assert text.startswith("# Conversation with") and "## You\n\nWhat is 2+2?" in text
+    assert "> System:" not in text.split("## You")[0]  # the default system prompt at the start: none shown
+    first, second = text.index("## You\n\nWhat is 2+2?"), text.index("## You\n\nHello again.")
+    change = text.index("> System prompt changed to: Answer in French.")
+    assert first < change < second
 
 
 def test_edit_replaces_the_last_message(smollm2, tmp_path):
@@ -146,16 +151,11 @@ def _json_blocks(text):
 
 
 def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tiny42, tmp_path):
-    import pexpect
-
     child = spawn_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4")
     child.expect(">>>")
     child.sendline("a chat in the terminal")
     child.expect(r"context \d+/320")
-    child.expect(">>>")
-    child.sendcontrol("d")
-    child.expect(pexpect.EOF)
-    child.close()
+    leave(child)
     (chat_file,) = tmp_path.glob("*.jsonl")
     one = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4",
                   "--prompt", "a one-shot question")
@@ -195,13 +195,3 @@ def test_set_shows_switches_as_on_off_and_stats_after_a_stopped_first_reply(smol
     child.expect(">>>")
     child.sendcontrol("d")
     child.expect(pytest.importorskip("pexpect").EOF)
-
-
-def test_export_shows_a_system_prompt_where_it_changed(smollm2, tmp_path):
-    md = tmp_path / "chat.md"
-    chat(smollm2, tmp_path, ["Hi.", "/system Answer in French.", "Hello again.", f"/export {md}"])
-    text = md.read_text()
-    assert "> System:" not in text.split("## You")[0]  # the default system prompt at the start: none shown
-    first, second = text.index("## You\n\nHi."), text.index("## You\n\nHello again.")
-    change = text.index("> System prompt changed to: Answer in French.")
-    assert first < change < second

@@ -3,10 +3,9 @@ The hub is a local server in the hub's URL layout (tests/hub_server.py), so the 
 
 import re
 
-import pexpect
 import pytest
 
-from cli_helpers import run_cli, spawn_cli
+from cli_helpers import leave, run_cli, spawn_cli
 from hub_server import serve
 
 
@@ -24,11 +23,7 @@ def test_first_run_shows_the_download_then_loads_from_the_cache(hub, tmp_path):
     # the bar: file, percent, bytes of total, [elapsed<left, rate]
     child.expect(r"model\.safetensors: +100%.*?\| *[\d.]+k/[\d.]+k \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?[kMG]?B/s\]")
     child.expect("loaded in")
-    child.expect(">>>")
-    child.sendcontrol("d")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    leave(child)
     assert sum("model.safetensors" in line for line in log if line.startswith("GET")) == 1
     log.clear()
     again = run_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", "--seed", "0",

@@ -104,3 +104,17 @@ def test_without_a_compiler_pytorch_runs(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         importlib.reload(native)
+        native.library()  # as it was for the other tests
+
+
+def test_prefill_dequantization_equals_pytorchs_to_the_bit(lib):
+    from llm42.quantize import _unpack_int4
+
+    layer = torch.nn.Linear(2048, 640, bias=False).bfloat16().requires_grad_(False)
+    q8 = Int8Linear.from_linear(layer)
+    assert torch.equal(native.dequant_int8(q8.qweight, q8.scales), q8.qweight.to(torch.bfloat16) * q8.scales[:, None])
+    q4 = Int4Linear.from_linear(layer)
+    n, k, g = 640, 2048, q4.group
+    q = _unpack_int4(q4.packed, n, k).reshape(n, k // g, g).to(torch.bfloat16)
+    scale, zero = q4.scales_zeros.transpose(0, 1).contiguous().unsqueeze(-1).unbind(-2)
+    assert torch.equal(native.dequant_int4(q4.packed, q4.scales_zeros, g, k), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k))

@@ -72,10 +72,7 @@ def test_the_server_dying_mid_reply_shows_the_partial_once_and_says_so(fake, tmp
     screen.expect(">>>")
     screen.child.sendline("Tell me a story.")
     screen.expect(r"\[connection lost: .*\]")
-    screen.expect(">>>")
-    screen.child.sendcontrol("d")
-    screen.settle()
-    text = screen.text()
+    text = screen.leave()
     assert text.count("First words of a reply") == 1 and text.count("[connection lost") == 1, text
     assert re.search(r"\[connection lost: http://127\.0\.0\.1:\d+/v1 stopped answering in the middle of the reply "
                      r"\(\w+\); the part that came is kept\]", " ".join(text.split())), text

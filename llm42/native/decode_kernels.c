@@ -211,11 +211,85 @@ static inline float exp_neg(float x) {
 }
 
 /* One query per head against the first n positions of a KV cache: out[h] = softmax(q_h K^T * scale) V for
- * each query head h; heads share key/value heads in groups (GQA). All in fp32; K and V are read once. */
+ * each query head h; heads share key/value heads in groups (GQA). K and V are read once. */
+#if defined(__AVX512BF16__)
+/* 16 vectors of 16 partial sums -> one vector of their 16 totals (a transpose-and-add network): the
+ * horizontal sums of 16 dot products for the price of about three instructions each. */
+static inline __m512 sum16(__m512 v[16]) {
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[2 * i]), b = _mm512_castps_pd(t[2 * i + 1]);
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xEE));
+    __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xDD));
+}
+
+/* AVX512-BF16: scores as bf16 pair products (q and K are bf16, so each product is exact; the scale is applied
+ * in fp32), sums in fp32, the softmax and the weighted values in fp32. Needs d a multiple of 32. */
+static void attend_head(const uint16_t *q16, const uint16_t *K, const uint16_t *V, uint16_t *out, int64_t n,
+                        int64_t d, float scale, float *s) {
+    int64_t chunks = d / 32;
+    __m512bh q[8];
+    for (int64_t c = 0; c < chunks; c++) q[c] = (__m512bh)_mm512_loadu_si512(q16 + c * 32);
+    float m = -INFINITY;
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        __m512 acc[16];
+        for (int j = 0; j < 16; j++) {
+            acc[j] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < chunks; c++)
+                acc[j] = _mm512_dpbf16_ps(acc[j], (__m512bh)_mm512_loadu_si512(K + (t + j) * d + c * 32), q[c]);
+        }
+        __m512 sc = _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale));
+        _mm512_storeu_ps(s + t, sc);
+        m = fmaxf(m, _mm512_reduce_max_ps(sc));
+    }
+    for (; t < n; t++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < chunks; c++)
+            acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(K + t * d + c * 32), q[c]);
+        s[t] = _mm512_reduce_add_ps(acc) * scale;
+        m = fmaxf(m, s[t]);
+    }
+    float sum = 0;
+    for (t = 0; t < n; t++) sum += s[t] = exp_neg(s[t] - m);
+    /* values: weighted by the fp32 probabilities (PyTorch's attention keeps them in fp32 too) */
+    __m512 acc[16];
+    for (int64_t c = 0; c < 2 * chunks; c++) acc[c] = _mm512_setzero_ps();
+    for (t = 0; t < n; t++) {
+        __m512 p = _mm512_set1_ps(s[t]);
+        const uint16_t *vt = V + t * d;
+        for (int64_t c = 0; c < 2 * chunks; c++) {
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(vt + c * 16)));
+            acc[c] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), p, acc[c]);
+        }
+    }
+    float o[256];
+    for (int64_t c = 0; c < 2 * chunks; c++) _mm512_storeu_ps(o + c * 16, acc[c]);
+    for (int64_t i = 0; i < d; i++) out[i] = to_bf16(o[i] / sum);
+}
+#endif
+
 void llm42_attend(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
                   uint16_t *restrict out, int64_t heads, int64_t kv_heads, int64_t n, int64_t d, int64_t head_stride,
                   float scale) {
     int64_t per = heads / kv_heads;
+#if defined(__AVX512BF16__)
+    if (d % 32 == 0 && d <= 256) {
+#pragma omp parallel for schedule(static)
+        for (int64_t h = 0; h < heads; h++) {
+            float *s = malloc(sizeof(float) * (n + 16));
+            attend_head(q16 + h * d, keys + (h / per) * head_stride, values + (h / per) * head_stride, out + h * d,
+                        n, d, scale, s);
+            free(s);
+        }
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < heads; h++) {
         const uint16_t *K = keys + (h / per) * head_stride, *V = values + (h / per) * head_stride;
@@ -285,5 +359,55 @@ void llm42_silu_mul(uint16_t *restrict gate, const uint16_t *restrict up, int64_
     for (int64_t i = 0; i < n; i++) {
         float g = bf16(gate[i]);
         gate[i] = to_bf16(bf16(to_bf16(g / (1.0f + expf(-g)))) * bf16(up[i]));
+    }
+}
+
+/* For prefill, weights unpacked to bf16 [n][k] once per forward, rounded exactly as PyTorch rounds
+ * Int8Linear.dequantize (q * scale) and Int4Linear.dequantize (q * scale, then + (zero - 8 * scale)). */
+void llm42_dequant_int8(const int8_t *restrict w, const uint16_t *restrict scale, uint16_t *restrict out, int64_t n,
+                        int64_t k) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const int8_t *wr = w + r * k;
+        uint16_t *o = out + r * k;
+        float s = bf16(scale[r]);
+        int64_t i = 0;
+#if defined(__AVX512BF16__)
+        __m512 sv = _mm512_set1_ps(s);
+        for (; i + 32 <= k; i += 32) {
+            __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wr + i)))), sv);
+            __m512 b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wr + i + 16)))), sv);
+            _mm512_storeu_si512(o + i, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        }
+#endif
+        for (; i < k; i++) o[i] = to_bf16((float)wr[i] * s);
+    }
+}
+
+void llm42_dequant_int4(const uint8_t *restrict packed, const uint16_t *restrict scales_zeros, int64_t group,
+                        uint16_t *restrict out, int64_t n, int64_t k) {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < n / 64; b++) {
+        const uint8_t *block = packed + b * 64 * (k / 2);
+        float s[64], off[64];
+        uint16_t tile[64][32]; /* 64 rows x 32 inputs, written column by column, copied out row by row */
+        for (int64_t i0 = 0; i0 < k; i0 += 32) {
+            if (i0 % group == 0) {
+                const uint16_t *sz = scales_zeros + ((i0 / group) * n + b * 64) * 2;
+                for (int j = 0; j < 64; j++) {
+                    s[j] = bf16(sz[2 * j]);
+                    off[j] = bf16(to_bf16(bf16(sz[2 * j + 1]) - bf16(to_bf16(8.0f * s[j]))));
+                }
+            }
+            for (int c = 0; c < 32 && i0 + c < k; c++) {
+                const uint8_t *p = block + (i0 + c) * 32;
+                for (int j = 0; j < 32; j++) {
+                    tile[j][c] = to_bf16(bf16(to_bf16((float)(p[j] & 15) * s[j])) + off[j]);
+                    tile[j + 32][c] = to_bf16(bf16(to_bf16((float)(p[j] >> 4) * s[j + 32])) + off[j + 32]);
+                }
+            }
+            int64_t width = k - i0 < 32 ? k - i0 : 32;
+            for (int j = 0; j < 64; j++) memcpy(out + (b * 64 + j) * k + i0, tile[j], sizeof(uint16_t) * width);
+        }
     }
 }

@@ -190,7 +190,6 @@ class Commands:
             self.ui.show(who + m.content + (" " + t("stopped_mark") if m.interrupted else ""))
 
 
-
 def list_text(folder: Path) -> str:
     """The saved conversations, newest first: id, when, replies, first message."""
     rows = []

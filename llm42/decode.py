@@ -109,7 +109,6 @@ class Decoder:
         half = x.shape[-1] // 2
         return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
-
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
         """Dynamic: attention over the n + 1 positions so far."""

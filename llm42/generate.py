@@ -51,6 +51,7 @@ class PromptCache:
                 self.graph_error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache
+        self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
 
     @property
     def path(self) -> str:
@@ -60,18 +61,25 @@ class PromptCache:
 
     def reset(self) -> None:
         self.ids = []
+        self.last = None
         self.kv.crop(0)
 
     def reuse(self, prompt: list[int]) -> int:
-        """Crop to the part of `prompt` already cached (leaving >= 1 token to feed); return its length."""
+        """Crop to the part of `prompt` already cached; return its length. That is all of `prompt` only when the
+        last prefill ended exactly there (its logits are kept: /regen starts from the very same numbers, so a
+        greedy reply repeats itself), else at least one token is left to feed."""
         if self.kv.n != len(self.ids):
             self.reset()
         n = 0
-        limit = min(len(self.ids), len(prompt) - 1)
+        limit = min(len(self.ids), len(prompt))
         while n < limit and self.ids[n] == prompt[n]:
             n += 1
+        if n == len(prompt) and (self.last is None or self.last[0] != n):
+            n -= 1
         self.kv.crop(n)
         del self.ids[n:]
+        if self.last is not None and self.last[0] > n:
+            self.last = None
         self.reused = n
         return n
 
@@ -88,7 +96,8 @@ class PromptCache:
             self.reset()  # a forward cut short leaves layers of different lengths
             raise
         self.ids.extend(ids)
-        return out.logits[:, -1, :]
+        self.last = (len(self.ids), out.logits[:, -1, :])
+        return self.last[1]
 
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
@@ -107,7 +116,6 @@ class PromptCache:
         self.ids.append(token)
         return logits
 
-
     def static_step(self, token: int) -> torch.Tensor:
         if self.graph is not None:
             logits = self.graph.step(token, self.kv.n)
@@ -122,6 +130,8 @@ class PromptCache:
 def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
     """Feed the uncached part of the prompt; (last logits, tokens reused from the cache)."""
     reused = cache.reuse(prompt)
+    if reused == len(prompt):
+        return cache.last[1], reused
     return cache.feed(prompt[reused:]), reused
 
 

@@ -98,6 +98,10 @@ def _from_hub(fn, src: Source, **kw):
 def load_config(src: Source):
     from transformers import AutoConfig
 
+    if src.gguf_file:  # converted on an earlier start (in any dtype): its config.json, not the GGUF's metadata
+        done = sorted(converted(src, torch.float32).parent.glob("*/config.json"))
+        if done:
+            src = replace(src, path=str(done[0].parent), gguf_file=None)
     try:
         return _from_hub(AutoConfig.from_pretrained, src)
     except LoadError:

@@ -137,7 +137,6 @@ def silu_mul_(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return gate
 
 
-
 def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """An int8 weight as bf16 [n, k], rounded as PyTorch's qweight.to(bf16) * scales rounds it."""
     n, k = qweight.shape

@@ -249,16 +249,16 @@ def _env(**extra):
 
 @pytest.mark.slow
 def test_chaos_interrupts_and_kills_lose_nothing(smollm2):
-    """A short chaos run in CI (6 Ctrl+C, 4 kills); `python tests/chaos.py --model ...` runs the full 50 + 20."""
+    """A short chaos run in CI (4 Ctrl+C, 2 kills); `python tests/chaos.py --model ...` runs the full 50 + 20."""
     import subprocess
     import sys
 
     from cli_helpers import ROOT
 
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "chaos.py"), "--model", str(smollm2), "--interrupts", "6",
-                        "--kills", "4", "--seed", "3"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "chaos.py"), "--model", str(smollm2), "--interrupts", "4",
+                        "--kills", "2", "--seed", "3"], capture_output=True, text=True, timeout=600)
     assert "{" in r.stdout, r.stderr[-3000:]
     report = json.loads(r.stdout[r.stdout.index("{"):])
     assert r.returncode == 0, (report, r.stderr[-3000:])
-    assert report["sessions_survived"] == 6 and report["replies_in_transcript"] == 7
-    assert report["completed_turns_lost"] == 0 and report["completed_turns"] >= 4
+    assert report["sessions_survived"] == 4 and report["replies_in_transcript"] == 5
+    assert report["completed_turns_lost"] == 0 and report["completed_turns"] >= 2

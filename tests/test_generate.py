@@ -73,6 +73,9 @@ def test_prompt_cache_gives_the_same_tokens_as_a_fresh_prefill(smollm2_loaded):
     # going back (an /undo) reuses the common prefix and still matches
     assert ours(model, first, GREEDY, {tok.eos_token_id}, cache=cache) == reply
     assert cache.reused == len(first) - 1
+    # the same prompt again (a /regen) starts from the logits kept from its prefill: nothing to feed, same reply
+    assert ours(model, first, GREEDY, {tok.eos_token_id}, cache=cache) == reply
+    assert cache.reused == len(first)
 
 
 def test_interrupted_forward_leaves_a_usable_cache(smollm2_loaded):

@@ -30,11 +30,16 @@ class NumberedItem(ListItem):
     def render_number(self, console, options, number: int, last_number: int):
         width = len(str(last_number)) + 2  # "1. " for lists of up to nine
         lines = console.render_lines(self.elements, options.update(width=options.max_width - width), style=self.style)
+        lines = lines or [[]]  # an item with nothing after its number yet (a reply stopped at "1."): the number
         style = console.get_style("markdown.item.number", default="none")
         for i, line in enumerate(lines):
             yield Segment(f"{number}.".rjust(width - 1) + " " if i == 0 else " " * width, style)
             yield from line
             yield Segment("\n")
+
+    def render_bullet(self, console, options):
+        bullet = console.get_style("markdown.item.bullet", default="none")
+        return list(super().render_bullet(console, options)) or [Segment(" • ", bullet), Segment("\n")]  # as above
 
 
 class ChatMarkdown(Markdown):

@@ -33,11 +33,16 @@ def test_markdown_keeps_line_breaks_and_list_numbers(fake, tmp_path):
     screen.expect(">>>")
     screen.child.sendline("A haiku, then two fruits.")
     screen.expect("Done")
+    handler.reply = ["Three steps:\n", "\n", "1."]  # a reply that ends at a bare list number, as one stopped there
+    screen.expect(">>>")
+    screen.child.sendline("And the steps?")
+    screen.expect("Three steps:")
     screen.leave()
     lines = [line.strip() for line in screen.lines()]
     i = lines.index("An old silent pond")
     assert lines[i + 1 : i + 3] == ["A frog jumps into the pond", "Splash! Silence again."]
     assert "1. Banana" in lines and "2. Apple" in lines
+    assert lines[lines.index("Three steps:") + 2] == "1."  # the number shows, though nothing follows it yet
 
 
 def test_history_wraps_between_words(fake, tmp_path):

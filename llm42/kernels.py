@@ -40,15 +40,7 @@ class Kernels:
 
 def _time(weights: list[torch.Tensor], rows: int, onednn: bool) -> float:
     xs = [torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights]
-    before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
-    try:
-        with torch.inference_mode():
-            t = time.perf_counter()
-            for x, w in zip(xs, weights):
-                F.linear(x, w)
-            return time.perf_counter() - t
-    finally:
-        torch.backends.mkldnn.enabled = before
+    return _time_step([lambda x, w=w: F.linear(x, w) for w in weights], xs, onednn)
 
 
 def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
@@ -124,8 +116,6 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
                     runs.setdefault((kind, name), []).append(t)
     d = {key: min(v) for key, v in runs.items()}
     best = {kind: min((name for k, name in d if k == kind), key=lambda name: d[(kind, name)]) for kind in kinds}
-    onednn_ms = sum(d[(k, "oneDNN")] for k in kinds)
-    aten_ms = sum(d[(k, "ATen")] for k in kinds)
     step = {name: sum(d[(k, name if (k, name) in d else "ATen")] for k in kinds) for name in ("oneDNN", "ATen", "llm42")}
     step["chosen"] = sum(d[(k, best[k])] for k in kinds)
     attention = _time_attention(model) if has_native else {}
@@ -134,7 +124,7 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     if weights:
         big = [max(weights, key=lambda w: w.numel())]
         p = {on: min(_time(big, 16, on), _time(big, 16, on)) for on in (True, False)}
-    k = Kernels(prefill_onednn=p[True] <= p[False], decode_onednn=onednn_ms <= aten_ms,
+    k = Kernels(prefill_onednn=p[True] <= p[False], decode_onednn=step["oneDNN"] <= step["ATen"],
                 own_matmuls=[kind for kind in kinds if best[kind] == "llm42"],
                 own_attention=bool(attention) and attention["llm42"] < attention["PyTorch"])
     k.note = ("decode matmuls per step: " + ", ".join(f"{n} {t * 1e3:.0f} ms" for n, t in step.items() if n != "chosen")

@@ -99,7 +99,7 @@ def load_config(src: Source):
     from transformers import AutoConfig
 
     if src.gguf_file:  # converted on an earlier start (in any dtype): its config.json, not the GGUF's metadata
-        done = sorted(converted(src, torch.float32).parent.glob("*/config.json"))
+        done = sorted(conversions(src).glob("*/config.json"))
         if done:
             src = replace(src, path=str(done[0].parent), gguf_file=None)
     try:
@@ -250,14 +250,18 @@ def _has_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(any(folder.glob(p)) for p in WEIGHTS)
 
 
-def converted(src: Source, dtype: torch.dtype) -> Path:
-    """Where a .gguf file's model, converted once to safetensors in `dtype`, is kept (keyed by the file's
-    name, size and modification time, so a changed file is converted again)."""
+def conversions(src: Source) -> Path:
+    """Where a .gguf file's model, converted once to safetensors, is kept: a folder per dtype under a key of the
+    file's name, size and modification time (a changed file is converted again)."""
     from .paths import cache_dir
 
     f = Path(src.path) / src.gguf_file
     st = f.stat()
-    return cache_dir() / "gguf" / f"{f.stem}-{st.st_size}-{st.st_mtime_ns}" / str(dtype).removeprefix("torch.")
+    return cache_dir() / "gguf" / f"{f.stem}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def converted(src: Source, dtype: torch.dtype) -> Path:
+    return conversions(src) / str(dtype).removeprefix("torch.")
 
 
 def from_converted(src: Source, dtype: torch.dtype) -> Source | None:

@@ -132,6 +132,19 @@ def run_hf(dtype_name: str, model_dir: Path, new_tokens: int, device: str) -> di
     return dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)
 
 
+def timed(tokens, n: int) -> tuple[float, float, list[int]]:
+    """Up to `n` tokens from a generator started now: (time to the first, decode tokens/s from the first to the
+    last, the tokens). llm42 and llama.cpp are timed by this one loop."""
+    t0, times, out = time.perf_counter(), [], []
+    for token in tokens:
+        times.append(time.perf_counter())
+        out.append(token)
+        if len(times) == n:
+            break
+    tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    return times[0] - t0, tps, out
+
+
 def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int = 0) -> dict:
     """llm42's own engine, as the chat opens it (device, dtype, kernels), without a UI."""
     import torch
@@ -146,14 +159,9 @@ def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int =
     tok = engine.tokenizer
 
     def reply(cache: PromptCache, ids: list[int], n: int) -> tuple[float, float, list[int]]:
-        settings = SamplingSettings(max_new_tokens=n, seed=0)
-        t0 = time.perf_counter()
-        times, out = [], []
-        for step in generate_steps(cache, ids, settings, set(), torch.Generator().manual_seed(0)):
-            times.append(time.perf_counter())
-            out.append(step.token)
-        tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-        return times[0] - t0, tps, out
+        steps = generate_steps(cache, ids, SamplingSettings(max_new_tokens=n, seed=0), set(),
+                               torch.Generator().manual_seed(0))
+        return timed((step.token for step in steps), n)
 
     p = prompts(tok)
     cache = engine.cache
@@ -222,8 +230,8 @@ def measure(config: str, new_tokens: int, device: str, long_context: int = 0) ->
 
 
 def ratios(results: dict[str, dict]) -> dict[str, dict]:
-    """Each llm42 row against llama.cpp at the same weight width: >1 is better for llm42 on every figure
-    (decode speed divided, times and memory inverted)."""
+    """Each llm42 row divided by llama.cpp at the same weight width: decode speed (above 1 is better for llm42),
+    TTFT@1024 and peak memory (below 1 is better)."""
     out = {}
     for mine, theirs in SAME_WIDTH.items():
         a, b = results.get(mine, {}), results.get(theirs, {})

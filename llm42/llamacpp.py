@@ -102,6 +102,8 @@ def run(gguf: Path, prompts: dict[str, list[int]], new_tokens: int, threads: int
     TTFT of a follow-up after a 1,000-token turn (llama.cpp keeps its KV cache and reuses the common prefix)."""
     from llama_cpp import Llama
 
+    from .bench import timed
+
     start = time.perf_counter()
     llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512,
                 verbose=False)
@@ -110,14 +112,7 @@ def run(gguf: Path, prompts: dict[str, list[int]], new_tokens: int, threads: int
     def reply(ids: list[int], n: int, fresh: bool = True) -> tuple[float, float, list[int]]:
         if fresh:
             llm.reset()  # else generate() keeps the cached prefix it shares with `ids`
-        t0, times, out = time.perf_counter(), [], []
-        for token in llm.generate(ids, temp=0.5, top_p=0.95, top_k=20, repeat_penalty=1.2):
-            times.append(time.perf_counter())
-            out.append(token)
-            if len(times) == n:
-                break
-        tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-        return times[0] - t0, tps, out
+        return timed(llm.generate(ids, temp=0.5, top_p=0.95, top_k=20, repeat_penalty=1.2), n)
 
     ttft200, decode, _ = reply(prompts["200"], new_tokens)
     ttft1024, _, _ = reply(prompts["1024"], 1)

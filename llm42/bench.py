@@ -291,7 +291,7 @@ def machine_line(device: str) -> str:
     import torch
 
     from .device import cpu_threads
-    from .kernels import cpu_name
+    from .device import cpu_name
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"

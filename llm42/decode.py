@@ -14,7 +14,6 @@ from torch.nn import functional as F
 
 from . import native
 from .kvcache import KVCache
-from .quantize import Int4Linear, Int8Linear
 
 
 def supported(model: nn.Module) -> bool:
@@ -27,26 +26,13 @@ def supported(model: nn.Module) -> bool:
 
 def gemv(layer: nn.Module, own: bool = False):
     """x [1, in] -> [1, out] with the layer's own kernel, without its Python wrapper; `own`: llm42's C kernel
-    (bf16, int8, int4 weights on the CPU; see native.py) where there is one."""
-    if own and layer.bias is None and native.library() is not None:
-        if isinstance(layer, Int8Linear):
-            q, s = layer.qweight, layer.scales
-            return lambda x: native.gemv_int8(q, s, x)
-        if isinstance(layer, Int4Linear):
-            p, sz, g, k = layer.packed, layer.scales_zeros, layer.group, layer.in_features
-            return lambda x: native.gemv_int4(p, sz, g, k, x)
-        w = layer.weight
-        if w.dtype == torch.bfloat16 and w.device.type == "cpu" and w.is_contiguous():
-            return lambda x: native.gemv_bf16(w, x)
-    if isinstance(layer, Int8Linear):
-        q, s, b = layer.qweight, layer.scales, layer.bias
-        return (lambda x: torch._weight_int8pack_mm(x, q, s)) if b is None else \
-            (lambda x: torch._weight_int8pack_mm(x, q, s) + b)
-    if isinstance(layer, Int4Linear):
-        p, g, sz, b = layer.packed, layer.group, layer.scales_zeros, layer.bias
-        return (lambda x: torch._weight_int4pack_mm_for_cpu(x, p, g, sz)) if b is None else \
-            (lambda x: torch._weight_int4pack_mm_for_cpu(x, p, g, sz) + b)
+    (see native.py) where there is one. Quantized layers supply their product themselves."""
+    if hasattr(layer, "product"):
+        return layer.product(own)
     w, b = layer.weight, layer.bias
+    if own and b is None and native.library() is not None and w.dtype == torch.bfloat16 and w.device.type == "cpu" \
+            and w.is_contiguous():
+        return lambda x: native.gemv_bf16(w, x)
     return lambda x: F.linear(x, w, b)
 
 

@@ -111,6 +111,24 @@ def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/sel
     return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says. For people; never a cache key."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The instruction sets this CPU has, as one string: what compiled kernels and measured choices depend on
+    (x86 "flags", Arm "Features"; elsewhere the architecture and processor names)."""
+    try:
+        line = next(line for line in cpuinfo.read_text().splitlines() if line.startswith(("flags", "Features")))
+        return " ".join(sorted(line.split(":", 1)[1].split()))
+    except (OSError, StopIteration):
+        return f"{platform.machine()} {platform.processor()}"
+
+
 def cpu_supports_bf16() -> bool:
     """True where the CPU has native bf16 (AVX512-BF16/AMX on x86, or Arm's bf16)."""
     try:

@@ -7,8 +7,8 @@ CPUs, so it is timed here at start-up rather than assumed."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import native
+from .device import cpu_flags
 from .paths import cache_dir
 
 
@@ -56,17 +58,10 @@ def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
         torch.backends.mkldnn.enabled = before
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def _key(model: nn.Module, shapes: list[torch.Size]) -> str:
     kinds = sorted({type(m).__name__ for m in model.modules() if hasattr(m, "in_features")})
-    return (f"{cpu_name()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
+    return (f"{hashlib.sha256(cpu_flags().encode()).hexdigest()[:12]}|{torch.backends.cpu.get_cpu_capability()}|"
+            f"{native.target()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
             f"{sorted({tuple(s) for s in shapes})}")
 
 
@@ -91,14 +86,13 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     if model.device.type != "cpu":
         return Kernels()
     keep_freed_memory()
-    from . import native
     from .decode import decode_layers, gemv, supported
 
     if not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
         return Kernels()  # fp32: the decode step runs on PyTorch's fp32 kernels; nothing to choose
     layers = decode_layers(model)
     has_native = native.library() is not None and model.dtype == torch.bfloat16
-    key = _key(model, [_shape_of(m) for m in layers]) + f"|native={has_native}|v3"
+    key = _key(model, [_shape_of(m) for m in layers]) + f"|native={has_native}|v4"
     known = _load(cache_file)
     if key in known:
         return Kernels(**known[key])
@@ -144,7 +138,6 @@ def _shape_of(m: nn.Module) -> torch.Size:
 
 def _time_attention(model: nn.Module) -> dict[str, float]:
     """One layer's attention for one token over 512 cached tokens: PyTorch's matmuls vs llm42's kernel."""
-    from . import native
     from .decode import attend
     from .kvcache import KVCache
 

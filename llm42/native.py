@@ -10,19 +10,22 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch  # first: its OpenMP runtime is the one the kernels then share
 
+from .device import cpu_flags
 from .paths import cache_dir
 
 SOURCE = Path(__file__).parent / "native" / "decode_kernels.c"
+VERSION = 2  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 SIGNATURES = {
     "llm42_gemv_bf16": [P, P, P, I64, I64],
-    "llm42_gemv_int8": [P, P, P, P, I64, I64],
-    "llm42_gemv_int4": [P, P, I64, P, P, I64, I64],
+    "llm42_gemm_int8": [P, P, P, P, I64, I64, I64],
+    "llm42_gemm_int4": [P, P, I64, P, P, I64, I64, I64],
     "llm42_attend": [P, P, P, P, I64, I64, I64, I64, I64, F32],
     "llm42_rmsnorm": [P, P, P, I64, F32],
     "llm42_rope": [P, P, P, I64, I64],
@@ -37,17 +40,79 @@ def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
-def build(out: Path, cc: str) -> bool:
-    """Compile for this machine; OpenMP if the compiler has it (Apple's clang does not: one thread then)."""
-    base = [cc, "-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
-    for flags in (["-fopenmp"], []):
+def target() -> str:
+    """What the kernels are built for: this CPU ("native"), or a named class, e.g. LLM42_CPU_TARGET=x86-64-v3
+    (AVX2, FMA, F16C: a laptop without AVX512) or x86-64 (plain C, as on a CPU llm42 has no vector code for)."""
+    return os.environ.get("LLM42_CPU_TARGET", "native")
+
+
+def build(out: Path, cc: str, arch: str = "native") -> bool:
+    """Compile; OpenMP if the compiler has it (Apple's clang does not: one thread then). For this CPU, -march=native,
+    else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
+    arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
+    for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
+        cmd = [cc, "-O3", *flags, "-fno-math-errno", "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
         try:
-            done = subprocess.run(base[:1] + flags + base[1:], capture_output=True, timeout=120)
+            if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
+                return True
         except (OSError, subprocess.TimeoutExpired):
             return False
-        if done.returncode == 0:
-            return True
     return False
+
+
+def _key(cc: str, arch: str) -> str:
+    """What the built library depends on: the source, the compiler (its resolved file), the target, and the CPU's
+    instruction sets (never its name: two CPUs sold under one name may differ)."""
+    path = shutil.which(cc) or cc
+    try:
+        real = os.path.realpath(path)
+        stamp = f"{real}|{os.stat(real).st_size}|{os.stat(real).st_mtime_ns}"
+    except OSError:
+        stamp = path
+    return hashlib.sha256(SOURCE.read_bytes() + f"{stamp}|{arch}|{cpu_flags()}|{sys.platform}".encode()).hexdigest()[:16]
+
+
+def _open(so: Path) -> ctypes.CDLL | None:
+    """Load a built library and check it is the one this module expects: every kernel exported, right version."""
+    try:
+        lib = ctypes.CDLL(str(so))
+        for name, args in SIGNATURES.items():
+            getattr(lib, name).argtypes = args
+            getattr(lib, name).restype = None
+        return lib if lib.llm42_kernels_version() == VERSION else None
+    except (OSError, AttributeError):
+        return None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cached(so: Path) -> ctypes.CDLL | None:
+    """The library kept in the cache, if it is whole: its checksum, written beside it after a complete build,
+    matches (a truncated file would load, then die of SIGBUS on first use)."""
+    try:
+        whole = so.is_file() and so.with_suffix(".sha256").read_text().strip() == _digest(so)
+    except OSError:
+        whole = False
+    return _open(so) if whole else None
+
+
+def _build_into(folder: Path, name: str, cc: str, arch: str) -> ctypes.CDLL | None:
+    """Build under a temporary name, check it loads, then rename it (and its checksum) into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{name}.{os.getpid()}.tmp.so"
+    try:
+        if not build(tmp, cc, arch) or not tmp.is_file() or _open(tmp) is None:
+            return None
+        so = folder / f"{name}.so"
+        digest = folder / f"{name}.{os.getpid()}.tmp.sha256"
+        digest.write_text(_digest(tmp))
+        tmp.replace(so)
+        digest.replace(so.with_suffix(".sha256"))
+        return _open(so)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def library() -> ctypes.CDLL | None:
@@ -61,26 +126,16 @@ def library() -> ctypes.CDLL | None:
     cc = compiler()
     if cc is None:
         return None
-    from .kernels import cpu_name
-
-    key = hashlib.sha256(SOURCE.read_bytes() + f"{cc}|{cpu_name()}|{sys.platform}".encode()).hexdigest()[:16]
-    so = cache_dir() / "native" / f"decode_kernels-{key}.so"
-    if not so.is_file():
-        so.parent.mkdir(parents=True, exist_ok=True)
-        tmp = so.with_suffix(f".{os.getpid()}.tmp")
-        if not build(tmp, cc):
-            tmp.unlink(missing_ok=True)
-            return None
-        tmp.replace(so)
-    try:
-        lib = ctypes.CDLL(str(so))
-    except OSError:
-        return None
-    for name, args in SIGNATURES.items():
-        getattr(lib, name).argtypes = args
-        getattr(lib, name).restype = None
-    _lib = lib
-    return lib
+    arch = target()
+    name = f"decode_kernels-{_key(cc, arch)}"
+    folder = cache_dir() / "native"
+    _lib = _cached(folder / f"{name}.so")
+    if _lib is None:
+        try:
+            _lib = _build_into(folder, name, cc, arch)
+        except OSError:  # a cache folder that cannot be written: build where we can, for this run only
+            _lib = _build_into(Path(tempfile.mkdtemp(prefix="llm42-")), name, cc, arch)
+    return _lib
 
 
 def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -91,17 +146,19 @@ def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def gemv_int8(w: torch.Tensor, scales: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def gemm_int8(w: torch.Tensor, scales: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 @ W^T for int8 W [n, k] with a bf16 scale per row; y [m, n] bf16 (x rounded per block of 32)."""
     n, k = w.shape
-    y = torch.empty(1, n, dtype=torch.bfloat16)
-    _lib.llm42_gemv_int8(w.data_ptr(), scales.data_ptr(), x.data_ptr(), y.data_ptr(), n, k)
+    y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
+    _lib.llm42_gemm_int8(w.data_ptr(), scales.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
     return y
 
 
-def gemv_int4(packed: torch.Tensor, scales_zeros: torch.Tensor, group: int, k: int, x: torch.Tensor) -> torch.Tensor:
-    n = packed.shape[0]
-    y = torch.empty(1, n, dtype=torch.bfloat16)
-    _lib.llm42_gemv_int4(packed.data_ptr(), scales_zeros.data_ptr(), group, x.data_ptr(), y.data_ptr(), n, k)
+def gemm_int4(q: torch.Tensor, scales_zeros: torch.Tensor, group: int, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 @ W^T for W in llm42's int4 layout (q [n, k/2] bytes, scales_zeros [n, k/group, 2])."""
+    n, k = q.shape[0], q.shape[1] * 2
+    y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
+    _lib.llm42_gemm_int4(q.data_ptr(), scales_zeros.data_ptr(), group, x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
     return y
 
 
@@ -145,9 +202,9 @@ def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def dequant_int4(packed: torch.Tensor, scales_zeros: torch.Tensor, group: int, k: int) -> torch.Tensor:
-    """An int4 weight (torch's CPU packing) as bf16 [n, k], rounded as Int4Linear.dequantize rounds it."""
-    n = packed.shape[0]
+def dequant_int4(q: torch.Tensor, scales_zeros: torch.Tensor, group: int) -> torch.Tensor:
+    """An int4 weight (llm42's layout) as bf16 [n, k], rounded as Int4Linear.dequantize rounds it."""
+    n, k = q.shape[0], q.shape[1] * 2
     out = torch.empty(n, k, dtype=torch.bfloat16)
-    _lib.llm42_dequant_int4(packed.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
+    _lib.llm42_dequant_int4(q.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
     return out

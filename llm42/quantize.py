@@ -1,8 +1,8 @@
 """Weight-only quantization of the Linear layers for CPU decoding: int8 (per channel) and int4 (per group).
 
 Activations stay bf16. int8 keeps one scale per output channel (PyTorch's int8 weight matmul);
-int4 keeps a scale and offset per group of 32 input channels (PyTorch's packed int4 matmul for CPU,
-as gpt-fast does), with the output layer in int8. Layers are replaced one at a time, and from a
+int4 keeps a scale and offset per group of 32 input channels (in llm42's own packing, the same on every CPU;
+gpt-fast's scheme), with the output layer in int8. Layers are replaced one at a time, and from a
 safetensors folder they are read one at a time, so the full-precision model is never in memory.
 
 Activation-quantized int8 (fbgemm's dynamic matmul) was faster here but raised SmolLM2's perplexity
@@ -22,7 +22,7 @@ from . import native
 
 QUANT_FILE = "llm42_quant.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT = 2
+FORMAT = 3  # 3: int4 in llm42's own layout (2 held PyTorch's packing, which differs between CPUs)
 
 
 # From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul (oneDNN):
@@ -60,6 +60,14 @@ class Int8Linear(nn.Module):
             return native.dequant_int8(self.qweight, self.scales)  # the same numbers, in one pass
         return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
 
+    def product(self, own: bool = False):
+        """x [m, in] bf16 -> [m, out] for a few rows: llm42's kernel (`own`, x rounded per block of 32) or
+        PyTorch's int8 weight matmul (exact x)."""
+        q, s, b = self.qweight, self.scales, self.bias
+        mm = (lambda x: native.gemm_int8(q, s, x)) if own and native.library() is not None else \
+            (lambda x: torch._weight_int8pack_mm(x, q, s))
+        return mm if b is None else (lambda x: mm(x) + b)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] >= PREFILL_ROWS["int8"]:
@@ -75,39 +83,35 @@ def _group_size(k: int) -> int | None:
     return next((g for g in (32, 64, 128) if k % g == 0), None)
 
 
-def _unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """The CPU int4 pack layout, undone: blocks of 64 rows; per input channel 32 bytes whose low
-    nibbles hold rows 0-31 of the block and high nibbles rows 32-63."""
-    p = packed.reshape(n // 64, k, 32)
-    q = torch.cat([p & 0xF, p >> 4], dim=-1)  # [blocks, k, 64]
-    return q.transpose(1, 2).reshape(n, k)
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """Codes 0-15 [n, k] -> llm42's int4 layout [n, k/2] uint8: per block of 32 inputs 16 bytes, byte j holding
+    input j (low nibble) and input 16 + j (high nibble). One layout on every CPU; PyTorch's own packing differs
+    between its AVX2 and AVX512 builds, so it is made only where PyTorch's kernel runs, never saved or read."""
+    n, k = q.shape
+    blocks = q.to(torch.uint8).reshape(n, k // 32, 2, 16)
+    return (blocks[:, :, 0] | (blocks[:, :, 1] << 4)).reshape(n, k // 2)
 
 
-_LAYOUT_OK: bool | None = None
-
-
-def _layout_ok() -> bool:
-    """Whether this PyTorch packs int4 the way _unpack_int4 reads it (checked once)."""
-    global _LAYOUT_OK
-    if _LAYOUT_OK is None:
-        q = torch.randint(0, 16, (128, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
-        try:
-            _LAYOUT_OK = torch.equal(_unpack_int4(torch._convert_weight_to_int4pack_for_cpu(q, 1), 128, 64).int(), q)
-        except RuntimeError:
-            _LAYOUT_OK = False
-    return _LAYOUT_OK
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """llm42's int4 layout [n, k/2] -> codes 0-15 [n, k] uint8."""
+    n = packed.shape[0]
+    p = packed.reshape(n, -1, 16)
+    return torch.cat([p & 0xF, p >> 4], dim=-1).reshape(n, -1)
 
 
 class Int4Linear(nn.Module):
-    """y = x W^T with W in 4 bits: w = (q - 8) * scale + zero per group of `group` input channels."""
+    """y = x W^T with W in 4 bits: w = (q - 8) * scale + zero per group of `group` input channels.
 
-    def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, group: int, in_features: int,
-                 bias: torch.Tensor | None = None):
+    Kept in llm42's layout (`qweight` [out, in/2], `scales_zeros` [out, in/group, 2] bf16), which llm42's C
+    kernels read. Without them, PyTorch's int4 kernel runs on its own packing, made here from the same codes."""
+
+    def __init__(self, qweight: torch.Tensor, scales_zeros: torch.Tensor, group: int, bias: torch.Tensor | None = None):
         super().__init__()
-        self.in_features, self.out_features, self.group = in_features, packed.shape[0], group
-        self.register_buffer("packed", packed)
-        self.register_buffer("scales_zeros", scales_zeros)  # [in/group, out, 2] bf16
+        self.out_features, self.in_features, self.group = qweight.shape[0], qweight.shape[1] * 2, group
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scales_zeros", scales_zeros)
         self.register_buffer("bias", bias)
+        self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "Int4Linear | nn.Linear":
@@ -118,15 +122,14 @@ class Int4Linear(nn.Module):
         w = linear.weight.detach().float().reshape(n, k // g, g)
         lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
         scale = ((hi - lo) / 15).clamp(min=1e-8)
-        q = ((w - lo) / scale).round_().clamp_(0, 15).to(torch.int32).reshape(n, k)
-        zeros = lo + 8 * scale  # the kernel computes (q - 8) * scale + zero
-        sz = torch.cat([scale, zeros], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
-        packed = torch._convert_weight_to_int4pack_for_cpu(q, 1)
+        q = ((w - lo) / scale).round_().clamp_(0, 15).reshape(n, k)
+        zeros = lo + 8 * scale  # the kernels compute (q - 8) * scale + zero
+        sz = torch.cat([scale, zeros], -1).to(torch.bfloat16)  # [n, k/g, 2]
         bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
-        return cls(packed, sz, g, k, bias)
+        return cls(pack_int4(q), sz, g, bias)
 
     def export(self) -> dict[str, torch.Tensor]:
-        out = {"packed": self.packed, "scales_zeros": self.scales_zeros}
+        out = {"qweight": self.qweight, "scales_zeros": self.scales_zeros}
         if self.bias is not None:
             out["bias"] = self.bias
         return out
@@ -134,19 +137,40 @@ class Int4Linear(nn.Module):
     def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
         n, k, g = self.out_features, self.in_features, self.group
         if dtype == torch.bfloat16 and native.library() is not None:
-            return native.dequant_int4(self.packed, self.scales_zeros, g, k)  # the same numbers, in one pass
-        q = _unpack_int4(self.packed, n, k).reshape(n, k // g, g).to(dtype)
-        scale, zero = self.scales_zeros.to(dtype).transpose(0, 1).contiguous().unsqueeze(-1).unbind(-2)  # [n, k/g, 1]
+            return native.dequant_int4(self.qweight, self.scales_zeros, g)  # the same numbers, in one pass
+        q = unpack_int4(self.qweight).reshape(n, k // g, g).to(dtype)
+        scale, zero = self.scales_zeros.to(dtype).unsqueeze(-2).unbind(-1)  # [n, k/g, 1]
         return q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)  # in place, contiguous: 3x faster
+
+    def torch_packed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """PyTorch's packing of these codes and its [in/group, out, 2] scales, made on first use and only for
+        PyTorch's own int4 kernel (its layout depends on the CPU PyTorch runs on)."""
+        if self._torch_packed is None:
+            codes = unpack_int4(self.qweight).to(torch.int32)
+            self._torch_packed = (torch._convert_weight_to_int4pack_for_cpu(codes, 1),
+                                  self.scales_zeros.transpose(0, 1).contiguous())
+        return self._torch_packed
+
+    def product(self, own: bool = False):
+        """x [m, in] bf16 -> [m, out] for a few rows: llm42's kernel where it is built (x rounded per block of
+        32), else PyTorch's on its own packing."""
+        if native.library() is not None:
+            q, sz, g = self.qweight, self.scales_zeros, self.group
+            mm = lambda x: native.gemm_int4(q, sz, g, x)  # noqa: E731
+        else:
+            (packed, sz), g = self.torch_packed(), self.group
+            mm = lambda x: torch._weight_int4pack_mm_for_cpu(x, packed, g, sz)  # noqa: E731
+        b = self.bias
+        return mm if b is None else (lambda x: mm(x) + b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] >= PREFILL_ROWS["int4"] and _layout_ok():
+        if x2.shape[0] >= PREFILL_ROWS["int4"]:
             y = F.linear(x2, self.dequantize())
+            if self.bias is not None:
+                y = y + self.bias
         else:
-            y = torch._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_zeros)
-        if self.bias is not None:
-            y = y + self.bias
+            y = self.product()(x2.contiguous())
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
@@ -300,7 +324,7 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.
         spec = layers[prefix]
         if spec["kind"] == "int8":
             return Int8Linear(t["qweight"], t["scales"], t.get("bias"))
-        return Int4Linear(t["packed"], t["scales_zeros"], spec["group"], spec["in_features"], t.get("bias"))
+        return Int4Linear(t["qweight"], t["scales_zeros"], spec["group"], t.get("bias"))
 
     for i, prefix in enumerate(layers):
         tensors = {k[len(prefix) + 1 :]: ckpt.get(k) for k in names if k.startswith(prefix + ".")}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llm42 import native
-from llm42.quantize import Int4Linear, Int8Linear
+from llm42.quantize import Int4Linear, Int8Linear, pack_int4, unpack_int4
 
 BF16 = 2**-8  # rounding to bf16 (8 significant bits) moves a value by at most this much of itself
 
@@ -33,28 +33,33 @@ def test_bf16_matrix_vector(lib):
     assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
 
 
-def test_int8_matrix_vector_rounds_x_per_block_of_32(lib):
-    """With VNNI, x goes in rounded to int8 per block of 32 (scale max|x|/127): each x moves by at most half
-    its block's step, which moves the row's sum by at most sum over blocks of step/2 * sum |w| there."""
+def block_rounding(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x goes into the int8/int4 kernels rounded to int8 per block of 32 (scale max|x|/127): each x moves by at
+    most half its block's step, which moves a row's sum by at most sum over blocks of step/2 * sum |w| there."""
+    steps = x.float().view(x.shape[0], -1, 32).abs().amax(-1) / 127  # [m, blocks]
+    return (steps / 2) @ w.abs().view(w.shape[0], -1, 32).sum(-1).T  # [m, n]
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_int8_matrix_product_rounds_x_per_block_of_32(lib, rows):
     g = torch.Generator().manual_seed(1)
     layer = Int8Linear.from_linear(torch.nn.Linear(2048, 515, bias=False).requires_grad_(False))
-    x = (torch.randn(1, 2048, generator=g) * torch.linspace(0.1, 5, 2048)).bfloat16()  # uneven blocks
+    x = (torch.randn(rows, 2048, generator=g) * torch.linspace(0.1, 5, 2048)).bfloat16()  # uneven blocks
     w = layer.dequantize(torch.float32)
     exact = x.float() @ w.T
-    got = native.gemv_int8(layer.qweight, layer.scales, x).float()
-    steps = x.float().view(-1, 32).abs().amax(-1) / 127
-    rounding = (w.abs().view(515, -1, 32).sum(-1) * steps / 2).sum(-1)[None]
-    assert (got - exact).abs().le(exact.abs() * BF16 + rounding + accumulation(w, x) * 2 + 1e-6).all()
+    got = native.gemm_int8(layer.qweight, layer.scales, x).float()
+    assert (got - exact).abs().le(exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 2 + 1e-6).all()
 
 
-def test_int4_matrix_vector(lib):
+@pytest.mark.parametrize("rows, group_of", [(1, 2048), (4, 2048), (2, 640)])  # groups of 32, 32 and 128
+def test_int4_matrix_product_in_llm42s_layout(lib, rows, group_of):
     g = torch.Generator().manual_seed(2)
-    layer = Int4Linear.from_linear(torch.nn.Linear(2048, 640, bias=False).bfloat16().requires_grad_(False))
-    x = torch.randn(1, 2048, generator=g).bfloat16()
+    layer = Int4Linear.from_linear(torch.nn.Linear(group_of, 640, bias=False).bfloat16().requires_grad_(False))
+    x = (torch.randn(rows, group_of, generator=g) * torch.linspace(0.1, 5, group_of)).bfloat16()
     w = layer.dequantize(torch.float32)
     exact = x.float() @ w.T
-    got = native.gemv_int4(layer.packed, layer.scales_zeros, layer.group, 2048, x).float()
-    assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 4 + 1e-5).all()
+    got = native.gemm_int4(layer.qweight, layer.scales_zeros, layer.group, x).float()
+    assert (got - exact).abs().le(exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 4 + 1e-5).all()
 
 
 @pytest.mark.parametrize("heads, kv_heads, n", [(32, 32, 1), (32, 32, 300), (9, 3, 77)])
@@ -108,13 +113,33 @@ def test_without_a_compiler_pytorch_runs(monkeypatch, tmp_path):
 
 
 def test_prefill_dequantization_equals_pytorchs_to_the_bit(lib):
-    from llm42.quantize import _unpack_int4
-
     layer = torch.nn.Linear(2048, 640, bias=False).bfloat16().requires_grad_(False)
     q8 = Int8Linear.from_linear(layer)
     assert torch.equal(native.dequant_int8(q8.qweight, q8.scales), q8.qweight.to(torch.bfloat16) * q8.scales[:, None])
     q4 = Int4Linear.from_linear(layer)
     n, k, g = 640, 2048, q4.group
-    q = _unpack_int4(q4.packed, n, k).reshape(n, k // g, g).to(torch.bfloat16)
-    scale, zero = q4.scales_zeros.transpose(0, 1).contiguous().unsqueeze(-1).unbind(-2)
-    assert torch.equal(native.dequant_int4(q4.packed, q4.scales_zeros, g, k), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k))
+    q = unpack_int4(q4.qweight).reshape(n, k // g, g).to(torch.bfloat16)
+    scale, zero = q4.scales_zeros.unsqueeze(-2).unbind(-1)
+    assert torch.equal(native.dequant_int4(q4.qweight, q4.scales_zeros, g), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k))
+
+
+def test_int4_layout_is_llm42s_own_on_every_cpu():
+    """Packing is plain tensor arithmetic, no PyTorch kernel: the same bytes whatever CPU PyTorch was built for.
+    Input j of a block of 32 sits in byte j's low nibble, input 16 + j in its high nibble."""
+    q = torch.tensor([list(range(16)) + [15 - j for j in range(16)]])  # one block: 0..15, then 15..0
+    assert torch.equal(pack_int4(q), torch.tensor([[j | (15 - j) << 4 for j in range(16)]], dtype=torch.uint8))
+    codes = torch.randint(0, 16, (64, 256), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(unpack_int4(pack_int4(codes)).long(), codes)
+
+
+def test_pytorchs_int4_kernel_on_its_own_packing_agrees_with_llm42s_codes():
+    """Without llm42's kernels, PyTorch's int4 kernel runs on a packing made from the same codes, for whatever
+    CPU capability PyTorch runs with (its AVX2 and AVX512 packings differ): exact x, fp32 sums, bf16 output."""
+    g = torch.Generator().manual_seed(6)
+    layer = Int4Linear.from_linear(torch.nn.Linear(512, 192, bias=False).bfloat16().requires_grad_(False))
+    x = torch.randn(5, 512, generator=g).bfloat16()
+    w = layer.dequantize(torch.float32)
+    exact = x.float() @ w.T
+    packed, sz = layer.torch_packed()
+    got = torch._weight_int4pack_mm_for_cpu(x, packed, layer.group, sz).float()
+    assert (got - exact).abs().le(exact.abs() * BF16 * 2 + accumulation(w, x) * 4 + 1e-4).all()

@@ -5,8 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cli_helpers import run_cli
-from llm42.quantize import (Int4Linear, Int8Linear, _layout_ok, load_quantized, quantize_checkpoint, quantize_model,
-                            save_quantized)
+from llm42.quantize import Int4Linear, Int8Linear, load_quantized, quantize_checkpoint, quantize_model, save_quantized
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
@@ -98,13 +97,25 @@ def test_save_quantized_without_quantize_is_refused(smollm2, tmp_path):
     assert r.returncode == 2 and "--save-quantized needs --quantize" in r.stderr.decode()
 
 
-def test_int4_unpacking_reads_pytorchs_layout():
-    assert _layout_ok()  # else prefill falls back to the int4 kernel: slower, still correct
+def test_int4_prefill_and_step_paths_agree():
+    """Prefill (>= PREFILL_ROWS rows: the weight dequantized, bf16 matmul) and a step (a few rows through the
+    int4 kernel, x rounded per block of 32 where llm42's kernel runs) compute one product: they differ by the
+    rounding each does, bounded from the weights and x as in test_native."""
+    from llm42.quantize import PREFILL_ROWS
+
     torch.manual_seed(0)
     layer = torch.nn.Linear(256, 192, bias=False).to(torch.bfloat16).requires_grad_(False)
     q = Int4Linear.from_linear(layer)
-    x = torch.randn(130, 256, dtype=torch.bfloat16)  # >= PREFILL_ROWS: dequantized path
-    kernel = torch._weight_int4pack_mm_for_cpu(x, q.packed, q.group, q.scales_zeros)
-    assert torch.allclose(q(x).float(), kernel.float(), atol=0.05, rtol=0.02)
+    x = torch.randn(PREFILL_ROWS["int4"], 256, dtype=torch.bfloat16)
+    w = q.dequantize(torch.float32)
+    exact = x.float() @ w.T
+    steps = x.float().view(x.shape[0], -1, 32).abs().amax(-1) / 127
+    magnitude = x.float().abs() @ w.abs().T
+    rounded = (q.dequantize().float() - w).abs()  # what dequantizing to bf16 moved each weight by (bit-exact maths)
+    # the output's bf16 rounding, the weights' bf16 rounding (prefill) or x's (the kernel), fp32 sums
+    bound = (exact.abs() * 2**-8 + x.float().abs() @ rounded.T + (steps / 2) @ w.abs().view(192, -1, 32).sum(-1).T
+             + magnitude * 256 * 2**-24 * 2)
+    assert ((q(x).float() - exact).abs() <= bound).all()  # dequantized path
+    assert ((q(x[:3]).float() - exact[:3]).abs() <= bound[:3]).all()  # the kernel's path
     # a group's step is (max - min) / 15 <= 2 max|w| / 15: rounding is off by half a step, plus bf16 scales
     assert torch.allclose(q.dequantize().float(), layer.weight.float(), atol=float(layer.weight.abs().max()) / 12)

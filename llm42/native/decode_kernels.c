@@ -1,21 +1,21 @@
 /* llm42's CPU kernels for one-token decode steps: matrix-vector products over bf16, int8 and int4 weights,
  * and attention for one query over a bf16 KV cache. Plain C that the compiler vectorizes for the machine it
- * runs on (-O3 -march=native), threads from OpenMP (the same runtime PyTorch uses, so one thread pool).
+ * runs on (-O3 -march=native, or a named target such as x86-64-v3), threads from OpenMP (the same runtime PyTorch uses, so one thread pool).
  *
  * Why: for one token, every weight is read once and used once, so speed is memory bandwidth. PyTorch's
  * kernels for these shapes run at half of it on a small CPU (bf16 rows converted slowly, int8/int4
  * compute-bound, batched attention matmuls on strided bf16 views); these stream the weights once with fp32
  * accumulation, and keep activations exact (weight-only quantization: the maths of llm42's int8/int4).
  *
- * Layouts are PyTorch's own: W[n][k] row-major (bf16 bits, int8); int4 as torch._convert_weight_to_int4pack
- * for CPU packs it (blocks of 64 rows; per input channel 32 bytes, low nibbles rows 0-31, high 32-63) with
- * scales_zeros[k/group][n][2] in bf16; KV cache [kv_heads][capacity][head_dim]. */
+ * Layouts: W[n][k] row-major (bf16 bits, int8); int4 in llm42's own packing (below: one layout on every CPU,
+ * never PyTorch's, which differs between its AVX2 and AVX512 builds); KV cache [kv_heads][capacity][head_dim].
+ * Paths: AVX512-BF16 / VNNI, AVX2 + FMA + F16C, and plain C for anything else (Arm, older x86). */
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -30,11 +30,11 @@ static inline uint16_t to_bf16(float f) { /* round to nearest even, as PyTorch c
     return (uint16_t)((c.u + 0x7fff + ((c.u >> 16) & 1)) >> 16);
 }
 
-static void widen(const uint16_t *x, float *out, int64_t k) {
+static inline void widen(const uint16_t *x, float *out, int64_t k) {
     for (int64_t i = 0; i < k; i++) out[i] = bf16(x[i]);
 }
 
-int llm42_kernels_version(void) { return 1; }
+int llm42_kernels_version(void) { return 2; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
@@ -91,105 +91,161 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
 }
 #endif
 
-/* y[n] = scale[n] * (W[n][k] x[k]), W int8, one scale per row (bf16) */
-#if defined(__AVX512VNNI__)
-/* With VNNI, 64 int8 products per instruction: x is rounded to int8 per block of 32 (its own scale, max|x|/127,
- * as llama.cpp's q8_0 does), so the weights are read at memory speed instead of being converted to floats.
- * VNNI multiplies unsigned by signed bytes: the weights go in as w + 128 (a sign flip of the bits), and
- * 128 * sum(x) per block, the same for every row, comes off at the end. */
-void llm42_gemv_int8(const int8_t *restrict w, const uint16_t *restrict scale, const uint16_t *restrict x16,
-                     uint16_t *restrict y, int64_t n, int64_t k) {
-    if (k % 64) { /* the 42dot and SmolLM2 shapes never take this path */
-        for (int64_t r = 0; r < n; r++) {
-            float a = 0;
-            for (int64_t i = 0; i < k; i++) a += (float)w[r * k + i] * bf16(x16[i]);
-            y[r] = to_bf16(a * bf16(scale[r]));
-        }
-        return;
-    }
-    int64_t pairs = k / 64;
-    int8_t *xq = aligned_alloc(64, k);
-    __m512 *sx = aligned_alloc(64, sizeof(__m512) * pairs);
-    float correction = 0;
+/* Weight-only int8 and int4 products. x is rounded to int8 per block of 32 inputs (its own scale, max|x|/127, as
+ * llama.cpp's q8_0 does), so the weights meet x in integer dot products and are read at memory speed instead of
+ * being converted to floats. Every build rounds x with the same scalar code, so the integer sums are the same on
+ * every CPU; only the order of the fp32 sums of blocks differs. m rows of x share one pass over the weights (a
+ * weight row, a few KB, stays in L1 while the m rows meet it): one token's step (m = 1), or a few verified ones. */
+
+static void quantize_x(const uint16_t *x16, int64_t k, int8_t *xq, float *sx, int32_t *isum) {
     for (int64_t b = 0; b < k / 32; b++) {
-        float m = 0, s, inv;
+        float m = 0;
         for (int i = 0; i < 32; i++) m = fmaxf(m, fabsf(bf16(x16[b * 32 + i])));
-        s = m / 127.0f, inv = m > 0 ? 127.0f / m : 0.0f;
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += xq[b * 32 + i] = (int8_t)lrintf(bf16(x16[b * 32 + i]) * inv);
-        correction += 128.0f * s * (float)sum;
-        if (b % 2 == 0) sx[b / 2] = _mm512_set1_ps(s);
-        else sx[b / 2] = _mm512_insertf32x8(sx[b / 2], _mm256_set1_ps(s), 1);
+        float inv = m > 0 ? 127.0f / m : 0.0f;
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) s += xq[b * 32 + i] = (int8_t)lrintf(bf16(x16[b * 32 + i]) * inv);
+        sx[b] = m / 127.0f, isum[b] = s;
     }
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        const int8_t *wr = w + r * k;
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t b = 0; b < pairs; b++) {
-            __m512i q = _mm512_xor_si512(_mm512_loadu_si512(wr + b * 64), flip);
-            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_load_si512(xq + b * 64));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sx[b], acc);
-        }
-        y[r] = to_bf16((_mm512_reduce_add_ps(acc) - correction) * bf16(scale[r]));
-    }
-    free(sx);
-    free(xq);
 }
-#else
-void llm42_gemv_int8(const int8_t *restrict w, const uint16_t *restrict scale, const uint16_t *restrict x16,
-                     uint16_t *restrict y, int64_t n, int64_t k) {
-    float *x = malloc(sizeof(float) * k);
-    widen(x16, x, k);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        float a = 0;
-        const int8_t *wr = w + r * k;
-#pragma omp simd reduction(+ : a)
-        for (int64_t i = 0; i < k; i++) a += (float)wr[i] * x[i];
-        y[r] = to_bf16(a * bf16(scale[r]));
-    }
-    free(x);
+
+typedef struct { int8_t *q; float *s; int32_t *sum; } QuantizedX;
+
+static QuantizedX quantize_rows(const uint16_t *x16, int64_t m, int64_t k) {
+    QuantizedX x = {aligned_alloc(64, (size_t)((m * k + 63) / 64 * 64)), malloc(sizeof(float) * m * (k / 32) + 4),
+                    malloc(sizeof(int32_t) * m * (k / 32) + 4)};
+    for (int64_t j = 0; j < m; j++) quantize_x(x16 + j * k, k, x.q + j * k, x.s + j * (k / 32), x.sum + j * (k / 32));
+    return x;
+}
+
+static void free_rows(QuantizedX x) { free(x.q), free(x.s), free(x.sum); }
+
+#if defined(__AVX2__)
+static inline float hsum8(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
 }
 #endif
 
-/* y[n] = W x with W[r][i] = (q - 8) * scale[g][r] + zero[g][r], g = i / group, q in torch's CPU int4 packing.
- * Per group: y_r += scale (sum q x - 8 sum x) + zero sum x, so the 4-bit codes meet x in fp32 once. */
-void llm42_gemv_int4(const uint8_t *restrict packed, const uint16_t *restrict scales_zeros, int64_t group,
-                     const uint16_t *restrict x16, uint16_t *restrict y, int64_t n, int64_t k) {
-    float *x = malloc(sizeof(float) * k);
-    widen(x16, x, k);
-    int64_t groups = k / group;
-    float *xsum = malloc(sizeof(float) * groups);
-    for (int64_t g = 0; g < groups; g++) {
-        float s = 0;
-        for (int64_t i = g * group; i < (g + 1) * group; i++) s += x[i];
-        xsum[g] = s;
+/* sum over blocks b of sx[b] * (w . xq) over the block, w int8 [k] */
+static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx, const int32_t *isum, int64_t nb) {
+    int64_t b = 0;
+    float a = 0;
+#if defined(__AVX512VNNI__)
+    /* 64 products per instruction. VNNI multiplies unsigned by signed bytes: w goes in as w + 128 (a sign flip of
+     * the bits), and 128 * sum(xq) per block comes off at the end. */
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (; b + 2 <= nb; b += 2) {
+        __m512i q = _mm512_xor_si512(_mm512_loadu_si512(w + b * 32), flip);
+        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + b * 32));
+        __m512 s = _mm512_insertf32x8(_mm512_set1_ps(sx[b]), _mm256_set1_ps(sx[b + 1]), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);
+        a -= 128.0f * (sx[b] * (float)isum[b] + sx[b + 1] * (float)isum[b + 1]);
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < n / 64; b++) {
-        const uint8_t *block = packed + b * 64 * (k / 2);
-        float out[64] = {0};
-        for (int64_t g = 0; g < groups; g++) {
-            float acc[64] = {0};
-            for (int64_t i = g * group; i < (g + 1) * group; i++) {
-                const uint8_t *p = block + i * 32;
-                float xi = x[i];
-#pragma omp simd
-                for (int j = 0; j < 32; j++) {
-                    acc[j] += (float)(p[j] & 15) * xi;
-                    acc[j + 32] += (float)(p[j] >> 4) * xi;
-                }
+    a += _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__)
+    /* 32 products per instruction pair: |xq| (unsigned) times w with xq's sign (signed), pairs summed in 16 bits
+     * (at most 2 * 127 * 127, no saturation), then in 32 */
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (; b < nb; b++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x),
+                                         _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(w + b * 32)), x));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), _mm256_set1_ps(sx[b]), acc);
+    }
+    a += hsum8(acc);
+#endif
+    (void)isum;
+    for (; b < nb; b++) {
+        int32_t d = 0;
+        for (int i = 0; i < 32; i++) d += (int32_t)w[b * 32 + i] * xq[b * 32 + i];
+        a += (float)d * sx[b];
+    }
+    return a;
+}
+
+/* y[m][n] = scale[n] * (W[n][k] x[j]) for each of m rows x[j], W int8 row-major, one bf16 scale per row */
+void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, const uint16_t *restrict x16,
+                     uint16_t *restrict y, int64_t m, int64_t n, int64_t k) {
+    if (k % 32) { /* no block size fits (the 42dot and SmolLM2 shapes never take this path): exact fp32 */
+        for (int64_t j = 0; j < m; j++)
+            for (int64_t r = 0; r < n; r++) {
+                float a = 0;
+                for (int64_t i = 0; i < k; i++) a += (float)w[r * k + i] * bf16(x16[j * k + i]);
+                y[j * n + r] = to_bf16(a * bf16(scale[r]));
             }
-            const uint16_t *sz = scales_zeros + (g * n + b * 64) * 2;
-            float xs = xsum[g];
-#pragma omp simd
-            for (int r = 0; r < 64; r++) out[r] += bf16(sz[2 * r]) * (acc[r] - 8.0f * xs) + bf16(sz[2 * r + 1]) * xs;
-        }
-        for (int r = 0; r < 64; r++) y[b * 64 + r] = to_bf16(out[r]);
+        return;
     }
+    int64_t nb = k / 32;
+    QuantizedX x = quantize_rows(x16, m, k);
+#pragma omp parallel for schedule(dynamic, 32)
+    for (int64_t r = 0; r < n; r++) {
+        float s = bf16(scale[r]);
+        for (int64_t j = 0; j < m; j++)
+            y[j * n + r] = to_bf16(row_int8(w + r * k, x.q + j * k, x.s + j * nb, x.sum + j * nb, nb) * s);
+    }
+    free_rows(x);
+}
+
+/* llm42's int4 layout (the same on every CPU, and in saved folders): W[n][k/2] bytes, row-major; per block of 32
+ * inputs 16 bytes, byte j holding input j in its low nibble and input 16 + j in its high nibble (llama.cpp's q4_0
+ * order). w = (q - 8) * scale + zero per group of `group` inputs, scales_zeros[n][k/group][2] bf16. Per group,
+ * W x = scale * (q . x) + (zero - 8 * scale) * sum(x): the codes meet x unsigned, in integer dot products. */
+static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t per, const int8_t *xq, const float *sx,
+                             const float *xsum, int64_t nb) {
+    float off = 0, a = 0;
+    int64_t b = 0;
+#if defined(__AVX2__)
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m128i low = _mm_set1_epi8(15);
+    for (int64_t g = 0; g < nb / per; g++) {
+        float s = bf16(sz[2 * g]);
+        off += (bf16(sz[2 * g + 1]) - 8.0f * s) * xsum[g];
+        for (b = g * per; b < (g + 1) * per; b++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(q + b * 16));
+            __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
+            __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)(xq + b * 32)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), _mm256_set1_ps(sx[b] * s), acc);
+        }
+    }
+    a = hsum8(acc);
+#else
+    for (int64_t g = 0; g < nb / per; g++) {
+        float s = bf16(sz[2 * g]);
+        off += (bf16(sz[2 * g + 1]) - 8.0f * s) * xsum[g];
+        for (b = g * per; b < (g + 1) * per; b++) {
+            int32_t d = 0;
+            for (int i = 0; i < 16; i++)
+                d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
+            a += (float)d * (sx[b] * s);
+        }
+    }
+#endif
+    return a + off;
+}
+
+/* y[m][n] = W x[j] for each of m rows, W int4 in llm42's layout; group a multiple of 32 */
+void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
+                     const uint16_t *restrict x16, uint16_t *restrict y, int64_t m, int64_t n, int64_t k) {
+    int64_t nb = k / 32, groups = k / group, per = group / 32;
+    QuantizedX x = quantize_rows(x16, m, k);
+    float *xsum = malloc(sizeof(float) * m * groups); /* per row of x and group: sum of the rounded x */
+    for (int64_t j = 0; j < m; j++)
+        for (int64_t g = 0; g < groups; g++) {
+            float s = 0;
+            for (int64_t b = g * per; b < (g + 1) * per; b++) s += x.s[j * nb + b] * (float)x.sum[j * nb + b];
+            xsum[j * groups + g] = s;
+        }
+#pragma omp parallel for schedule(dynamic, 32)
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < m; j++)
+            y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales_zeros + r * groups * 2, per, x.q + j * k,
+                                            x.s + j * nb, xsum + j * groups, nb));
     free(xsum);
-    free(x);
+    free_rows(x);
 }
 
 /* exp for x <= 0 (softmax after subtracting the max), vectorizable: 2^(x log2 e) split into 2^integer (the
@@ -384,30 +440,21 @@ void llm42_dequant_int8(const int8_t *restrict w, const uint16_t *restrict scale
     }
 }
 
-void llm42_dequant_int4(const uint8_t *restrict packed, const uint16_t *restrict scales_zeros, int64_t group,
+void llm42_dequant_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
                         uint16_t *restrict out, int64_t n, int64_t k) {
+    int64_t groups = k / group;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < n / 64; b++) {
-        const uint8_t *block = packed + b * 64 * (k / 2);
-        float s[64], off[64];
-        uint16_t tile[64][32]; /* 64 rows x 32 inputs, written column by column, copied out row by row */
-        for (int64_t i0 = 0; i0 < k; i0 += 32) {
-            if (i0 % group == 0) {
-                const uint16_t *sz = scales_zeros + ((i0 / group) * n + b * 64) * 2;
-                for (int j = 0; j < 64; j++) {
-                    s[j] = bf16(sz[2 * j]);
-                    off[j] = bf16(to_bf16(bf16(sz[2 * j + 1]) - bf16(to_bf16(8.0f * s[j]))));
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t g = 0; g < groups; g++) {
+            const uint16_t *sz = scales_zeros + (r * groups + g) * 2;
+            float s = bf16(sz[0]), off = bf16(to_bf16(bf16(sz[1]) - bf16(to_bf16(8.0f * s))));
+            for (int64_t b = g * group / 32; b < (g + 1) * group / 32; b++) {
+                const uint8_t *p = q + r * (k / 2) + b * 16;
+                uint16_t *o = out + r * k + b * 32;
+                for (int j = 0; j < 16; j++) {
+                    o[j] = to_bf16(bf16(to_bf16((float)(p[j] & 15) * s)) + off);
+                    o[16 + j] = to_bf16(bf16(to_bf16((float)(p[j] >> 4) * s)) + off);
                 }
             }
-            for (int c = 0; c < 32 && i0 + c < k; c++) {
-                const uint8_t *p = block + (i0 + c) * 32;
-                for (int j = 0; j < 32; j++) {
-                    tile[j][c] = to_bf16(bf16(to_bf16((float)(p[j] & 15) * s[j])) + off[j]);
-                    tile[j + 32][c] = to_bf16(bf16(to_bf16((float)(p[j] >> 4) * s[j + 32])) + off[j + 32]);
-                }
-            }
-            int64_t width = k - i0 < 32 ? k - i0 : 32;
-            for (int j = 0; j < 64; j++) memcpy(out + (b * 64 + j) * k + i0, tile[j], sizeof(uint16_t) * width);
         }
-    }
 }

@@ -193,44 +193,94 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
  * inputs 16 bytes, byte j holding input j in its low nibble and input 16 + j in its high nibble (llama.cpp's q4_0
  * order). w = (q - 8) * scale + zero per group of `group` inputs, scales_zeros[n][k/group][2] bf16. Per group,
  * W x = scale * (q . x) + (zero - 8 * scale) * sum(x): the codes meet x unsigned, in integer dot products. */
-static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t per, const int8_t *xq, const float *sx,
-                             const float *xsum, int64_t nb) {
-    float off = 0, a = 0;
-    int64_t b = 0;
-#if defined(__AVX2__)
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m128i low = _mm_set1_epi8(15);
-    for (int64_t g = 0; g < nb / per; g++) {
-        float s = bf16(sz[2 * g]);
-        off += (bf16(sz[2 * g + 1]) - 8.0f * s) * xsum[g];
-        for (b = g * per; b < (g + 1) * per; b++) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(q + b * 16));
-            __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
-            __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)(xq + b * 32)));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), _mm256_set1_ps(sx[b] * s), acc);
+/* Per row: bs[b] = sx[b] * scale of b's group, and the offsets' share, sum over groups of (zero - 8 scale) * sum(x).
+ * Vectorized for groups of 32 (a bf16 (scale, zero) pair read as one 32-bit lane), else per group. */
+static inline float row_scales(const uint16_t *sz, const float *sx, const float *xsum, int64_t groups, int64_t shift,
+                               float *bs) {
+    float off = 0;
+    int64_t g = 0;
+#if defined(__AVX512F__)
+    if (shift == 0) {
+        __m512 o = _mm512_setzero_ps();
+        for (; g + 16 <= groups; g += 16) {
+            __m512i v = _mm512_loadu_si512(sz + 2 * g);
+            __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xFFFF0000)));
+            o = _mm512_fmadd_ps(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), scale, zero), _mm512_loadu_ps(xsum + g), o);
+            _mm512_storeu_ps(bs + g, _mm512_mul_ps(scale, _mm512_loadu_ps(sx + g)));
         }
+        off = _mm512_reduce_add_ps(o);
     }
-    a = hsum8(acc);
-#else
-    for (int64_t g = 0; g < nb / per; g++) {
-        float s = bf16(sz[2 * g]);
-        off += (bf16(sz[2 * g + 1]) - 8.0f * s) * xsum[g];
-        for (b = g * per; b < (g + 1) * per; b++) {
-            int32_t d = 0;
-            for (int i = 0; i < 16; i++)
-                d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
-            a += (float)d * (sx[b] * s);
+#elif defined(__AVX2__)
+    if (shift == 0) {
+        __m256 o = _mm256_setzero_ps();
+        for (; g + 8 <= groups; g += 8) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(sz + 2 * g));
+            __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+            __m256 zero = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xFFFF0000)));
+            o = _mm256_fmadd_ps(_mm256_fnmadd_ps(_mm256_set1_ps(8.0f), scale, zero), _mm256_loadu_ps(xsum + g), o);
+            _mm256_storeu_ps(bs + g, _mm256_mul_ps(scale, _mm256_loadu_ps(sx + g)));
         }
+        off = hsum8(o);
     }
 #endif
+    for (; g < groups; g++) {
+        float scale = bf16(sz[2 * g]);
+        off += (bf16(sz[2 * g + 1]) - 8.0f * scale) * xsum[g];
+        for (int64_t b = g << shift; b < (g + 1) << shift; b++) bs[b] = sx[b] * scale;
+    }
+    return off;
+}
+
+static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift, const int8_t *xq, const float *sx,
+                             const float *xsum, int64_t nb) {
+    float bs[nb];
+    float off = row_scales(sz, sx, xsum, nb >> shift, shift, bs), a = 0;
+    int64_t b = 0;
+#if defined(__AVX512VNNI__)
+    /* two blocks per instruction: their 32 bytes of codes widened to 64 (low nibbles, high nibbles, per block) */
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m256i low = _mm256_set1_epi8(15);
+    for (; b + 4 <= nb; b += 4)
+        for (int u = 0; u < 2; u++) {
+            int64_t c = b + 2 * u;
+            __m256i v = _mm256_loadu_si256((const __m256i *)(q + c * 16));
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low)),
+                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), low), 1);
+            __m512i codes = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, _mm512_loadu_si512(xq + c * 32));
+            __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(bs[c]), _mm256_set1_ps(bs[c + 1]), 1);
+            acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[u]);
+        }
+    a = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+#elif defined(__AVX2__)
+    /* four blocks at a time into four accumulators: one chain of dependent FMAs would wait on each other */
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m128i low = _mm_set1_epi8(15);
+    for (; b + 4 <= nb; b += 4)
+        for (int u = 0; u < 4; u++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(q + (b + u) * 16));
+            __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
+            __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)(xq + (b + u) * 32)));
+            __m256 scale = _mm256_set1_ps(bs[b + u]);
+            acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), scale, acc[u]);
+        }
+    a = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+#endif
+    for (; b < nb; b++) {
+        int32_t d = 0;
+        for (int i = 0; i < 16; i++)
+            d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
+        a += (float)d * bs[b];
+    }
     return a + off;
 }
 
 /* y[m][n] = W x[j] for each of m rows, W int4 in llm42's layout; group a multiple of 32 */
 void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
                      const uint16_t *restrict x16, uint16_t *restrict y, int64_t m, int64_t n, int64_t k) {
-    int64_t nb = k / 32, groups = k / group, per = group / 32;
+    int64_t nb = k / 32, groups = k / group, per = group / 32, shift = per == 4 ? 2 : per == 2 ? 1 : 0;
     QuantizedX x = quantize_rows(x16, m, k);
     float *xsum = malloc(sizeof(float) * m * groups); /* per row of x and group: sum of the rounded x */
     for (int64_t j = 0; j < m; j++)
@@ -242,7 +292,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j++)
-            y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales_zeros + r * groups * 2, per, x.q + j * k,
+            y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales_zeros + r * groups * 2, shift, x.q + j * k,
                                             x.s + j * nb, xsum + j * groups, nb));
     free(xsum);
     free_rows(x);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -129,6 +130,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
+@functools.cache
 def cpu_supports_bf16() -> bool:
     """True where the CPU has native bf16 (AVX512-BF16/AMX on x86, or Arm's bf16)."""
     try:
@@ -192,7 +194,7 @@ def _dtype_for(device: str, requested: str, m: Machine) -> tuple[torch.dtype, st
         return torch.bfloat16, t("dtype_cpu_bf16")
     if m.cpu_fp16:
         return torch.float16, t("dtype_cpu_fp16")
-    return torch.float32, t("dtype_cpu_fp32")
+    return torch.bfloat16, t("dtype_cpu_bf16_widened")
 
 
 def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype, int], int], window: int) -> Choice:

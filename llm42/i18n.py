@@ -119,7 +119,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dtype_cpu_bf16": ("bf16, which this CPU supports natively", "이 CPU가 직접 지원하는 bf16"),
     "dtype_cpu_fp16": ("fp16, which this Arm CPU computes natively (it has no bf16)",
                        "이 Arm CPU가 직접 계산하는 fp16 (bf16 미지원)"),
-    "dtype_cpu_fp32": ("fp32: this CPU has no native bf16", "fp32: 이 CPU는 bf16 을 직접 지원하지 않습니다"),
+    "dtype_cpu_bf16_widened": ("bf16 weights, computed in fp32 (this CPU has no bf16 arithmetic): half the memory "
+                               "of fp32, and each step reads half the bytes",
+                               "bf16 가중치를 fp32 로 계산 (이 CPU는 bf16 연산 미지원): fp32 의 절반 메모리, "
+                               "토큰마다 절반의 바이트만 읽습니다"),
     "gpu_most_free": ("{gpu} has the most free memory ({free} free, {need} needed); {why}",
                       "{gpu} 의 여유 메모리가 가장 많습니다 ({free} 여유, {need} 필요); {why}"),
     "gpu_has": ("{dev} has {free} free", "{dev} 여유 {free}"),

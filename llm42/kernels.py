@@ -113,7 +113,7 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     step = {name: sum(d[(k, name if (k, name) in d else "ATen")] for k in kinds) for name in ("oneDNN", "ATen", "llm42")}
     step["chosen"] = sum(d[(k, best[k])] for k in kinds)
     attention = _time_attention(model) if has_native else {}
-    weights = [m.weight.detach() for m in layers if type(m) is nn.Linear and m.weight.dtype != torch.float32]
+    weights = [m.weight.detach() for m in layers if isinstance(m, nn.Linear) and m.weight.dtype != torch.float32]
     p = {True: 0.0, False: 0.0}
     if weights:
         big = [max(weights, key=lambda w: w.numel())]

@@ -122,7 +122,17 @@ def hint(e: BaseException) -> str:
 
 def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none", info=lambda text: None):
     """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it.
-    A .gguf model is converted once and kept in the cache (`info` says where)."""
+    A .gguf model is converted once and kept in the cache (`info` says where). On a CPU without bf16
+    arithmetic, its bf16 layers take their prefill through fp32 (widen.py)."""
+    model, tokenizer = _load_model(src, device, dtype, quantize, info)
+    if device == "cpu":
+        from .widen import widen_prefill
+
+        widen_prefill(model)
+    return model, tokenizer
+
+
+def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, info):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 

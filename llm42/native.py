@@ -33,6 +33,7 @@ SIGNATURES = {
     "llm42_silu_mul": [P, P, I64],
     "llm42_dequant_int8": [P, P, P, I64, I64],
     "llm42_dequant_int4": [P, P, I64, P, I64, I64],
+    "llm42_widen_bf16": [P, P, I64],
 }
 
 
@@ -207,4 +208,11 @@ def dequant_int4(q: torch.Tensor, scales_zeros: torch.Tensor, group: int) -> tor
     n, k = q.shape[0], q.shape[1] * 2
     out = torch.empty(n, k, dtype=torch.bfloat16)
     _lib.llm42_dequant_int4(q.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
+    return out
+
+
+def widen_bf16(w: torch.Tensor) -> torch.Tensor:
+    """A contiguous bf16 tensor as fp32 (PyTorch's own conversion ran at a quarter of memory speed on AVX2)."""
+    out = torch.empty(w.shape, dtype=torch.float32)
+    _lib.llm42_widen_bf16(w.data_ptr(), out.data_ptr(), w.numel())
     return out

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from . import native
+from . import native, widen
 
 QUANT_FILE = "llm42_quant.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -72,7 +71,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] >= PREFILL_ROWS["int8"]:
-            y = F.linear(x2, self.dequantize())
+            y = widen.linear(x2, self.dequantize())
         else:
             y = torch._weight_int8pack_mm(x2, self.qweight, self.scales)
         if self.bias is not None:
@@ -167,7 +166,7 @@ class Int4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] >= PREFILL_ROWS["int4"]:
-            y = F.linear(x2, self.dequantize())
+            y = widen.linear(x2, self.dequantize())
             if self.bias is not None:
                 y = y + self.bias
         else:

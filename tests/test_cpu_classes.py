@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from llm42.device import cpu_flags
-from cli_helpers import ROOT, cli_env
+from cli_helpers import ROOT, cli_env, run_cli
 
+NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the probe sees a CPU without bf16
 CLASSES = {
     # an Intel Core 12th-14th gen or AMD Zen 2/3 laptop: AVX2, FMA, F16C, no AVX512, no native bf16
     "avx2": ("avx2", "x86-64-v3", {"avx2", "fma", "f16c"}, ["tests/test_native.py", "tests/test_quantize.py"]),
@@ -28,6 +29,18 @@ def test_kernels_and_quantization_on_a_lower_cpu_class(name):
     if missing:
         pytest.skip(f"this CPU lacks {' '.join(sorted(missing))}: it cannot run the {name} class")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT,
-                          env=cli_env(ATEN_CPU_CAPABILITY=capability, LLM42_CPU_TARGET=target), capture_output=True,
+                          env=cli_env(ATEN_CPU_CAPABILITY=capability, LLM42_CPU_TARGET=target, **NO_BF16), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_a_cpu_without_bf16_chats_in_bf16_weights_computed_in_fp32(smollm2):
+    """The default on an AVX2 laptop: bf16 weights (half of fp32's memory), a prompt of more than WIDEN_ROWS
+    tokens prefilled through fp32, steps on the bf16 weights; the reply is the model's."""
+    if "avx2" not in cpu_flags().split():
+        pytest.skip("this CPU lacks avx2")
+    question = "Please answer in one short sentence, and do not add anything else. " * 4 + "What is the capital of France?"
+    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "12", "--prompt", question,
+                ATEN_CPU_CAPABILITY="avx2", LLM42_CPU_TARGET="x86-64-v3", **NO_BF16)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "bf16 weights, computed in fp32" in r.stderr.decode() and "Paris" in r.stdout.decode()

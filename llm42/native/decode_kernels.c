@@ -508,3 +508,9 @@ void llm42_dequant_int4(const uint8_t *restrict q, const uint16_t *restrict scal
             }
         }
 }
+
+/* bf16 -> fp32, for prefill on CPUs without bf16 arithmetic (a shift per value, at memory speed) */
+void llm42_widen_bf16(const uint16_t *restrict x, float *restrict out, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = bf16(x[i]);
+}

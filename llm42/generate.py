@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -12,6 +13,7 @@ from .kernels import Kernels
 from .kvcache import KVCache
 from .sampling import Drawn, Seen, pick
 from .settings import SamplingSettings
+from .threads import ThreadChooser
 
 
 @dataclass
@@ -52,6 +54,7 @@ class PromptCache:
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache
         self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
+        self.threads = ThreadChooser(torch.get_num_threads()) if model.device.type == "cpu" else None
 
     @property
     def path(self) -> str:
@@ -105,6 +108,9 @@ class PromptCache:
         if self.decoder is None:
             return self.feed([token])
         self.kernels.use(1)
+        if self.threads is not None:
+            self.threads.threads()
+        start = time.perf_counter()
         try:
             if self.kv.static:  # fixed shapes: the position goes in as a tensor (a CUDA graph replays this)
                 logits = self.static_step(token)
@@ -113,6 +119,8 @@ class PromptCache:
         except BaseException:
             self.reset()
             raise
+        if self.threads is not None:
+            self.threads.record(time.perf_counter() - start)
         self.ids.append(token)
         return logits
 

@@ -1,0 +1,47 @@
+"""The decode thread count follows the machine: a simulated CPU whose step times change when another process
+takes a core, driven through the real chooser (which sets PyTorch's threads as it goes)."""
+
+import pytest
+import torch
+
+from llm42.threads import LONGEST, ThreadChooser
+
+QUIET = {1: 0.017, 2: 0.010}  # a quiet 2-core machine: two threads win
+BUSY = {1: 0.020, 2: 0.060}  # one core held by another process: every parallel region waits for it
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def run(chooser: ThreadChooser, machine: dict[int, float], steps: int) -> list[int]:
+    used = []
+    for _ in range(steps):
+        n = chooser.threads()
+        assert torch.get_num_threads() == n
+        chooser.record(machine[n])
+        used.append(n)
+    return used
+
+
+def test_a_quiet_machine_keeps_every_core_and_pays_little_for_trials():
+    used = run(ThreadChooser(2), QUIET, 2000)
+    assert used[-1] == 2
+    assert used.count(1) / len(used) < 0.03  # trials grow rare while they confirm the choice
+
+
+def test_a_busy_core_is_left_alone_soon_and_taken_back_when_it_frees():
+    chooser = ThreadChooser(2)
+    run(chooser, QUIET, 500)
+    busy = run(chooser, BUSY, 200)
+    first = busy.index(1)
+    assert first < 10 and busy[first:].count(2) / len(busy[first:]) < 0.1
+    quiet = run(chooser, QUIET, 2 * LONGEST + 20)
+    assert quiet[-1] == 2 and quiet[-LONGEST:].count(2) > 0.9 * LONGEST
+
+
+def test_one_core_has_nothing_to_choose():
+    assert set(run(ThreadChooser(1), QUIET, 50)) == {1}

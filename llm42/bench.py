@@ -214,7 +214,12 @@ def worker(config: str, new_tokens: int, device: str, long_context: int = 0) -> 
 # --- the runner -------------------------------------------------------------------------------
 
 
-def measure(config: str, new_tokens: int, device: str, long_context: int = 0) -> dict:
+def spinners(n: int) -> list[subprocess.Popen]:
+    """n processes that each keep a core busy, as a browser or an indexer would beside the chat."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def measure(config: str, new_tokens: int, device: str, long_context: int = 0, busy: int = 0) -> dict:
     if config.startswith("llm42-int"):
         quantized_model(config.split("-")[1])  # built outside the timed process
     if config.startswith("llama.cpp"):  # written and quantized outside the timed process, and outside this one
@@ -223,7 +228,13 @@ def measure(config: str, new_tokens: int, device: str, long_context: int = 0) ->
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cmd = [sys.executable, "-m", "llm42.bench", "--worker", config, "--new-tokens", str(new_tokens), "--device", device,
            "--long-context", str(long_context)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    spinning = spinners(busy)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        for p in spinning:
+            p.kill()
+            p.wait()
     if out.returncode != 0:
         return dict(skipped=f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -307,6 +318,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-tokens", type=int, default=128, help="tokens per decode measurement")
     p.add_argument("--long-context", type=int, default=0, metavar="N",
                    help="also measure llm42's decode speed with N tokens of context (e.g. 4000)")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="also measure each configuration with N processes spinning beside it (a busy laptop)")
     p.add_argument("--json", default="runs/bench.json", help="where to write the results")
     p.add_argument("--chart", default=None, metavar="PNG", help="draw a bar chart (needs matplotlib)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -339,11 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     for c in configs:
         print(f"measuring {c}: {CONFIGS.get(c) or LLAMA_CPP[c]}", file=sys.stderr)
         results[c] = measure(c, args.new_tokens, args.device, args.long_context)
+        if args.busy:
+            results[f"{c} busy{args.busy}"] = measure(c, args.new_tokens, args.device, args.long_context, args.busy)
     print(table(results, "peak GPU GB" if cuda else "peak RSS GB"))
     for name, r in results.items():
         if "decode_tps_long" in r:
             print(f"{name}: decode {r['decode_tps_long']:.2f} tokens/s with {r['long_context']} tokens of context, "
                   f"{r['decode_tps_long'] / r['decode_tps']:.2f}x its speed at 200")
+    for name, r in results.items():
+        quiet = results.get(name.rsplit(" busy", 1)[0], {})
+        if " busy" in name and r.get("decode_tps") and quiet.get("decode_tps"):
+            print(f"{name}: decode {r['decode_tps']:.2f} tokens/s, {r['decode_tps'] / quiet['decode_tps']:.2f}x quiet")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": args.device, "new_tokens": args.new_tokens,

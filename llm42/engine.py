@@ -14,7 +14,7 @@ from .conversation import Dialog, Role
 from .device import SHORT, Choice, choose, cpu_threads, estimate_bytes, gib, probe
 from .generate import PromptCache
 from .i18n import t
-from .kernels import Kernels, tune
+from .kernels import Kernels, cached, tune
 from .loader import context_window, fetch, from_converted, load_config, load_model, locate, stop_token_ids
 from .quantize import saved_kind
 from .settings import SamplingSettings, UsageError
@@ -100,7 +100,10 @@ def open_engine(model_path: str, *, revision: str | None = None, trust_remote_co
     verb = t("loading_quantizing", kind=quantize, path=model_path) if kind == quantize != "none" else t("loading", path=model_path)
     with status(verb):
         model, tokenizer = load_model(src, choice.device, choice.dtype, "none" if saved else quantize, info)
-        kernels = tune(model)
+    kernels = cached(model)
+    if kernels is None:  # the first start on this CPU, torch and model shape
+        with status(t("measuring_kernels")):
+            kernels = tune(model)
     fmt = chat_format(tokenizer, model_path)
     cuda = choice.device.startswith("cuda")
     captured = time.perf_counter()

@@ -162,6 +162,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # loading
     "not_captured": ("the decode step could not be captured as a CUDA graph ({why}); it runs without one, slower",
                      "생성 단계를 CUDA 그래프로 캡처하지 못했습니다 ({why}); 그래프 없이 더 느리게 실행합니다"),
+    "measuring_kernels": ("measuring which kernels are fastest on this CPU (once for this model shape)",
+                          "이 CPU에서 가장 빠른 커널을 측정하는 중 (이 모델 형태에 한 번)"),
     "capturing": ("capturing the decode step as a CUDA graph", "생성 단계를 CUDA 그래프로 캡처하는 중"),
     "captured": ("decode step captured as a CUDA graph in {s:.1f}s", "생성 단계를 {s:.1f}초 만에 CUDA 그래프로 캡처했습니다"),
     "downloading": ("downloading {file} ({size}) from the Hugging Face hub", "Hugging Face 허브에서 {file} ({size}) 내려받는 중"),

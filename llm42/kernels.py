@@ -18,7 +18,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import native
+from .decode import attend, decode_layers, gemv, supported
 from .device import cpu_flags
+from .kvcache import KVCache
 from .paths import cache_dir
 
 
@@ -79,23 +81,38 @@ def keep_freed_memory() -> None:
         pass  # not glibc: nothing to tune
 
 
+def _key_for(model: nn.Module) -> str | None:
+    """What a remembered choice for this model is filed under; None where there is nothing to choose (a GPU, or
+    fp32: PyTorch's fp32 kernels then)."""
+    if model.device.type != "cpu" or not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
+        return None
+    has_native = native.library() is not None and model.dtype == torch.bfloat16
+    return _key(model, [_shape_of(m) for m in decode_layers(model)]) + f"|native={has_native}|v4"
+
+
+def cached(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels | None:
+    """The choice for this model without measuring: remembered, or PyTorch's defaults where there is nothing to
+    choose; None when tune() has to measure. A remembered entry of the wrong shape counts as none."""
+    key = _key_for(model)
+    if key is None:
+        return Kernels()
+    try:
+        return Kernels(**_load(cache_file)[key])
+    except (KeyError, TypeError):
+        return None
+
+
 def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     """Measure, on this machine and the model's own weights, which kernels a decode step should use: PyTorch's
     (with oneDNN on or off) or llm42's own C kernels for the matmuls, and for attention; and oneDNN on or off
     for a 16-token prefill chunk. Kept per CPU, torch version and model shape, so later starts skip it."""
-    if model.device.type != "cpu":
-        return Kernels()
-    keep_freed_memory()
-    from .decode import decode_layers, gemv, supported
-
-    if not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
-        return Kernels()  # fp32: the decode step runs on PyTorch's fp32 kernels; nothing to choose
-    layers = decode_layers(model)
+    if model.device.type == "cpu":
+        keep_freed_memory()
+    known = cached(model, cache_file)
+    if known is not None:
+        return known
+    key, layers = _key_for(model), decode_layers(model)
     has_native = native.library() is not None and model.dtype == torch.bfloat16
-    key = _key(model, [_shape_of(m) for m in layers]) + f"|native={has_native}|v4"
-    known = _load(cache_file)
-    if key in known:
-        return Kernels(**known[key])
     xs = [torch.randn(1, m.in_features, dtype=model.dtype) for m in layers]
     torch_fns, own_fns = [gemv(m) for m in layers], [gemv(m, own=True) for m in layers]
     _time_step(torch_fns, xs, True)  # first touch of every weight: paid here instead of by the first token
@@ -127,8 +144,7 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
                  f"{attention['PyTorch'] * 1e6:.0f} us per layer" if attention else "")
               + (f"; prefill {'oneDNN' if k.prefill_onednn else 'ATen'} ({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms "
                  "per 16 tokens on one layer)" if weights else "") + "; measured on this machine")
-    known[key] = asdict(k)
-    _save(cache_file, known)
+    _save(cache_file, {**_load(cache_file), key: asdict(k)})
     return k
 
 
@@ -138,8 +154,6 @@ def _shape_of(m: nn.Module) -> torch.Size:
 
 def _time_attention(model: nn.Module) -> dict[str, float]:
     """One layer's attention for one token over 512 cached tokens: PyTorch's matmuls vs llm42's kernel."""
-    from .decode import attend
-    from .kvcache import KVCache
 
     kv = KVCache(model.config, 1024, torch.bfloat16, "cpu")
     kv.begin(512)
@@ -162,10 +176,12 @@ def _time_attention(model: nn.Module) -> dict[str, float]:
 
 
 def _load(path: Path | None) -> dict:
+    """The remembered choices; {} for a missing, unreadable or foreign file (it is written anew)."""
     try:
-        return json.loads(path.read_text()) if path else {}
+        data = json.loads(path.read_text()) if path else {}
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _save(path: Path | None, data: dict) -> None:

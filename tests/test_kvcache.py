@@ -39,3 +39,25 @@ def test_kernel_choice_is_measured_once_and_remembered(tmp_path):
     assert "measured on this machine" in first.note and (tmp_path / "kernels.json").is_file()
     assert tune(model, tmp_path / "kernels.json") == first
     assert tune(model.float(), tmp_path / "kernels.json") == Kernels()  # fp32: nothing to choose
+
+
+def test_a_kernel_choice_file_of_another_shape_is_measured_again(tmp_path):
+    """A file of the right name but the wrong content (valid JSON of another shape, an entry with other fields)
+    costs one measurement, never a traceback, and is written anew."""
+    import json
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llm42.kernels import cached
+
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                         num_attention_heads=4, vocab_size=300)).to(torch.bfloat16)
+    path = tmp_path / "kernels.json"
+    path.write_text("[1, 2, 3]")
+    assert cached(model, path) is None
+    first = tune(model, path)
+    assert "measured on this machine" in first.note and cached(model, path) == first
+    key = next(iter(json.loads(path.read_text())))
+    path.write_text(json.dumps({key: {"prefill": "fast"}, "other": 1}))
+    assert cached(model, path) is None and "measured on this machine" in tune(model, path).note
+    assert cached(model, path) is not None

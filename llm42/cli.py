@@ -91,7 +91,9 @@ def open_local(settings: Settings, ui):
         warn=ui.warn)
     ui.info(t("loaded_in", s=seconds))
     if settings.debug:
-        ui.info(f"kernels: {engine.kernels.note}")
+        from . import native
+
+        ui.info(f"kernels: {native.describe()}; {engine.kernels.note}")
     if settings.save_quantized:
         with ui.status(t("saving", path=settings.save_quantized)):
             save_quantized(engine.model, engine.tokenizer, settings.save_quantized)

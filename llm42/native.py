@@ -21,6 +21,7 @@ from .paths import cache_dir
 SOURCE = Path(__file__).parent / "native" / "decode_kernels.c"
 VERSION = 2  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
+_why = ""  # what library() found, for --debug
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 SIGNATURES = {
     "llm42_gemv_bf16": [P, P, P, I64, I64],
@@ -47,18 +48,18 @@ def target() -> str:
     return os.environ.get("LLM42_CPU_TARGET", "native")
 
 
-def build(out: Path, cc: str, arch: str = "native") -> bool:
+def build(out: Path, cc: str, arch: str = "native") -> list[str] | None:
     """Compile; OpenMP if the compiler has it (Apple's clang does not: one thread then). For this CPU, -march=native,
-    else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
+    else -mcpu=native (Apple's clang on Arm), else the compiler's default target. The flags that worked, or None."""
     arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
     for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
         cmd = [cc, "-O3", *flags, "-fno-math-errno", "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
         try:
             if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
-                return True
+                return flags
         except (OSError, subprocess.TimeoutExpired):
-            return False
-    return False
+            return None
+    return None
 
 
 def _key(cc: str, arch: str) -> str:
@@ -104,7 +105,8 @@ def _build_into(folder: Path, name: str, cc: str, arch: str) -> ctypes.CDLL | No
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{name}.{os.getpid()}.tmp.so"
     try:
-        if not build(tmp, cc, arch) or not tmp.is_file() or _open(tmp) is None:
+        flags = build(tmp, cc, arch)
+        if flags is None or not tmp.is_file() or _open(tmp) is None:
             return None
         so = folder / f"{name}.so"
         digest = folder / f"{name}.{os.getpid()}.tmp.sha256"
@@ -116,16 +118,25 @@ def _build_into(folder: Path, name: str, cc: str, arch: str) -> ctypes.CDLL | No
         tmp.unlink(missing_ok=True)
 
 
+def describe() -> str:
+    """One line for --debug: which kernels run, and why."""
+    library()
+    return _why
+
+
 def library() -> ctypes.CDLL | None:
     """The compiled kernels (built on first use and kept in the cache folder), or None."""
-    global _lib
+    global _lib, _why
     if _lib is not False:
         return _lib
     _lib = None
     if os.environ.get("LLM42_NATIVE", "1") == "0" or sys.platform == "win32":
+        _why = "llm42's C kernels are off (" + ("LLM42_NATIVE=0" if sys.platform != "win32" else "Windows") + \
+            "): PyTorch's kernels run"
         return None
     cc = compiler()
     if cc is None:
+        _why = "no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run"
         return None
     arch = target()
     name = f"decode_kernels-{_key(cc, arch)}"
@@ -136,6 +147,8 @@ def library() -> ctypes.CDLL | None:
             _lib = _build_into(folder, name, cc, arch)
         except OSError:  # a cache folder that cannot be written: build where we can, for this run only
             _lib = _build_into(Path(tempfile.mkdtemp(prefix="llm42-")), name, cc, arch)
+    _why = (f"llm42's C kernels, built by {cc} for {arch}" if _lib is not None else
+            f"{cc} could not build llm42's C kernels: PyTorch's kernels run")
     return _lib
 
 

@@ -48,3 +48,15 @@ def test_a_cpu_without_bf16_chats_in_bf16_weights_computed_in_fp32(smollm2):
                 ATEN_CPU_CAPABILITY="avx2", LLM42_CPU_TARGET="x86-64-v3", **NO_BF16)
     assert r.returncode == 0, r.stderr.decode()
     assert "bf16 weights, computed in fp32" in r.stderr.decode() and "Paris" in r.stdout.decode()
+
+
+def test_without_a_c_compiler_pytorch_kernels_answer_and_debug_says_so(smollm2, tmp_path):
+    """As on a Mac without Xcode's tools or a bare Arm board: no compiler, so no llm42 kernels; int4 then runs on
+    PyTorch's own packing (made from llm42's codes), and --debug names the fallback in one line."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    r = run_cli("--model-path", str(smollm2), "--quantize", "int4", "--temperature", "0", "--max-new-tokens", "12",
+                "--debug", "--prompt", "What is the capital of France?", PATH=str(bare), LLM42_CACHE=str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr.decode()
+    assert "kernels: no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run" in r.stderr.decode()
+    assert "Paris" in r.stdout.decode()

@@ -62,6 +62,11 @@ class PromptCache:
             return "transformers' forward"
         return "llm42's decode step" + (", as a CUDA graph" if self.graph is not None else "")
 
+    def rewind(self) -> None:
+        """After a forward cut short (Ctrl+C, an error): keep what is cached up to the last token fed whole. The
+        KV buffers past `kv.n` may hold a half-written position, never read; `ids` is what `kv.n` covers."""
+        self.kv.crop(len(self.ids))
+
     def reset(self) -> None:
         self.ids = []
         self.last = None
@@ -96,7 +101,7 @@ class PromptCache:
             out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)
             self.kv.commit()
         except BaseException:
-            self.reset()  # a forward cut short leaves layers of different lengths
+            self.rewind()
             raise
         self.ids.extend(ids)
         self.last = (len(self.ids), out.logits[:, -1, :])
@@ -117,7 +122,7 @@ class PromptCache:
             else:
                 logits = self.decoder.step(token)
         except BaseException:
-            self.reset()
+            self.rewind()
             raise
         if self.threads is not None:
             self.threads.record(time.perf_counter() - start)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cli_helpers import run_cli, spawn_cli, stop_a_reply_then_ask_again
+from cli_helpers import leave, run_cli, spawn_cli, stop_a_reply_then_ask_again
 
 
 def test_piped_multi_turn_chat_with_smollm2(smollm2):
@@ -62,6 +62,29 @@ def test_too_long_message_is_refused_and_the_chat_goes_on(tiny42):
 def test_terminal_session_ctrl_c_stops_a_reply_and_ctrl_d_leaves(smollm2):
     child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "400")
     stop_a_reply_then_ask_again(child)
+
+
+def test_a_stopped_reply_keeps_the_prompt_cache(smollm2):
+    """Ctrl+C mid-reply keeps everything cached up to the last token fed: the next turn prefills only its own
+    message, not the whole conversation again."""
+    import time
+
+    child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "400")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon who learns to cook.")
+    child.expect("dragon", timeout=60)
+    time.sleep(1)
+    child.sendcontrol("c")
+    child.expect("reply stopped")
+    child.expect(">>>")
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    child.sendline("/stats")
+    child.expect(r"prompt tokens\s+(\d+) \((\d+) from the cache\)")
+    prompt, reused = int(child.match.group(1)), int(child.match.group(2))
+    assert reused > 40 and prompt - reused < 30, (prompt, reused)  # the story so far came from the cache
+    leave(child)
 
 
 def test_ctrl_c_twice_on_an_empty_prompt_leaves_cleanly(tiny42):

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nllm42: {t('interrupted')}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`llm42 --list | head -1`): stop quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
 
 
 def run(settings: Settings) -> int:

@@ -170,3 +170,21 @@ def test_debug_shows_byte_pieces_escaped_and_plain_text(tiny42):
     assert r.returncode == 0 and "[debug]" in err
     assert "\ufffd" not in err  # a byte of a character shows as \xNN, never as the replacement character
     assert re.search(r"\\x[0-9a-f]{2}", err)
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly(tmp_path):
+    """`llm42 --list | head -1`: the pipe's reader is gone before llm42 writes; no traceback, the exit status of a
+    program that SIGPIPE ended (141), as `yes | head -1` gives."""
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT, cli_env
+
+    (tmp_path / "2026-12-01-120000-abcd.jsonl").write_text(
+        '{"type": "start", "model": "m", "started": "2026-12-01T12:00:00"}\n'
+        '{"type": "message", "role": "user", "content": "hello"}\n')
+    child = subprocess.Popen([sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
+    child.stdout.close()  # the reader leaves before anything is written
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

@@ -51,6 +51,13 @@ def run(settings: Settings) -> int:
     resumed = None
     if settings.resume is not None:  # found before the model loads: a typo costs nothing
         resumed = find(settings.resume or None, folder)
+    text = settings.prompt if settings.prompt is not None else None
+    if settings.prompt_file is not None:  # read before the model loads too
+        text = read_prompt_file(settings.prompt_file)
+    if not settings.endpoint:
+        from .loader import locate
+
+        locate(settings.model_path, settings.revision, settings.trust_remote_code, settings.allow_pickle)
     backend = connect(settings, ui) if settings.endpoint else open_local(settings, ui)
     mode = "one-shot" if one_shot else "chat" if ui.interactive else "piped"
     record = Record(folder, backend.name, write=settings.history, mode=mode,
@@ -65,7 +72,6 @@ def run(settings: Settings) -> int:
         if settings.system_prompt is not None and settings.system_prompt != chat.dialog.system:
             chat.do_system(settings.system_prompt)
     if one_shot:
-        text = settings.prompt if settings.prompt is not None else read_prompt_file(settings.prompt_file)
         return chat.ask_once(text)
     ui.banner(backend.name, t("banner"))
     return chat.run()

@@ -1,4 +1,5 @@
-"""Loading: find the model (hub id, folder or .gguf), read its config, load weights and tokenizer."""
+"""Loading: find the model (hub id, folder or .gguf), read its config, load weights and tokenizer. Finding
+imports nothing heavy (no torch): a wrong path is said before the libraries load."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
-
-import torch
 
 from .errors import Llm42Error
 from .i18n import t

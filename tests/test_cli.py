@@ -188,3 +188,15 @@ def test_a_reader_that_leaves_early_ends_the_output_quietly(tmp_path):
     child.stdout.close()  # the reader leaves before anything is written
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-path", "/nonexistent"], "no model folder at /nonexistent"),
+    (["--prompt-file", "/nonexistent.txt"], "cannot read --prompt-file /nonexistent.txt"),
+])
+def test_a_wrong_path_is_said_before_anything_loads(smollm2, args, message):
+    """Checked before torch is imported: no device line, no loading, just the one line."""
+    base = ["--model-path", str(smollm2)] + (["--prompt", "hi"] if "--prompt-file" not in args else [])
+    r = run_cli(*base, *args, timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and message in err and "device " not in err and "Traceback" not in err, err

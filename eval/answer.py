@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llm42.errors import Llm42Error
 from llm42.settings import SAMPLING_FLAGS, SamplingSettings, number_flag
 
 from .common import append_jsonl, read_bench, read_jsonl
@@ -19,11 +20,13 @@ from .common import append_jsonl, read_bench, read_jsonl
 
 def setup_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval.answer", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model-path", required=True)
-    p.add_argument("--bench", default="eval/benchmark_set.csv")
+    p.add_argument("--model-path", required=True, metavar="PATH",
+                   help="the model to answer with: a Hugging Face id, a local folder or a .gguf file, as in the chat")
+    p.add_argument("--bench", default="eval/benchmark_set.csv", metavar="CSV",
+                   help="the prompt set: columns id, question, category, task (default: %(default)s)")
     p.add_argument("--out", required=True, help="answers.jsonl (appended to; done ids are skipped)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps, as in the chat (default: auto)")
+    p.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32, as in the chat (default: auto)")
     p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"))
     chat = SamplingSettings()  # the chat's defaults, so answers are what a user would get
     for name, metavar, text in SAMPLING_FLAGS:
@@ -37,9 +40,9 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    a = setup_arg_parser().parse_args(argv)  # before the heavy imports: --help and bad flags answer at once
     from llm42.engine import complete, open_engine
 
-    a = setup_arg_parser().parse_args(argv)
     rows = read_bench(Path(a.bench))
     if a.per_category:
         seen: dict[str, int] = {}
@@ -52,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} prompts, {len(rows) - len(todo)} already answered in {out}", file=sys.stderr)
     if not todo:
         return 0
-    engine, choice, seconds = open_engine(a.model_path, device=a.device, dtype=a.dtype, quantize=a.quantize,
-                                          max_new_tokens=a.max_new_tokens, info=lambda t: print(t, file=sys.stderr))
+    try:
+        engine, choice, seconds = open_engine(a.model_path, device=a.device, dtype=a.dtype, quantize=a.quantize,
+                                              max_new_tokens=a.max_new_tokens, info=lambda t: print(t, file=sys.stderr))
+    except Llm42Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     print(f"loaded in {seconds:.1f}s", file=sys.stderr)
     tokens = spent = 0.0
     columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),

@@ -28,8 +28,11 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 def read_bench(path: Path) -> list[dict]:
     """The prompt set: columns id, question, category, task (42dot's published schema)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error: cannot read the prompt set {path}: {getattr(e, 'strerror', None) or e}") from None
     missing = {"id", "question", "category", "task"} - set(rows[0] if rows else {})
     if missing:
         raise SystemExit(f"error: {path} lacks the column(s) {', '.join(sorted(missing))}")

@@ -338,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         print("llm42.bench: error: --llama-cpp needs llama-cpp-python (see README: Speed)", file=sys.stderr)
         return 2
     cuda = args.device.startswith("cuda")
+    import torch
+
+    if cuda and not torch.cuda.is_available():
+        print(f"llm42.bench: error: --device {args.device}, but this PyTorch sees no CUDA GPU", file=sys.stderr)
+        return 2
     default = ["hf-bf16", "llm42"] if cuda else [*CONFIGS, *(LLAMA_CPP if args.llama_cpp else [])]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] if args.configs else default
     unknown = [c for c in configs if c not in {**CONFIGS, **LLAMA_CPP}]

@@ -28,17 +28,56 @@ TINY_42DOT = dict(
 )
 
 
+def filler(n: int, taken: set[str]) -> list[str]:
+    """n byte-level token strings that decode to visible text (Korean syllables, short Latin words, each with and
+    without a leading space) and are not in `taken`. No merge produces them, so encoding never uses them; a
+    random model that samples them prints text instead of nothing."""
+    from itertools import product
+
+    from tokenizers import pre_tokenizers
+
+    table = {b: c for b, c in zip(range(256), sorted(pre_tokenizers.ByteLevel.alphabet(), key=_byte_of))}
+    words = [chr(c) for c in range(0xAC00, 0xD7A4)] + ["".join(p) for k in (2, 3) for p in product("abcdefghijklmnopqrstuvwxyz", repeat=k)]
+    out = []
+    for word in words:
+        for text in (" " + word, word):
+            token = "".join(table[b] for b in text.encode())
+            if token not in taken:
+                out.append(token)
+                if len(out) == n:
+                    return out
+    return out
+
+
+def _byte_of(c: str) -> int:
+    """The byte a byte-level BPE character stands for (GPT-2's table: printable bytes map to themselves)."""
+    from tokenizers import pre_tokenizers
+
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return ord(c) if ord(c) in printable else others[ord(c) - 256]
+
+
 def train_tokenizer(vocab_size: int = 1000):
-    """A byte-level BPE like 42dot's, with <|endoftext|> as EOS and a BOS right after it."""
+    """A byte-level BPE like 42dot's, with <|endoftext|> as EOS and a BOS right after it. Trained on a small
+    corpus it has about 1,000 tokens; a larger `vocab_size` is filled with tokens that decode to visible text."""
+    import json
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|startoftext|>"],
+    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 1000), special_tokens=["<|endoftext|>", "<|startoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(CORPUS, trainer)
+    if vocab_size > tok.get_vocab_size():
+        spec = json.loads(tok.to_str())
+        vocab = spec["model"]["vocab"]
+        for token in filler(vocab_size - tok.get_vocab_size(), set(vocab)):
+            vocab[token] = len(vocab)
+        tok = Tokenizer.from_str(json.dumps(spec))
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|startoftext|>",
                                    unk_token="<|endoftext|>", pad_token="<|endoftext|>",
                                    clean_up_tokenization_spaces=False)
@@ -49,7 +88,7 @@ def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = train_tokenizer()
+    tok = train_tokenizer(shape.get("vocab_size", 1000))
     cfg = {"vocab_size": len(tok), **shape}
     config = LlamaConfig(**cfg, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.eos_token_id)
@@ -63,3 +102,28 @@ def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out)
     tok.save_pretrained(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m llm42.benchmodel", description=(
+        "Build a random-weight model in the 42dot shape (24 layers, hidden 2048, vocabulary 50,304; about 2.6 GB in "
+        "bf16) with a byte-level BPE tokenizer, as a normal Hugging Face folder: to try llm42 or measure its speed "
+        "without the real weights. It replies with random (visible) text."))
+    p.add_argument("out", help="the folder to write (must not exist yet)")
+    p.add_argument("--tiny", action="store_true", help="the scaled-down shape the tests use (a few MB)")
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"), help="weights' dtype")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    if out.exists():
+        p.error(f"{out} exists already: name a new folder")
+    import torch
+
+    build_42dot(out, TINY_42DOT if a.tiny else FULL_42DOT, dtype=getattr(torch, a.dtype))
+    print(f"wrote {out}; chat with it: python example_cli.py --model-path {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

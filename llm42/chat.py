@@ -49,7 +49,7 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
     if final is not None and final.finish_reason == "connection lost":
         ui.warn(t("connection_lost", why=final.error or ""))
     elif final is not None and final.finish_reason == "length":
-        ui.warn(t("cut", n=final.generation_tokens))
+        ui.warn(t("cut" if ui.interactive else "cut_flag", n=final.generation_tokens))  # a flag where no /set is
     dialog.add(Role.ASSISTANT, c.text, interrupted=interrupted)
     return Turn(c.text, final, interrupted)
 

@@ -49,6 +49,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "connection_lost": ("[connection lost: {why}]", "[연결 끊김: {why}]"),
     "cut": ("[cut at the {n}-token limit: /set max_new_tokens N for longer replies]",
             "[{n} 토큰 제한에서 잘렸습니다: 더 긴 답은 /set max_new_tokens N]"),
+    "cut_flag": ("[cut at the {n}-token limit: --max-new-tokens N for longer replies]",
+                 "[{n} 토큰 제한에서 잘렸습니다: 더 긴 답은 --max-new-tokens N]"),
     "list_empty": ("(no saved conversations in {folder})", "({folder} 에 저장된 대화가 없습니다)"),
     "turns": ("{n} repl(ies)", "답변 {n}개"),
     "cannot_write": ("cannot write {path}: {why}", "{path} 에 쓸 수 없습니다: {why}"),

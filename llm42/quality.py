@@ -108,8 +108,11 @@ def table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m llm42.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-path", required=True, help="a local model folder (safetensors)")
-    p.add_argument("--modes", default="fp32,bf16,int8,int4")
-    p.add_argument("--json", default="runs/quality.json")
+    p.add_argument("--modes", default="fp32,bf16,int8,int4",
+                   help="comma-separated weight modes to compare with fp32, from fp32, bf16, int8, int4 "
+                        "(default: %(default)s)")
+    p.add_argument("--json", default="runs/quality.json", metavar="FILE",
+                   help="where to write the figures as JSON (default: %(default)s)")
     args = p.parse_args(argv)
     report = evaluate(args.model_path, [m.strip() for m in args.modes.split(",") if m.strip()])
     print(table(report))

@@ -141,7 +141,7 @@ def test_a_reply_cut_by_the_token_limit_is_marked_on_stderr_only(smollm2, tmp_pa
                 "--prompt", "Write a long story about a dragon.")
     out, err = r.stdout.decode(), r.stderr.decode()
     assert r.returncode == 0, err
-    assert "[cut at the 6-token limit: /set max_new_tokens N for longer replies]" in err
+    assert "[cut at the 6-token limit: --max-new-tokens N for longer replies]" in err  # no /set in a one-shot run
     assert "cut at" not in out and out.strip()  # stdout keeps only the reply
 
 

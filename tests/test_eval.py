@@ -103,3 +103,14 @@ def test_chart_without_matplotlib_is_refused_before_any_work(module, args, tmp_p
                                                                     LLM42_CACHE=str(tmp_path / "cache")))
     assert r.returncode == 2 and "--chart needs matplotlib: pip install matplotlib" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "cache").exists()  # nothing built, nothing measured
+
+
+def test_answer_help_and_a_missing_prompt_set_are_one_screen_and_one_line(tmp_path):
+    help_text = subprocess.run([sys.executable, "-m", "eval.answer", "--help"], capture_output=True, text=True,
+                               cwd=ROOT).stdout
+    for flag, words in (("--model-path", "Hugging Face id"), ("--bench", "columns id, question"),
+                        ("--device", "cuda[:N]"), ("--dtype", "bfloat16")):
+        assert flag in help_text and words in help_text, flag
+    r = subprocess.run([sys.executable, "-m", "eval.answer", "--bench", str(tmp_path / "nope.csv"), "--model-path",
+                        "x", "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "cannot read the prompt set" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -59,7 +59,7 @@ def bench_model() -> Path:
 def quantized_model(kind: str) -> Path:
     """The bench model quantized and saved once, as `--save-quantized` would."""
     path = cache_dir() / f"bench-42dot-1.3b-{kind}"
-    from .quantize import FORMAT, QUANT_FILE
+    from .saved import FORMAT, QUANT_FILE
 
     marker = path / QUANT_FILE
     if not marker.is_file() or json.loads(marker.read_text()).get("format") != FORMAT:
@@ -67,8 +67,8 @@ def quantized_model(kind: str) -> Path:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
-        code = ("import sys; from transformers import AutoTokenizer; from llm42.quantize import *; "
-                "m = quantize_checkpoint(sys.argv[1], sys.argv[2]); "
+        code = ("import sys; from transformers import AutoTokenizer; from llm42.quantize import quantize_checkpoint; "
+                "from llm42.saved import save_quantized; m = quantize_checkpoint(sys.argv[1], sys.argv[2]); "
                 "save_quantized(m, AutoTokenizer.from_pretrained(sys.argv[1]), sys.argv[3])")
         subprocess.run([sys.executable, "-c", code, str(bench_model()), kind, str(path)], check=True)
     return path
@@ -306,7 +306,10 @@ def machine_line(device: str) -> str:
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-    return f"{cpu_name()}, {cpu_threads()} threads, torch {torch.__version__}"
+    from . import native
+
+    return (f"{cpu_name()}, {cpu_threads()} threads, torch {torch.__version__} "
+            f"(kernels: PyTorch {torch.backends.cpu.get_cpu_capability()}, llm42 {native.target()})")
 
 
 def setup_arg_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, replace
 
 from .backend import Backend, Collector, Response
@@ -14,6 +15,8 @@ from .settings import SAMPLING_NAMES, SamplingSettings, check_sampling
 from .signals import install as install_signals
 from .signals import stoppable
 from .ui import UI, safe
+
+MASHING = 1.0  # s after a reply during which Ctrl+C at the prompt neither arms nor quits (a person stopping it)
 
 
 @dataclass
@@ -91,11 +94,13 @@ class Chat(Commands):
         so one meant for a reply that had just ended does not close the chat."""
         if self.ui.interactive:
             install_signals()
-        armed = False
+        armed, busy_until = False, 0.0
         while True:
             try:
                 text = self.ui.read()
             except KeyboardInterrupt:
+                if time.monotonic() < busy_until:
+                    continue  # the tail of presses that stopped a reply: "stop", not "quit"
                 if armed:
                     return 0
                 armed = True
@@ -104,6 +109,7 @@ class Chat(Commands):
             armed = False
             if text is None or not self.handle(text):
                 return 0
+            busy_until = time.monotonic() + MASHING
 
     def ask_once(self, text: str) -> int:
         """One message and its reply (--prompt); errors end the run at the CLI's edge. The exit status."""

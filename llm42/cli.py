@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -9,7 +10,7 @@ import sys
 from .errors import Llm42Error
 from .i18n import set_language, t
 from .settings import Settings, parse_args
-from .signals import on_terminate
+from .signals import discard_typeahead, on_terminate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left (`llm42 --list | head -1`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 128 + signal.SIGPIPE
+    finally:
+        discard_typeahead()
 
 
 def run(settings: Settings) -> int:
@@ -38,7 +41,7 @@ def run(settings: Settings) -> int:
     from .conversation import Dialog
     from .record import Record
     from .paths import history_dir
-    from .transcript import find
+    from .transcript import find, first_event
     from .ui import UI
 
     folder = history_dir(settings.history_dir)
@@ -51,6 +54,7 @@ def run(settings: Settings) -> int:
     resumed = None
     if settings.resume is not None:  # found before the model loads: a typo costs nothing
         resumed = find(settings.resume or None, folder)
+        settings = recorded_backend(settings, first_event(resumed), ui)
     text = settings.prompt if settings.prompt is not None else None
     if settings.prompt_file is not None:  # read before the model loads too
         text = read_prompt_file(settings.prompt_file)
@@ -60,7 +64,7 @@ def run(settings: Settings) -> int:
         locate(settings.model_path, settings.revision, settings.trust_remote_code, settings.allow_pickle)
     backend = connect(settings, ui) if settings.endpoint else open_local(settings, ui)
     mode = "one-shot" if one_shot else "chat" if ui.interactive else "piped"
-    record = Record(folder, backend.name, write=settings.history, mode=mode,
+    record = Record(folder, backend.name, write=settings.history, mode=mode, endpoint=getattr(backend, "base_url", None),
                     warn=lambda why: ui.warn(t("transcript_failed", why=why)))
     options = Options(debug=settings.debug, status=settings.status and (ui.interactive or settings.verbose),
                       verbose=settings.verbose, pinned=settings.sampling_flags)
@@ -77,6 +81,24 @@ def run(settings: Settings) -> int:
     return chat.run()
 
 
+def recorded_backend(settings: Settings, start: dict, ui) -> Settings:
+    """--resume goes on with the model (or server) the conversation was recorded with, unless the command line
+    names another, which it then says."""
+    model, endpoint = start.get("model"), start.get("endpoint")
+    recorded = f"{model} at {endpoint}" if endpoint else model
+    if not isinstance(model, str) or not model:
+        return settings
+    if settings.model_given or settings.endpoint:
+        now = f"{settings.model or 'its model'} at {settings.endpoint}" if settings.endpoint else settings.model_path
+        if (settings.endpoint, settings.model_path if not settings.endpoint else settings.model) != (endpoint, model):
+            ui.info(t("resume_other", recorded=recorded, now=now))
+        return settings
+    ui.info(t("resume_recorded", model=recorded))
+    if isinstance(endpoint, str) and endpoint:
+        return dataclasses.replace(settings, endpoint=endpoint, model=model)
+    return dataclasses.replace(settings, model_path=model)
+
+
 def connect(settings: Settings, ui):
     """The remote backend, checked: the server answers and has the model."""
     from .remote import RemoteEngine
@@ -91,7 +113,7 @@ def connect(settings: Settings, ui):
 def open_local(settings: Settings, ui):
     """The local backend: device chosen, model loaded (and saved quantized if asked)."""
     from .engine import open_engine
-    from .quantize import save_quantized
+    from .saved import save_quantized
 
     engine, _, seconds = open_engine(
         settings.model_path, revision=settings.revision, trust_remote_code=settings.trust_remote_code,

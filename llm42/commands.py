@@ -115,7 +115,10 @@ class Commands:
             return
         name, _, value = arg.partition(" ")
         name, value = name.strip().replace("-", "_"), value.strip()
-        if name not in SETTINGS or not value:
+        if name not in SETTINGS:
+            self.ui.warn(t("set_unknown", name=name, names=", ".join(SETTINGS)))
+            return
+        if not value:
             self.ui.warn(t("set_usage", names=", ".join(SETTINGS)))
             return
         try:

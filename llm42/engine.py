@@ -16,7 +16,7 @@ from .generate import PromptCache
 from .i18n import t
 from .kernels import Kernels, cached, tune
 from .loader import context_window, fetch, from_converted, load_config, load_model, locate, stop_token_ids
-from .quantize import saved_kind
+from .saved import saved_kind
 from .settings import SamplingSettings, UsageError
 from .stream import stream_reply
 from .template import ChatFormat, chat_format, fit
@@ -69,6 +69,8 @@ def open_engine(model_path: str, *, revision: str | None = None, trust_remote_co
     with status(t("reading_config", path=model_path)):
         config = load_config(src)
     window = min(context_window(config), context or 1 << 30)
+    if context and context > window:
+        warn(t("context_capped", asked=context, most=window))
     if max_new_tokens >= window:
         raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
     saved = saved_kind(src.path) if src.local and not src.gguf_file else None
@@ -93,7 +95,7 @@ def open_engine(model_path: str, *, revision: str | None = None, trust_remote_co
     if choice.device == "cpu":
         torch.set_num_threads(cpu_threads())
     src = fetch(src)  # a hub model not yet in the cache is downloaded here, with its progress shown
-    if src.gguf_file and (plain := from_converted(src, choice.dtype)) is not None:
+    if src.gguf_file and (plain := from_converted(src, choice.dtype, info)) is not None:
         src = plain  # converted on an earlier start
         info(t("gguf_cached", path=src.path))
     start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 
 # key: (English, Korean). Both take the same {placeholders}; a test checks it.
@@ -12,12 +13,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stopped": ("[reply stopped]", "[답변 중지됨]"),
     "again_to_quit": ("(press Ctrl+C again to quit, or Ctrl+D, or /exit)",
                       "(종료하려면 Ctrl+C를 한 번 더 누르거나 Ctrl+D, /exit)"),
-    "dropped": ("[{n} oldest turn(s) left out to fit the {window}-token context]",
+    "dropped": ("[{n} oldest (turn|turns) left out to fit the {window}-token context]",
                 "[{window} 토큰 문맥에 맞추려고 가장 오래된 대화 {n}턴을 뺐습니다]"),
     "not_sent": ("message not sent: {why}", "메시지를 보내지 않았습니다: {why}"),
     "context": ("context {used}/{window} tokens", "문맥 {used}/{window} 토큰"),
     "context_remote": ("context {used} tokens", "문맥 {used} 토큰"),
-    "context_dropped": (", {n} oldest turn(s) left out", ", 오래된 대화 {n}턴 제외"),
+    "context_dropped": (", {n} oldest (turn|turns) left out", ", 오래된 대화 {n}턴 제외"),
     "timing": (" · TTFT {ttft:.2f}s · {tps:.1f} tokens/s", " · 첫 토큰 {ttft:.2f}초 · 초당 {tps:.1f} 토큰"),
     "unknown": ("unknown command {cmd}: /help lists the commands (to send text starting with /, begin with // or a space)",
                 "알 수 없는 명령 {cmd}: /help 로 명령 목록을 보세요 (/로 시작하는 글은 // 또는 공백으로 시작해 보내세요)"),
@@ -30,14 +31,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "system_default": ("system prompt: the model's default", "시스템 프롬프트: 모델 기본값"),
     "system_set": ("system prompt changed", "시스템 프롬프트를 바꿨습니다"),
     "set_done": ("{name} = {value}", "{name} = {value}"),
+    "set_unknown": ("unknown setting: {name} (settings: {names})", "알 수 없는 설정: {name} (설정: {names})"),
     "set_usage": ("usage: /set NAME VALUE, NAME one of {names}", "사용법: /set 이름 값 (이름: {names})"),
     "saved": ("saved to {path}", "{path} 에 저장했습니다"),
     "save_where": ("this conversation is being written to {path}", "이 대화는 {path} 에 기록되고 있습니다"),
-    "loaded": ("loaded {n} message(s) from {path}", "{path} 에서 메시지 {n}개를 불러왔습니다"),
-    "resumed": ("resumed {n} message(s) from {path}", "{path} 에서 메시지 {n}개로 대화를 이어갑니다"),
+    "loaded": ("loaded {n} (message|messages) from {path}", "{path} 에서 메시지 {n}개를 불러왔습니다"),
+    "resumed": ("resumed {n} (message|messages) from {path}", "{path} 에서 메시지 {n}개로 대화를 이어갑니다"),
     "unanswered": ("(the last message had no reply when it stopped; it was left out)",
                    "(중단될 때 답이 없던 마지막 메시지는 뺐습니다)"),
-    "skipped": ("({n} unreadable line(s) skipped)", "(읽을 수 없는 줄 {n}개를 건너뛰었습니다)"),
+    "skipped": ("({n} unreadable (line|lines) skipped)", "(읽을 수 없는 줄 {n}개를 건너뛰었습니다)"),
     "exported": ("exported to {path}", "{path} 로 내보냈습니다"),
     "no_stats": ("no reply yet", "아직 답변이 없습니다"),
     "need_arg": ("{cmd} needs {what}", "{cmd} 에는 {what} 이(가) 필요합니다"),
@@ -52,7 +54,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cut_flag": ("[cut at the {n}-token limit: --max-new-tokens N for longer replies]",
                  "[{n} 토큰 제한에서 잘렸습니다: 더 긴 답은 --max-new-tokens N]"),
     "list_empty": ("(no saved conversations in {folder})", "({folder} 에 저장된 대화가 없습니다)"),
-    "turns": ("{n} repl(ies)", "답변 {n}개"),
+    "turns": ("{n} (reply|replies)", "답변 {n}개"),
     "cannot_write": ("cannot write {path}: {why}", "{path} 에 쓸 수 없습니다: {why}"),
     "stats": ("  prompt tokens      {prompt} ({reused} from the cache)\n"
               "  reply tokens       {reply} ({reason})\n"
@@ -92,6 +94,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "알 수 없는 장치 {device!r}: auto, cpu, cuda, cuda:N, mps 중 하나를 쓰세요"),
     "bad_context": ("--context must be at least 64 tokens, got {n}", "--context 는 64 토큰 이상이어야 합니다, 받은 값 {n}"),
     "prompt_both": ("use either --prompt or --prompt-file, not both", "--prompt 와 --prompt-file 중 하나만 쓰세요"),
+    "endpoint_model_path": ("--model-path is for a local model; with --endpoint, name the server's model with --model",
+                            "--model-path 는 로컬 모델용입니다; --endpoint 와 함께라면 서버의 모델을 --model 로 지정하세요"),
+    "endpoint_not_url": ("--endpoint {url} is not a URL: give the server's base URL, e.g. http://localhost:8000/v1",
+                         "--endpoint {url} 는 URL 이 아닙니다: 서버의 기본 URL 을 주세요, 예: http://localhost:8000/v1"),
+    "context_capped": ("--context {asked} is more than this model's {most}-token window: using {most}",
+                       "--context {asked} 는 이 모델의 창 {most} 토큰보다 큽니다: {most} 을(를) 씁니다"),
     "endpoint_quantize": ("--quantize and --save-quantized are for local models, not with --endpoint",
                           "--quantize 와 --save-quantized 는 로컬 모델용입니다 (--endpoint 와 함께 쓸 수 없음)"),
     "resume_no_history": ("--resume without an id or path needs the history (drop --no-history)",
@@ -136,7 +144,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "window_shrunk": (" (context window {n} tokens, not {full}, to fit in RAM)", " (RAM 에 맞추려고 문맥 창을 {full} 대신 {n} 토큰으로)"),
     "no_cuda": ("--device {dev}: no CUDA GPU is visible to PyTorch; use --device auto or cpu",
                 "--device {dev}: PyTorch 가 볼 수 있는 CUDA GPU 가 없습니다; --device auto 나 cpu 를 쓰세요"),
-    "few_gpus": ("--device {dev}: only {n} CUDA GPU(s) exist (cuda:0..cuda:{last})",
+    "few_gpus": ("--device {dev}: only {n} CUDA (GPU exists|GPUs exist) (cuda:0..cuda:{last})",
                  "--device {dev}: CUDA GPU 는 {n}개뿐입니다 (cuda:0..cuda:{last})"),
     "gpu_full": ("{dev} ({gpu}) has {free} free but the model needs about {need} in {dtype}; free GPU memory or use --device auto",
                  "{dev} ({gpu}) 의 여유는 {free} 인데 모델은 {dtype} 로 약 {need} 가 필요합니다; GPU 메모리를 비우거나 --device auto 를 쓰세요"),
@@ -170,6 +178,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "captured": ("decode step captured as a CUDA graph in {s:.1f}s", "생성 단계를 {s:.1f}초 만에 CUDA 그래프로 캡처했습니다"),
     "downloading": ("downloading {file} ({size}) from the Hugging Face hub", "Hugging Face 허브에서 {file} ({size}) 내려받는 중"),
     "no_weights": ("the repository has no weights llm42 can load", "저장소에 llm42 가 불러올 수 있는 가중치가 없습니다"),
+    "saved_damaged": ("{path} is damaged or incomplete ({why}); save it again with --quantize and --save-quantized",
+                      "{path} 가 손상되었거나 불완전합니다 ({why}); --quantize 와 --save-quantized 로 다시 저장하세요"),
+    "saved_other_version": ("{path} was saved by another llm42 version (format {format}); save it again with "
+                            "--quantize and --save-quantized",
+                            "{path} 는 다른 llm42 버전이 저장했습니다 (형식 {format}); --quantize 와 --save-quantized 로 "
+                            "다시 저장하세요"),
+    "no_manifest": ("its {file} is missing or damaged", "{file} 가 없거나 손상됨"),
+    "file_missing": ("{file} is missing", "{file} 가 없음"),
+    "file_size": ("{file} is {size} bytes, its manifest says {expected}", "{file} 는 {size} 바이트, 목록에는 {expected}"),
+    "save_failed": ("could not save the quantized model in {path}: {why}; nothing was left there",
+                    "{path} 에 양자화 모델을 저장할 수 없습니다: {why}; 아무것도 남기지 않았습니다"),
+    "quantized_cached": ("{kind} weights as quantized on an earlier start: {path}",
+                         "이전 실행에서 양자화한 {kind} 가중치: {path}"),
+    "quantized_kept": ("quantized to {kind} once; kept in {path} for later starts",
+                       "{kind} 로 한 번 양자화했습니다; 다음 실행을 위해 {path} 에 보관합니다"),
+    "quantized_not_kept": ("the quantized model is not kept for later starts: {why}",
+                           "양자화 모델을 다음 실행용으로 보관하지 못했습니다: {why}"),
+    "cache_remade": ("{path} in llm42's cache was damaged; making it again", "llm42 캐시의 {path} 가 손상되어 다시 만듭니다"),
     "gguf_cached": ("loading the GGUF model as converted on an earlier start: {path}",
                     "이전에 변환해 둔 GGUF 모델을 불러옵니다: {path}"),
     "gguf_converted": ("converted the GGUF model once to {path}; later starts load that",
@@ -198,6 +224,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
                   " (llm42 는 transformers 가 아는 구조를 실행합니다; 42dot LLM-SFT 는 LlamaForCausalLM 입니다)"),
     # conversations on disk
     "cannot_read": ("cannot read {path}: {why}", "{path} 을(를) 읽을 수 없습니다: {why}"),
+    "not_conversation": ("{path} is not an llm42 conversation (its first line is not a transcript's start); "
+                         "nothing was read from or written to it",
+                         "{path} 는 llm42 대화가 아닙니다 (첫 줄이 대화 기록의 시작이 아님); 읽거나 쓰지 않았습니다"),
+    "resume_recorded": ("resuming with the model this conversation was recorded with: {model}",
+                        "이 대화가 기록된 모델로 이어갑니다: {model}"),
+    "resume_other": ("this conversation was recorded with {recorded}; it goes on with {now}, as asked",
+                     "이 대화는 {recorded} 로 기록되었습니다; 요청대로 {now} 로 이어갑니다"),
     "no_conversation": ("no conversation {ref!r} (neither a file nor an id in {folder}; --list shows them)",
                         "대화 {ref!r} 이(가) 없습니다 ({folder} 의 파일도 id 도 아닙니다; --list 로 목록을 보세요)"),
     "nothing_to_resume": ("no saved conversation to resume in {folder}", "{folder} 에 이어갈 저장된 대화가 없습니다"),
@@ -246,9 +279,16 @@ def language() -> str:
     return _lang
 
 
+PLURAL = re.compile(r"\(([^()|]+)\|([^()|]+)\)")  # English "(turn|turns)": one or the other by {n}
+
+
 def t(key: str, **kw) -> str:
-    """The message `key` in the current language."""
-    return MESSAGES[key][LANGUAGES.index(_lang)].format(**kw)
+    """The message `key` in the current language; English "(one|many)" forms agree with the count `n`
+    (Korean counts with counters: 메시지 {n}개)."""
+    text = MESSAGES[key][LANGUAGES.index(_lang)].format(**kw)
+    if "n" in kw:
+        text = PLURAL.sub(lambda m: m.group(1) if kw["n"] == 1 else m.group(2), text)
+    return text
 
 
 def placeholders(text: str) -> set[str]:

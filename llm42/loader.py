@@ -98,9 +98,9 @@ def load_config(src: Source):
     from transformers import AutoConfig
 
     if src.gguf_file:  # converted on an earlier start (in any dtype): its config.json, not the GGUF's metadata
-        done = sorted(conversions(src).glob("*/config.json"))
+        done = [f.parent for f in sorted(conversions(src).glob("*/config.json")) if whole(f.parent)]
         if done:
-            src = replace(src, path=str(done[0].parent), gguf_file=None)
+            src = replace(src, path=str(done[0]), gguf_file=None)
     try:
         return _from_hub(AutoConfig.from_pretrained, src)
     except LoadError:
@@ -135,17 +135,18 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
-    from .quantize import load_quantized, quantize_checkpoint, quantize_model, saved_kind
+    from .quantize import quantize_model
+    from .saved import load_quantized, looks_saved, quantized
 
     logging.set_verbosity_error()  # our spinner replaces their progress bars and notices
     logging.disable_progress_bar()
     try:
         tokenizer = _from_hub(AutoTokenizer.from_pretrained, src)
-        if src.local and not src.gguf_file and saved_kind(src.path):
+        if src.local and not src.gguf_file and looks_saved(src.path):
             return load_quantized(src.path, dtype), tokenizer
         if quantize != "none" and src.local and not src.gguf_file and _has_weights(Path(src.path)):
-            try:  # layer by layer from the file: the full-precision model is never in memory
-                return quantize_checkpoint(src.path, quantize, dtype), tokenizer
+            try:  # layer by layer from the file (the full-precision model is never in memory), once: then cached
+                return quantized(src.path, quantize, dtype, info), tokenizer
             except (KeyError, ValueError):
                 pass  # names that need transformers' own loading: take the longer way below
         kw = {"dtype": dtype}
@@ -273,15 +274,40 @@ def converted(src: Source, dtype: torch.dtype) -> Path:
     return conversions(src) / str(dtype).removeprefix("torch.")
 
 
-def from_converted(src: Source, dtype: torch.dtype) -> Source | None:
-    """The converted copy of a .gguf model as a plain local folder, if one was made before."""
+CONVERTED = "llm42_converted.json"  # written last in a converted folder: its files and their sizes
+
+
+def whole(folder: Path) -> bool:
+    """A converted folder as it was written: its list of files present, every size as listed, config.json JSON."""
+    import json
+
+    try:
+        files = json.loads((folder / CONVERTED).read_text())["files"]
+        json.loads((folder / "config.json").read_text())
+        return isinstance(files, dict) and all((folder / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> Source | None:
+    """The converted copy of a .gguf model as a plain local folder, if one was made before and is whole; a
+    damaged one (a truncated file, a bad disk) is removed, to be converted again."""
+    import shutil
+
     folder = converted(src, dtype)
-    return replace(src, path=str(folder), gguf_file=None) if (folder / "config.json").is_file() else None
+    if not folder.exists():
+        return None
+    if whole(folder):
+        return replace(src, path=str(folder), gguf_file=None)
+    info(t("cache_remade", path=folder))
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | None:
     """Save a model just read from a .gguf file as safetensors, so the next start loads in a second, not
     a quarter of a minute; None if the cache cannot be written (the chat goes on)."""
+    import json
     import shutil
 
     folder = converted(src, dtype)
@@ -291,6 +317,8 @@ def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | 
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        sizes = {f.name: f.stat().st_size for f in tmp.iterdir()}
+        (tmp / CONVERTED).write_text(json.dumps({"files": sizes}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         return folder

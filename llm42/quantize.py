@@ -11,7 +11,6 @@ by 73 %: outlier activations do not survive one scale per tensor. Weight-only ke
 from __future__ import annotations
 
 import ctypes
-import json
 from pathlib import Path
 
 import torch
@@ -19,9 +18,6 @@ from torch import nn
 
 from . import native, widen
 
-QUANT_FILE = "llm42_quant.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = 3  # 3: int4 in llm42's own layout (2 held PyTorch's packing, which differs between CPUs)
 
 
 # From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul (oneDNN):
@@ -199,42 +195,7 @@ def quantize_model(model: nn.Module, kind: str) -> nn.Module:
     return model
 
 
-def saved_kind(path: str | Path) -> str | None:
-    """"int8" or "int4" for a folder written by --save-quantized, else None."""
-    f = Path(path) / QUANT_FILE
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def save_quantized(model: nn.Module, tokenizer, out: str | Path) -> None:
-    """A folder that `--model-path` loads directly, with no bf16 weights and no re-quantization."""
-    from safetensors.torch import save_file
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors, layers = {}, {}
-    for prefix, module in model.named_modules():
-        if isinstance(module, (Int8Linear, Int4Linear)):
-            layers[prefix] = {"kind": "int8" if isinstance(module, Int8Linear) else "int4",
-                              "group": getattr(module, "group", None), "in_features": module.in_features}
-            for k, v in module.export().items():
-                tensors[f"{prefix}.{k}"] = v.contiguous()
-    quantized = tuple(f"{p}." for p in layers)
-    for k, v in model.state_dict().items():
-        if not k.startswith(quantized):
-            tensors[k] = v.contiguous()
-    save_file(tensors, out / WEIGHTS_FILE, metadata={"format": "llm42-quantized"})
-    model.config.save_pretrained(out)
-    model.generation_config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / QUANT_FILE).write_text(json.dumps({"format": FORMAT, "kind": model.llm42_quantize, "layers": layers}, indent=1))
-
-
-def _release_free_memory() -> None:
+def release_free_memory() -> None:
     """Hand the read buffers' freed heap back to the OS (glibc keeps it otherwise)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -242,7 +203,7 @@ def _release_free_memory() -> None:
         pass
 
 
-def _skeleton(path: Path, dtype: torch.dtype):
+def skeleton(path: Path, dtype: torch.dtype):
     """The model with every tensor on the meta device: structure, no memory."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -251,12 +212,12 @@ def _skeleton(path: Path, dtype: torch.dtype):
         return AutoModelForCausalLM.from_config(config, dtype=dtype), config
 
 
-def _place(model: nn.Module, prefix: str, module: nn.Module) -> None:
+def place(model: nn.Module, prefix: str, module: nn.Module) -> None:
     parent, _, name = prefix.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, name, module)
 
 
-def _finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], kind: str) -> nn.Module:
+def finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], kind: str) -> nn.Module:
     from transformers import GenerationConfig
 
     model.load_state_dict(rest, strict=False, assign=True)
@@ -266,7 +227,7 @@ def _finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor],
                 fresh = type(module)(config=config)
             for k, b in fresh.named_buffers(recurse=False):
                 setattr(module, k, b)
-    _release_free_memory()
+    release_free_memory()
     left = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
     if left:
         raise ValueError(f"{path} lacks {len(left)} tensors (first: {left[0]})")
@@ -286,7 +247,7 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
     from .checkpoint import Checkpoint
 
     path = Path(path)
-    model, config = _skeleton(path, dtype)
+    model, config = skeleton(path, dtype)
     ckpt = Checkpoint(path)
     out = model.get_output_embeddings()
     embed_key = next((n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight), None)
@@ -300,37 +261,8 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
         if meta.bias is not None:
             linear.bias = nn.Parameter(ckpt.get(f"{prefix}.bias"), requires_grad=False)
         q = kind_for(kind, meta is out).from_linear(linear)
-        _place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
+        place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
     done = tuple(f"{p}." for p, _ in slots)
     names = {n for n, _ in [*model.named_parameters(), *model.named_buffers()]}
     rest = {k: _as(ckpt.get(k), dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}
-    return _finish(model, config, path, rest, kind)
-
-
-def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
-    """A folder written by save_quantized: skeleton first, then the saved tensors, nothing re-quantized."""
-    from .checkpoint import Checkpoint
-
-    path = Path(path)
-    meta = json.loads((path / QUANT_FILE).read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} was saved by another llm42 version (format {meta.get('format')}); quantize again")
-    model, config = _skeleton(path, dtype)
-    layers = meta["layers"]
-    ckpt = Checkpoint(path, WEIGHTS_FILE)
-    names = ckpt.keys()
-
-    def build(prefix: str, t: dict[str, torch.Tensor]) -> nn.Module:
-        spec = layers[prefix]
-        if spec["kind"] == "int8":
-            return Int8Linear(t["qweight"], t["scales"], t.get("bias"))
-        return Int4Linear(t["qweight"], t["scales_zeros"], spec["group"], t.get("bias"))
-
-    for i, prefix in enumerate(layers):
-        tensors = {k[len(prefix) + 1 :]: ckpt.get(k) for k in names if k.startswith(prefix + ".")}
-        _place(model, prefix, build(prefix, tensors))
-        if i % 16 == 15:
-            _release_free_memory()
-    done = tuple(f"{p}." for p in layers)
-    rest = {k: ckpt.get(k) for k in names if not k.startswith(done)}
-    return _finish(model, config, path, rest, meta["kind"])
+    return finish(model, config, path, rest, kind)

@@ -12,9 +12,12 @@ from .transcript import Loaded, Transcript, find, load
 class Record:
     """Where the events of the conversation go. `folder` is searched for ids; `write` False is --no-history."""
 
-    def __init__(self, folder: Path, model: str, *, write: bool = True, mode: str = "chat", warn=lambda m: None):
-        """`mode`: "chat" (a terminal), "piped" or "one-shot" (--prompt); a bare --resume takes the latest chat."""
+    def __init__(self, folder: Path, model: str, *, write: bool = True, mode: str = "chat", warn=lambda m: None,
+                 endpoint: str | None = None):
+        """`mode`: "chat" (a terminal), "piped" or "one-shot" (--prompt); a bare --resume takes the latest chat.
+        `endpoint`: the server's URL where the model is remote (recorded, so --resume finds it again)."""
         self.folder, self.model, self.write, self.mode, self.warn = Path(folder), model, write, mode, warn
+        self.endpoint = endpoint
         self.transcript: Transcript | None = None
         self.started = False
 
@@ -30,7 +33,7 @@ class Record:
         if not self.started:
             self.transcript = self.transcript or Transcript.create(self.folder, self.warn)
             first = dialog.changes[0][1] if dialog.changes else dialog.system  # later changes are events of their own
-            self.transcript.start(self.model, Dialog(system=first), settings, mode=self.mode)
+            self.transcript.start(self.model, Dialog(system=first), settings, mode=self.mode, endpoint=self.endpoint)
             self.started = True
         self.transcript.write(event, **data)
 

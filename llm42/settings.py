@@ -6,6 +6,7 @@ import argparse
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import UsageError
 from .i18n import t
@@ -54,6 +55,7 @@ class Settings:
     """Everything one run of the CLI needs, as parsed from the command line."""
 
     model_path: str = DEFAULT_MODEL
+    model_given: bool = False  # --model-path on the command line (else --resume takes the recorded model)
     revision: str | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False
@@ -143,8 +145,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
     )
     m = p.add_argument_group("model")
-    m.add_argument("--model-path", default=DEFAULT_MODEL, metavar="ID|DIR|FILE.gguf",
-                   help="hub id, local folder, or a .gguf file")
+    m.add_argument("--model-path", default=None, metavar="ID|DIR|FILE.gguf",
+                   help=f"hub id, local folder, or a .gguf file (default: {DEFAULT_MODEL})")
     m.add_argument("--revision", default=None, help="hub branch, tag or commit")
     m.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model to run its own Python code (off: it is arbitrary code)")
@@ -206,6 +208,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         raise UsageError(t("prompt_both"))
     if a.endpoint and (a.quantize != "none" or a.save_quantized):
         raise UsageError(t("endpoint_quantize"))
+    if a.endpoint and a.model_path is not None:
+        raise UsageError(t("endpoint_model_path"))
+    if a.endpoint is not None:
+        url = urlparse(a.endpoint)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise UsageError(t("endpoint_not_url", url=a.endpoint))
     if a.resume is not None and a.no_history and not a.resume:
         raise UsageError(t("resume_no_history"))
     if a.context is not None and a.context < 64:
@@ -220,7 +228,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     given = {name: getattr(a, name) for name, _, _ in SAMPLING_FLAGS if getattr(a, name) is not None}
     sampling = SamplingSettings(**given)
     return Settings(
-        model_path=a.model_path, revision=a.revision, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
+        model_path=a.model_path or DEFAULT_MODEL, model_given=a.model_path is not None, revision=a.revision, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
         device=a.device, dtype=a.dtype, quantize=a.quantize, context=a.context, save_quantized=a.save_quantized,
         endpoint=a.endpoint, model=a.model, api_key_env=a.api_key_env, system_prompt=a.system_prompt,
         sampling=sampling, sampling_flags=set(given), markdown=not a.no_markdown, status=not a.no_status, verbose=a.verbose, lang=a.lang,

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from typing import Iterator
 
 _live = True  # until `install`, both signals act at once (Python's Ctrl+C, the CLI's SIGTERM exit)
 _pressed = False  # Ctrl+C while bookkeeping (writing the transcript, printing the meter)
 _terminated = False  # SIGTERM while bookkeeping
+_installed = False  # a terminal chat began
 
 
 def install() -> None:
     """From now on a signal that arrives outside `stoppable()` waits until the next one is entered."""
-    global _live
-    _live = False
+    global _live, _installed
+    _live, _installed = False, True
     signal.signal(signal.SIGINT, _on_interrupt)
     signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def discard_typeahead() -> None:
+    """Leaving a terminal chat: lines typed during a reply and never read are meant for the chat, not for the shell
+    that reads the terminal next (after a kill they ran there). One-shot runs keep the shell's type-ahead."""
+    if not _installed:
+        return  # no terminal chat was started
+    try:
+        import termios
+
+        if sys.stdin.isatty():
+            termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def on_terminate(signum=None, frame=None):

@@ -56,12 +56,14 @@ class Transcript:
         self.failed = False
         return True
 
-    def start(self, model: str, dialog: Dialog, settings: dict, mode: str = "chat") -> None:
-        """`mode`: "chat", "piped" or "one-shot" (a bare --resume takes the latest chat).
-        A conversation continued from elsewhere starts with its history, system changes where they were made."""
+    def start(self, model: str, dialog: Dialog, settings: dict, mode: str = "chat", endpoint: str | None = None) -> None:
+        """`mode`: "chat", "piped" or "one-shot" (a bare --resume takes the latest chat); `endpoint`: the server's
+        URL for a remote model. A conversation continued from elsewhere starts with its history, system changes
+        where they were made."""
+        where = {"endpoint": endpoint} if endpoint else {}
         for i, (kind, item) in enumerate(dialog.timeline()):
             if i == 0:
-                self.write("start", version=VERSION, model=model, mode=mode, system=item, settings=settings)
+                self.write("start", version=VERSION, model=model, mode=mode, system=item, settings=settings, **where)
             elif kind == "system":
                 self.write("system", content=item)
             else:
@@ -96,40 +98,56 @@ def load(path: Path) -> Loaded:
         if not line.strip():
             continue
         try:
-            ev = json.loads(line)
-            kind = ev["event"]
-        except (ValueError, KeyError, TypeError):
+            _replay(out, json.loads(line))
+        except (ValueError, KeyError, TypeError):  # not what llm42 writes: skipped and counted, never a traceback
             out.skipped += 1
-            continue
-        msgs = out.dialog.messages
-        if kind == "start":
-            out.dialog.system = ev.get("system")
-            out.settings = ev.get("settings") or {}
-        elif kind in ("user", "assistant"):
-            out.dialog.add(Role(kind), str(ev.get("content", "")), bool(ev.get("interrupted")))
-        elif kind == "system":
-            out.dialog.set_system(ev.get("content"))
-        elif kind == "settings":
-            out.settings.update(ev.get("settings") or {})
-        elif kind == "truncate":
-            del msgs[int(ev.get("keep", len(msgs))):]
     if out.dialog.messages and out.dialog.messages[-1].role is Role.USER:
         out.dialog.messages.pop()  # asked but never answered (killed mid-reply): not a completed turn
         out.dropped_unanswered = True
     return out
 
 
+def _replay(out: Loaded, ev: dict) -> None:
+    """One event into the dialog, every field's type checked first (TypeError when it is not what llm42 writes).
+    Events of kinds this version does not know are passed over (a later version's)."""
+    kind = ev["event"]
+    optional_text = lambda v: v is None or isinstance(v, str)  # noqa: E731
+    if kind == "start":
+        if not optional_text(ev.get("system")) or not isinstance(ev.get("settings") or {}, dict):
+            raise TypeError(kind)
+        out.dialog.system = ev.get("system")
+        out.settings = ev.get("settings") or {}
+    elif kind in ("user", "assistant"):
+        if not isinstance(ev.get("content", ""), str):
+            raise TypeError(kind)
+        out.dialog.add(Role(kind), ev.get("content", ""), ev.get("interrupted") is True)
+    elif kind == "system":
+        if not optional_text(ev.get("content")):
+            raise TypeError(kind)
+        out.dialog.set_system(ev.get("content"))
+    elif kind == "settings":
+        if not isinstance(ev.get("settings") or {}, dict):
+            raise TypeError(kind)
+        out.settings.update(ev.get("settings") or {})
+    elif kind == "truncate":
+        keep = ev.get("keep")
+        if type(keep) is not int or keep < 0:
+            raise TypeError(kind)
+        del out.dialog.messages[keep:]
+
+
 def find(ref: str | None, folder: Path) -> Path:
     """A transcript by path, by id in the history folder, or the most recent chat (ref None; one-shot runs skipped)."""
     if ref:
         p = Path(ref).expanduser()
-        if p.is_file():
-            return p
         q = folder / (ref if ref.endswith(".jsonl") else ref + ".jsonl")
-        if q.is_file():
-            return q
-        raise TranscriptError(t("no_conversation", ref=ref, folder=folder))
-    chats = [f for f in newest_first(folder) if _first_event(f).get("mode", "chat") == "chat"]
+        found = p if p.is_file() else q if q.is_file() else None
+        if found is None:
+            raise TranscriptError(t("no_conversation", ref=ref, folder=folder))
+        if first_event(found).get("event") != "start":  # never read into, nor appended to, another kind of file
+            raise TranscriptError(t("not_conversation", path=found))
+        return found
+    chats = [f for f in newest_first(folder) if first_event(f).get("mode", "chat") == "chat"]
     if not chats:
         raise TranscriptError(t("nothing_to_resume", folder=folder))
     return chats[0]
@@ -140,12 +158,14 @@ def newest_first(folder: Path) -> list[Path]:
     return sorted(files, key=lambda f: f.stat().st_mtime, reverse=True)
 
 
-def _first_event(path: Path) -> dict:
+def first_event(path: Path) -> dict:
+    """A transcript's start record (model, mode, endpoint, ...); {} for a file that does not begin with one."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return json.loads(f.readline())
+            event = json.loads(f.readline())
     except (OSError, ValueError):
         return {}
+    return event if isinstance(event, dict) else {}
 
 
 @dataclass
@@ -164,12 +184,17 @@ def summaries(folder: Path) -> list[Summary]:
     """The saved conversations, newest first."""
     out = []
     for path in newest_first(folder):
-        start = _first_event(path)
-        loaded = load(path)
+        start = first_event(path)
+        try:
+            loaded = load(path)
+        except TranscriptError:  # unreadable now (permissions, removed meanwhile): left out of the list
+            continue
         first = next((m.content for m in loaded.dialog.messages if m.role is Role.USER), "")
         turns = sum(1 for m in loaded.dialog.messages if m.role is Role.ASSISTANT)
-        out.append(Summary(path.stem, path, float(start.get("time") or path.stat().st_mtime),
-                           str(start.get("mode", "chat")), first, turns))
+        when = start.get("time")
+        when = float(when) if type(when) in (int, float) else path.stat().st_mtime
+        mode = start.get("mode") if isinstance(start.get("mode"), str) else "chat"
+        out.append(Summary(path.stem, path, when, mode, first, turns))
     return out
 
 

@@ -111,6 +111,8 @@ def test_ctrl_c_twice_on_an_empty_prompt_leaves_cleanly(tiny42):
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--model-path", "/no/such/folder"], "no model folder at /no/such/folder"),
     (["--model-path", "missing.gguf"], "no GGUF file at missing.gguf"),
+    (["--endpoint", "notaurl"], "--endpoint notaurl is not a URL"),
+    (["--endpoint", "http://127.0.0.1:9/v1", "--model-path", "x"], "--model-path is for a local model"),
 ])
 def test_bad_flags_give_one_line_and_a_nonzero_exit(args, message):
     r = run_cli(*args, timeout=60)
@@ -200,3 +202,37 @@ def test_a_wrong_path_is_said_before_anything_loads(smollm2, args, message):
     r = run_cli(*base, *args, timeout=60)
     err = r.stderr.decode()
     assert r.returncode != 0 and message in err and "device " not in err and "Traceback" not in err, err
+
+
+def test_a_context_larger_than_the_models_window_is_said(smollm2):
+    r = run_cli("--model-path", str(smollm2), "--context", "100000", "--max-new-tokens", "4", "--prompt", "hi")
+    assert r.returncode == 0, r.stderr.decode()
+    assert "--context 100000 is more than this model's 8192-token window: using 8192" in r.stderr.decode()
+
+
+def test_mashing_ctrl_c_to_stop_a_reply_does_not_quit(smollm2):
+    """Three quick presses during a reply mean "stop": the chat goes on. Presses at an idle prompt still quit."""
+    import time
+
+    import pexpect
+
+    child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "400")
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon who learns to cook.")
+    child.expect("dragon", timeout=60)
+    for _ in range(3):
+        child.sendcontrol("c")
+        time.sleep(0.05)
+    child.expect("reply stopped")
+    time.sleep(1.5)
+    assert child.isalive()
+    child.sendline("What is the capital of France?")
+    child.expect("Paris")
+    child.expect(">>>")
+    time.sleep(1.5)  # idle at the prompt now: twice quits
+    child.sendcontrol("c")
+    child.expect("press Ctrl\\+C again to quit")
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

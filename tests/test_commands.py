@@ -53,9 +53,10 @@ def test_undo_removes_the_exchange_from_what_the_model_sees(smollm2, tmp_path):
 
 
 def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
-    _, err = chat(smollm2, tmp_path, ["/set temperature 0", "/set top_p 0", "/set top_k x", "/set",
+    _, err = chat(smollm2, tmp_path, ["/set temperature 0", "/set top_p 0", "/set top_k x", "/set bogus 1", "/set",
                                       "Tell me a fun fact.", "/regen", "/regen"], "--temperature", "1.5")
     assert "temperature = 0" in err and "top-p must be in (0, 1]" in err and "top-k must be a whole number" in err
+    assert "unknown setting: bogus" in err
     assert "temperature = 0.0" in err  # /set alone lists the settings
     replies = [e["content"] for e in assistant_events(only_transcript(tmp_path))]
     assert len(replies) == 3 and len(set(replies)) == 1  # greedy now: the same reply every time
@@ -67,7 +68,7 @@ def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
          "--temperature", "0")
     before = load(saved).dialog
     _, err = chat(smollm2, tmp_path / "b", [f"/load {saved}", "/history"])
-    assert "loaded 4 message(s)" in err
+    assert "loaded 4 messages" in err
     after = load(saved).dialog
     assert after == before and len(before.messages) == 4
     assert before.messages[1].content in err and before.messages[3].content in err  # /history shows them
@@ -112,12 +113,12 @@ def test_killed_mid_reply_then_resume_restores_completed_turns(smollm2, tmp_path
     child.close()
     path = only_transcript(tmp_path)
     _, err = chat(smollm2, tmp_path, ["/history"], "--resume")
-    assert f"resumed 2 message(s) from {path}" in err and "no reply when it stopped" in err
+    assert f"resumed 2 messages from {path}" in err and "no reply when it stopped" in err
     assert ">>> What is the capital of France?" in err and "dragon" not in err.split("/history")[-1]
     data = path.read_bytes()
     path.write_bytes(data[:-7])  # a torn last line, as a crash during a write leaves it
     _, err = chat(smollm2, tmp_path, ["/history"], "--resume", path.stem)
-    assert "unreadable line(s) skipped" in err and ">>> What is the capital of France?" in err
+    assert "(1 unreadable line skipped)" in err and ">>> What is the capital of France?" in err
 
 
 def test_resume_of_an_unknown_conversation_is_one_line(smollm2, tmp_path):
@@ -163,13 +164,13 @@ def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tin
     r = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4", "--resume",
                 stdin="/history\n")
     err = r.stderr.decode()
-    assert r.returncode == 0 and f"resumed 2 message(s) from {chat_file}" in err
+    assert r.returncode == 0 and f"resumed 2 messages from {chat_file}" in err
     assert f"(the most recent chat, {chat_file.stem}; --list shows the others)" in err
     assert ">>> a chat in the terminal" in err and "one-shot question" not in err
     listing = run_cli("--list", "--history-dir", str(tmp_path), timeout=60)
     rows = listing.stdout.decode().splitlines()
     assert listing.returncode == 0 and len(rows) == 2
-    assert re.match(r"  \d{8}-\d{6}-[0-9a-f]{4}  \d{4}-\d\d-\d\d \d\d:\d\d +1 repl\(ies\)  a one-shot question \(one-shot\)$",
+    assert re.match(r"  \d{8}-\d{6}-[0-9a-f]{4}  \d{4}-\d\d-\d\d \d\d:\d\d +1 reply  a one-shot question \(one-shot\)$",
                     rows[0]), rows
     assert rows[1].startswith(f"  {chat_file.stem}  ") and rows[1].endswith("a chat in the terminal")
 
@@ -195,3 +196,55 @@ def test_set_shows_switches_as_on_off_and_stats_after_a_stopped_first_reply(smol
     child.expect(">>>")
     child.sendcontrol("d")
     child.expect(pytest.importorskip("pexpect").EOF)
+
+
+def test_resume_goes_on_with_the_recorded_model_and_says_when_told_otherwise(smollm2, tiny42, tmp_path):
+    chat(smollm2, tmp_path, ["What is the capital of France?"], "--temperature", "0")
+    (recorded,) = tmp_path.glob("*.jsonl")
+    r = run_cli("--resume", recorded.stem, "--history-dir", str(tmp_path), "--max-new-tokens", "8",
+                stdin="And of Italy?\n")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err  # no --model-path: the recorded one, not the 42dot hub default
+    assert f"resuming with the model this conversation was recorded with: {smollm2}" in err
+    other = run_cli("--resume", recorded.stem, "--model-path", str(tiny42), "--history-dir", str(tmp_path),
+                    "--max-new-tokens", "4", stdin="Thanks.\n")
+    assert other.returncode == 0, other.stderr.decode()
+    assert f"this conversation was recorded with {smollm2}; it goes on with {tiny42}, as asked" in other.stderr.decode()
+
+
+def test_a_file_that_is_not_a_conversation_is_never_resumed_nor_written(smollm2, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# My notes\n\n- buy milk\n")
+    r = run_cli("--model-path", str(smollm2), "--resume", str(notes), "--history-dir", str(tmp_path / "h"),
+                stdin="hello\n", timeout=60)
+    err = r.stderr.decode().strip()
+    assert r.returncode != 0 and "is not an llm42 conversation" in err and "\n" not in err, err
+    _, err = chat(smollm2, tmp_path / "h2", [f"/load {notes}", "/exit"])
+    assert "is not an llm42 conversation" in err
+    assert notes.read_text() == "# My notes\n\n- buy milk\n"
+
+
+def test_lines_typed_during_a_reply_do_not_reach_the_shell_after_a_kill(smollm2):
+    """In a terminal: a reply running, a line typed ahead, SIGTERM. The shell that reads the terminal next gets
+    nothing of it (it ran as a shell command before)."""
+    import sys
+    import time
+
+    import pexpect
+
+    from cli_helpers import ROOT, cli_env
+
+    script = (f"{sys.executable} example_cli.py --model-path {smollm2} --max-new-tokens 400 --no-history; "
+              "read -t 2 left; echo \"LEFT:[$left]\"")
+    child = pexpect.spawn("bash", ["-c", script], cwd=str(ROOT), env=cli_env(), encoding="utf-8", timeout=120,
+                          dimensions=(40, 120))
+    child.expect(">>>")
+    child.sendline("Write a very long story about a dragon.")
+    child.expect("dragon", timeout=60)
+    child.sendline("echo typed-ahead")
+    time.sleep(0.5)
+    python = next(p for p in __import__("psutil").Process(child.pid).children() if "python" in p.name())
+    python.send_signal(signal.SIGTERM)
+    child.expect(r"LEFT:\[(.*)\]")
+    assert child.match.group(1) == "", child.match.group(1)
+    child.expect(pexpect.EOF)

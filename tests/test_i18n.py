@@ -25,3 +25,16 @@ def test_korean_status_lines_and_errors(tiny42, tmp_path):
     assert bad.returncode == 2 and bad.stderr.decode().strip() == "llm42: 오류: top-p 는 (0, 1] 범위여야 합니다, 받은 값 2.0"
     missing = run_cli("--lang", "ko", "--model-path", "/no/such/folder")
     assert missing.stderr.decode().strip() == "llm42: 오류: /no/such/folder 에 모델 폴더가 없습니다; 경로를 확인하세요"
+
+
+def test_counts_agree_with_their_nouns():
+    from llm42.i18n import set_language, t
+
+    set_language("en")
+    assert t("turns", n=1) == "1 reply" and t("turns", n=6) == "6 replies"
+    assert t("loaded", n=1, path="x") == "loaded 1 message from x" and t("loaded", n=12, path="x") == "loaded 12 messages from x"
+    assert t("dropped", n=3, window=512).startswith("[3 oldest turns left out") and "(" not in t("dropped", n=1, window=512)
+    assert "1 CUDA GPU exists" in t("few_gpus", dev="cuda:3", n=1, last=0)
+    set_language("ko")
+    assert t("loaded", n=12, path="x") == "x 에서 메시지 12개를 불러왔습니다"
+    set_language("en")

@@ -5,7 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cli_helpers import run_cli
-from llm42.quantize import Int4Linear, Int8Linear, load_quantized, quantize_checkpoint, quantize_model, save_quantized
+from llm42.quantize import Int4Linear, Int8Linear, quantize_checkpoint, quantize_model
+from llm42.saved import load_quantized, save_quantized
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 

@@ -45,8 +45,10 @@ def test_an_unwritable_folder_warns_once_and_goes_on(tmp_path):
 
 def test_find_by_id_path_or_latest(tmp_path):
     a = Transcript.create(tmp_path)
+    a.start("m", Dialog(), {})  # every transcript llm42 writes begins with its start
     a.message(Role.USER, "x")
     b = Transcript(tmp_path / "later.jsonl")
+    b.start("m", Dialog(), {})
     b.message(Role.USER, "y")
     assert find(None, tmp_path) == b.path
     assert find(a.path.stem, tmp_path) == a.path and find(str(a.path), tmp_path) == a.path
@@ -58,3 +60,28 @@ def test_markdown_export():
     d.add(Role.ASSISTANT, "**답**", interrupted=True)
     text = export_markdown(d, "42dot")
     assert "## You\n\n질문" in text and "## Assistant *(stopped)*\n\n**답**" in text
+
+
+def test_hand_edited_transcripts_are_listed_and_read_field_by_field(tmp_path):
+    """Lines that are JSON but not what llm42 writes (not an object, a field of another type) are skipped and
+    counted, in --list as in --resume, never a traceback."""
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT, cli_env
+
+    good = Transcript(tmp_path / "2026-12-01-100000-good.jsonl")
+    good.start("m", Dialog(), {})
+    good.message(Role.USER, "a real question")
+    good.message(Role.ASSISTANT, "a real answer")
+    (tmp_path / "2026-12-01-100001-list.jsonl").write_text('[1, 2]\n{"event": "user", "content": "x"}\n')
+    (tmp_path / "2026-12-01-100002-types.jsonl").write_text(
+        '{"event": "start", "time": "noon", "mode": 7, "system": 5, "settings": "hot"}\n'
+        '{"event": "user", "content": ["not", "text"]}\n{"event": "user", "content": "kept"}\n'
+        '{"event": "assistant", "content": "ok", "interrupted": "yes"}\n{"event": "truncate", "keep": "all"}\n')
+    loaded = load(tmp_path / "2026-12-01-100002-types.jsonl")
+    assert [m.content for m in loaded.dialog.messages] == ["kept", "ok"] and loaded.skipped == 3
+    r = subprocess.run([sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
+                       capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "a real question" in r.stdout and "kept" in r.stdout

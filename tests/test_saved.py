@@ -1,0 +1,85 @@
+"""Saved quantized folders and the cache of models quantized once: written whole, checked when read, refused or
+made again in one line, through the real CLI."""
+
+import json
+import os
+import resource
+import stat
+
+import pytest
+
+from cli_helpers import run_cli
+
+ASK = ["--temperature", "0", "--max-new-tokens", "12", "--no-history", "--prompt", "What is the capital of France?"]
+
+
+@pytest.fixture(scope="module")
+def saved(smollm2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved") / "smol-int8"
+    r = run_cli("--model-path", str(smollm2), "--quantize", "int8", "--save-quantized", str(out), *ASK)
+    assert r.returncode == 0 and "Paris" in r.stdout.decode(), r.stderr.decode()
+    return out
+
+
+def copy_of(folder, to):
+    import shutil
+
+    shutil.copytree(folder, to)
+    return to
+
+
+def test_a_saved_folder_has_a_manifest_and_plain_file_modes(saved):
+    manifest = json.loads((saved / "llm42_quant.json").read_text())
+    assert manifest["kind"] == "int8" and manifest["format"] == 3
+    assert manifest["files"]["model.safetensors"]["size"] == (saved / "model.safetensors").stat().st_size
+    assert len(manifest["files"]["model.safetensors"]["sha256"]) == 64
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in saved.iterdir()}
+    assert len(set(modes.values())) == 1, modes  # model.safetensors as readable as config.json
+    assert not [p for p in saved.parent.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[: 1 << 20]),
+     "model.safetensors is 1048576 bytes, its manifest says"),
+    (lambda d: (d / "model.safetensors").write_bytes(b""), "model.safetensors is 0 bytes"),
+    (lambda d: (d / "llm42_quant.json").unlink(), "its llm42_quant.json is missing or damaged"),
+    (lambda d: (d / "llm42_quant.json").write_text("[]"), "its llm42_quant.json is missing or damaged"),
+])
+def test_a_damaged_saved_folder_is_refused_in_one_line(saved, tmp_path, damage, why):
+    folder = copy_of(saved, tmp_path / "copy")
+    damage(folder)
+    r = run_cli("--model-path", str(folder), *ASK)
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and not r.stdout.strip(), r.stdout
+    assert err[-1].startswith(f"llm42: error: {folder} is damaged or incomplete") and why in err[-1], err
+    assert "save it again with --quantize and --save-quantized" in err[-1]
+
+
+def test_a_full_disk_while_saving_leaves_nothing_that_looks_like_a_model(smollm2, tmp_path):
+    out = tmp_path / "out"
+
+    def small_files():  # every file this process writes stops at 4 MB, as a nearly full disk does
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
+
+    r = run_cli("--model-path", str(smollm2), "--quantize", "int8", "--save-quantized", str(out), *ASK,
+                preexec_fn=small_files, LLM42_CACHE=str(tmp_path / "cache"))
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and "Traceback" not in r.stderr.decode(), err
+    assert err[-1].startswith(f"llm42: error: could not save the quantized model in {out}: ") and \
+        err[-1].endswith("nothing was left there"), err
+    assert "the quantized model is not kept for later starts" in r.stderr.decode()  # the cache could not take it
+    assert sorted(os.listdir(tmp_path)) == ["cache"] and not list((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_a_model_quantized_once_is_cached_and_a_damaged_cache_is_made_again(smollm2, tmp_path):
+    env = {"LLM42_CACHE": str(tmp_path)}
+    first = run_cli("--model-path", str(smollm2), "--quantize", "int8", *ASK, **env)
+    assert first.returncode == 0 and "quantized to int8 once; kept in" in first.stderr.decode(), first.stderr.decode()
+    second = run_cli("--model-path", str(smollm2), "--quantize", "int8", *ASK, **env)
+    assert "int8 weights as quantized on an earlier start" in second.stderr.decode()
+    assert second.stdout == first.stdout
+    weights = next((tmp_path / "quantized").glob("*/model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])  # a kill while it was written, or a bad disk
+    third = run_cli("--model-path", str(smollm2), "--quantize", "int8", *ASK, **env)
+    assert third.returncode == 0 and "was damaged; making it again" in third.stderr.decode(), third.stderr.decode()
+    assert third.stdout == first.stdout

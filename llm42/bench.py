@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .paths import cache_dir
+from .timing import timed
 
 CONFIGS = {
     "hf-fp32": "model.generate + TextIteratorStreamer, fp32 (what most scripts do)",
@@ -130,19 +131,6 @@ def run_hf(dtype_name: str, model_dir: Path, new_tokens: int, device: str) -> di
     ttft1024, _ = reply(p["1024"], 1)
     follow, _ = reply(p["history"] + p["follow"], 1)  # a script re-runs generate on the whole history each turn
     return dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)
-
-
-def timed(tokens, n: int) -> tuple[float, float, list[int]]:
-    """Up to `n` tokens from a generator started now: (time to the first, decode tokens/s from the first to the
-    last, the tokens). llm42 and llama.cpp are timed by this one loop."""
-    t0, times, out = time.perf_counter(), [], []
-    for token in tokens:
-        times.append(time.perf_counter())
-        out.append(token)
-        if len(times) == n:
-            break
-    tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-    return times[0] - t0, tps, out
 
 
 def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int = 0) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,10 +16,11 @@ from .transcript import Transcript, TranscriptError, export_markdown, summaries
 HELP = {  # name: (argument, English, Korean)
     "/help": ("", "list the commands", "명령 목록"),
     "/exit": ("", "leave (also Ctrl+D)", "종료 (Ctrl+D 도 같음)"),
-    "/reset": ("", "start a new conversation", "새 대화 시작"),
+    "/reset": ("", "start a new conversation (a system prompt you set stays)", "새 대화 시작 (설정한 시스템 프롬프트는 유지)"),
     "/undo": ("", "remove the last exchange", "마지막 대화 지우기"),
     "/regen": ("", "regenerate the last reply", "마지막 답변 다시 생성"),
-    "/edit": ("", "edit your last message and regenerate", "마지막 메시지를 고쳐 다시 생성"),
+    "/edit": ("[text]", "edit your last message (or replace it by text) and regenerate",
+              "마지막 메시지를 고쳐 (또는 text 로 바꿔) 다시 생성"),
     "/system": ("[text]", "show or change the system prompt", "시스템 프롬프트 보기/바꾸기"),
     "/set": ("[NAME VALUE]", "show or change a setting", "설정 보기/바꾸기"),
     "/save": ("[path]", "save the conversation (JSON Lines)", "대화 저장 (JSON Lines)"),
@@ -143,6 +145,9 @@ class Commands:
             self.ui.info(t("save_where", path=self.record.path))
             return
         path = Path(arg).expanduser() if arg else Transcript.create(self.record.folder).path
+        if not path.parent.is_dir():
+            self.ui.warn(t("no_parent", path=path, folder=path.parent))
+            return
         if path.is_file():
             path.unlink()  # a snapshot replaces what was saved there before
         snapshot = Transcript(path, self.ui.warn)
@@ -167,6 +172,15 @@ class Commands:
             self.ui.warn(t("need_arg", cmd="/export", what="path.md"))
             return
         path = Path(arg).expanduser()
+        if not self.dialog.messages:
+            self.ui.warn(t("nothing_to_export"))
+            return
+        if not path.parent.is_dir():
+            self.ui.warn(t("no_parent", path=path, folder=path.parent))
+            return
+        if path.exists() and not self._confirmed(t("replace_file", path=path)):
+            self.ui.warn(t("not_replaced", path=path))
+            return
         try:
             path.write_text(export_markdown(self.dialog, self.backend.name), encoding="utf-8")
         except OSError as e:
@@ -189,17 +203,32 @@ class Commands:
             self.ui.show(t("history_empty"))
             return
         for m in self.dialog.messages:
-            who = ">>> " if m.role is Role.USER else ""
-            self.ui.show(who + m.content + (" " + t("stopped_mark") if m.interrupted else ""))
+            text = m.content + (" " + t("stopped_mark") if m.interrupted else "")
+            if m.role is Role.USER:  # every line of a message marked, as typed: never mistaken for the reply
+                text = "\n".join((">>> " if i == 0 else "... ") + line for i, line in enumerate(text.split("\n")))
+            self.ui.show(text)
+
+    def _confirmed(self, question: str) -> bool:
+        """A yes from the person at the terminal; piped input never says yes by accident."""
+        if not self.ui.interactive:
+            return False
+        try:
+            answer = self.ui.read(hint=question)
+        except KeyboardInterrupt:
+            return False
+        return (answer or "").strip().lower() in ("y", "yes", "예", "네")
 
 
 def list_text(folder: Path) -> str:
     """The saved conversations, newest first: id, when, replies, first message."""
     rows = []
+    room = max(20, shutil.get_terminal_size((120, 24)).columns - 56)  # one line each, at any terminal width
     for s in summaries(folder):
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started))
+        if not s.turns and not s.first.strip():
+            continue  # begun and left before anything was said: nothing to resume
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.active))  # the order is by last activity too
         first = " ".join(s.first.split())
-        first = first[:60] + "…" if len(first) > 60 else first
+        first = first[: room - 1] + "…" if len(first) > room else first
         mode = "" if s.mode == "chat" else f" ({s.mode})"
         rows.append(f"  {s.id}  {when}  {t('turns', n=s.turns):>10}  {first}{mode}")
     return "\n".join(rows)

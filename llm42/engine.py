@@ -16,6 +16,7 @@ from .generate import PromptCache
 from .i18n import t
 from .kernels import Kernels, cached, tune
 from .loader import context_window, fetch, from_converted, load_config, load_model, locate, stop_token_ids
+from .paths import cache_dir, cache_problem
 from .saved import saved_kind
 from .settings import SamplingSettings, UsageError
 from .stream import stream_reply
@@ -94,12 +95,16 @@ def open_engine(model_path: str, *, revision: str | None = None, trust_remote_co
         raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
     if choice.device == "cpu":
         torch.set_num_threads(cpu_threads())
+    if (why := cache_problem()) is not None:
+        warn(t("cache_unwritable", path=cache_dir(), why=why))
     src = fetch(src)  # a hub model not yet in the cache is downloaded here, with its progress shown
     if src.gguf_file and (plain := from_converted(src, choice.dtype, info)) is not None:
         src = plain  # converted on an earlier start
         info(t("gguf_cached", path=src.path))
     start = time.perf_counter()
-    verb = t("loading_quantizing", kind=quantize, path=model_path) if kind == quantize != "none" else t("loading", path=model_path)
+    verb = (t("converting_gguf", path=model_path) if src.gguf_file else
+            t("loading_quantizing", kind=quantize, path=model_path) if kind == quantize != "none" else
+            t("loading", path=model_path))
     with status(verb):
         model, tokenizer = load_model(src, choice.device, choice.dtype, "none" if saved else quantize, info)
     kernels = cached(model)

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from .timing import timed
+
 WIDTHS = {"f16": None, "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 
 
@@ -102,7 +104,6 @@ def run(gguf: Path, prompts: dict[str, list[int]], new_tokens: int, threads: int
     TTFT of a follow-up after a 1,000-token turn (llama.cpp keeps its KV cache and reuses the common prefix)."""
     from llama_cpp import Llama
 
-    from .bench import timed
 
     start = time.perf_counter()
     llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512,

@@ -154,6 +154,10 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
             kw["use_safetensors"] = True  # never unpickle unless asked: it can run code
         if device != "cpu":
             kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
+        if src.gguf_file:  # its own tqdm bar would fight the status line (a new line per redraw in a terminal)
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+            gguf_utils.tqdm = _silent()
         model = _from_hub(AutoModelForCausalLM.from_pretrained, src, **kw)
     except LoadError:
         raise
@@ -294,13 +298,14 @@ def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> S
     damaged one (a truncated file, a bad disk) is removed, to be converted again."""
     import shutil
 
-    folder = converted(src, dtype)
-    if not folder.exists():
-        return None
-    if whole(folder):
-        return replace(src, path=str(folder), gguf_file=None)
-    info(t("cache_remade", path=folder))
-    shutil.rmtree(folder, ignore_errors=True)
+    wanted = converted(src, dtype)
+    for folder in [wanted, *sorted(p for p in conversions(src).glob("*") if p.is_dir() and p != wanted)]:
+        if not folder.exists() or ".partial" in folder.name:
+            continue
+        if whole(folder):  # another dtype's copy serves too: loading casts it, no second conversion
+            return replace(src, path=str(folder), gguf_file=None)
+        info(t("cache_remade", path=folder))
+        shutil.rmtree(folder, ignore_errors=True)
     return None
 
 

@@ -25,3 +25,18 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("llm42", appauthor=False))
+
+
+def cache_problem() -> str | None:
+    """Why the cache folder cannot be written (then llm42 measures, builds and converts again at every start, in
+    memory or in a temporary folder), or None."""
+    import tempfile
+
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Summary:
     mode: str
     first: str  # the first message, as the user wrote it
     turns: int  # replies in the conversation as it stands
+    active: float = 0.0  # the last write, seconds since the epoch
 
 
 def summaries(folder: Path) -> list[Summary]:
@@ -194,8 +196,30 @@ def summaries(folder: Path) -> list[Summary]:
         when = start.get("time")
         when = float(when) if type(when) in (int, float) else path.stat().st_mtime
         mode = start.get("mode") if isinstance(start.get("mode"), str) else "chat"
-        out.append(Summary(path.stem, path, when, mode, first, turns))
+        try:
+            active = path.stat().st_mtime
+        except OSError:
+            active = when
+        out.append(Summary(path.stem, path, when, mode, first, turns, active))
     return out
+
+
+BLOCK_START = re.compile(r"\s*([-*+>#|]|\d+[.)]\s|```|~~~)")
+
+
+def hard_breaks(text: str) -> str:
+    """Line breaks kept as the screen showed them: a Markdown viewer joins single newlines into one paragraph (a
+    haiku became one line), so a line followed by more of its paragraph ends in two spaces (a hard break). Code
+    blocks, and lines before a list item, heading, quote or table, stay as they are."""
+    lines, fenced = text.split("\n"), False
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        after = lines[i + 1] if i + 1 < len(lines) else ""
+        if not fenced and line.strip() and after.strip() and not BLOCK_START.match(after) and not line.endswith("  "):
+            lines[i] = line + "  "
+    return "\n".join(lines)
 
 
 def export_markdown(dialog: Dialog, model: str) -> str:
@@ -204,7 +228,7 @@ def export_markdown(dialog: Dialog, model: str) -> str:
     for i, (kind, item) in enumerate(dialog.timeline()):
         if kind == "message":
             who = "You" if item.role is Role.USER else "Assistant"
-            parts.append(f"## {who}{' *(stopped)*' if item.interrupted else ''}\n\n{item.content}\n")
+            parts.append(f"## {who}{' *(stopped)*' if item.interrupted else ''}\n\n{hard_breaks(item.content)}\n")
         elif i == 0:
             parts += [f"> System: {item.strip()}\n"] if item else []
         else:

@@ -248,3 +248,32 @@ def test_lines_typed_during_a_reply_do_not_reach_the_shell_after_a_kill(smollm2)
     child.expect(r"LEFT:\[(.*)\]")
     assert child.match.group(1) == "", child.match.group(1)
     child.expect(pexpect.EOF)
+
+
+def test_export_and_save_never_replace_or_invent_and_history_marks_every_typed_line(smollm2, tmp_path):
+    kept = tmp_path / "kept.md"
+    kept.write_text("mine\n")
+    transcript = tmp_path / "h" / "2026-12-01-100000-abcd.jsonl"
+    transcript.parent.mkdir()
+    transcript.write_text('{"event": "start", "model": "m", "mode": "chat", "system": null, "settings": {}}\n'
+                          '{"event": "user", "content": "first line\\nsecond line"}\n'
+                          '{"event": "assistant", "content": "an answer"}\n')
+    _, err = chat(smollm2, tmp_path / "other", [f"/export {tmp_path / 'empty.md'}", f"/load {transcript}", "/history",
+                                                 f"/export {kept}", f"/export {tmp_path / 'no' / 'x.md'}",
+                                                 f"/save {tmp_path / 'no' / 'x.jsonl'}", f"/export {tmp_path / 'new.md'}"])
+    assert "nothing to export yet" in err and not (tmp_path / "empty.md").exists()
+    assert ">>> first line\n... second line\nan answer" in err
+    assert f"{kept} exists; left as it was" in err and kept.read_text() == "mine\n"
+    assert err.count(f"there is no folder {tmp_path / 'no'}") == 2 and not (tmp_path / "no").exists()
+    assert "## You\n\nfirst line  \nsecond line\n" in (tmp_path / "new.md").read_text()  # shown as two lines
+
+
+def test_list_leaves_out_empty_chats_and_help_shows_every_argument(tmp_path):
+    from llm42.commands import help_text, list_text
+
+    (tmp_path / "2026-12-01-100000-aaaa.jsonl").write_text('{"event": "start", "model": "m", "mode": "chat"}\n')
+    (tmp_path / "2026-12-01-100001-bbbb.jsonl").write_text(
+        '{"event": "start", "model": "m", "mode": "chat"}\n{"event": "user", "content": "' + "long " * 80 + '"}\n')
+    rows = list_text(tmp_path).splitlines()
+    assert len(rows) == 1 and "bbbb" in rows[0] and rows[0].endswith("…") and len(rows[0]) <= 120
+    assert "/edit [text]" in help_text() and "system prompt you set stays" in help_text()

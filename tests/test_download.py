@@ -56,6 +56,11 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
     try:
         assert first.returncode == 0 and said, first.stderr.decode()
         second = run_cli(*args)
+        weights = next(Path(said.group(1)).glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:4096])  # a copy llm42 made, damaged: made again, said once
+        third = run_cli(*args, timeout=300)
+        assert third.returncode == 0 and f"{said.group(1)} in llm42's cache was damaged; making it again" in \
+            third.stderr.decode() and third.stdout == first.stdout, third.stderr.decode()
     finally:
         if said:
             shutil.rmtree(Path(said.group(1)).parent, ignore_errors=True)  # this file's key, every dtype

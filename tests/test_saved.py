@@ -83,3 +83,15 @@ def test_a_model_quantized_once_is_cached_and_a_damaged_cache_is_made_again(smol
     third = run_cli("--model-path", str(smollm2), "--quantize", "int8", *ASK, **env)
     assert third.returncode == 0 and "was damaged; making it again" in third.stderr.decode(), third.stderr.decode()
     assert third.stdout == first.stdout
+
+
+@pytest.mark.parametrize("args", [["--dtype", "bfloat16"], ["--quantize", "int8"]])
+def test_an_unwritable_cache_costs_time_not_the_chat(smollm2, tmp_path, args):
+    """The cache folder cannot be made (a file where a folder should be): the kernels are built in a temporary
+    folder and measured again, the quantized model is kept in memory only; one line says so."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = run_cli("--model-path", str(smollm2), *args, *ASK, LLM42_CACHE=str(blocker / "cache"))
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "Paris" in r.stdout.decode() and "Traceback" not in err, err
+    assert f"llm42's cache folder {blocker / 'cache'} cannot be written" in err

@@ -1,0 +1,46 @@
+"""The package's shape: its modules import each other without cycles, counting imports inside functions (an
+import moved into a function to dodge a cycle still counts)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "llm42"
+
+
+def imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]) if node.level else node.module
+            base = base.rstrip(".")
+            for alias in node.names:
+                out.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        elif isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+    return {m for m in out if m in modules and m != name}
+
+
+def test_no_import_cycles():
+    files = {p: ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in PACKAGE.rglob("*.py")}
+    names = {n.removesuffix(".__init__") for n in files.values()}
+    graph = {n.removesuffix(".__init__"): imports(p, n.removesuffix(".__init__"), names) for p, n in files.items()}
+    graph = {n: deps - {"llm42"} for n, deps in graph.items()}
+    done, path, cycles = set(), [], []
+
+    def visit(n):
+        if n in path:
+            cycles.append(path[path.index(n):] + [n])
+            return
+        if n in done:
+            return
+        path.append(n)
+        for m in sorted(graph.get(n, ())):
+            visit(m)
+        path.pop()
+        done.add(n)
+
+    for n in sorted(graph):
+        visit(n)
+    assert not cycles, [" -> ".join(c) for c in cycles]
+    assert graph["llm42.kernels"] and "llm42.device" in graph["llm42.native"]  # the reader sees real edges

@@ -42,6 +42,10 @@ class Backend(Protocol):
         """Stream the reply to the dialog's last user message."""
         ...
 
+    def default_system(self) -> str | None:
+        """The system prompt the model gets when the dialog sets none, where it is known (None for a server)."""
+        ...
+
 
 class Collector:
     """Joins a reply stream's text and keeps its latest figures, also when the stream is cut short."""

@@ -48,6 +48,9 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
         stream.close()  # a remote stream closes its connection here
         final = c.stopped()
         ui.warn(t("stopped"))
+    finally:
+        if debug:
+            ui.debug_flush()
     interrupted = final is None or final.finish_reason in ("interrupted", "connection lost")
     if final is not None and final.finish_reason == "connection lost":
         ui.warn(t("connection_lost", why=final.error or ""))

@@ -41,7 +41,7 @@ def run(settings: Settings) -> int:
     from .conversation import Dialog
     from .record import Record
     from .paths import history_dir
-    from .transcript import find, first_event
+    from .transcript import find, first_event, newest_first
     from .ui import UI
 
     folder = history_dir(settings.history_dir)
@@ -51,6 +51,7 @@ def run(settings: Settings) -> int:
     sys.stdin.reconfigure(errors="replace")
     one_shot = settings.prompt is not None or settings.prompt_file is not None
     ui = UI(settings.markdown and not settings.debug, interactive=False if one_shot else None)
+    ui.conversations = lambda: [p.stem for p in newest_first(folder)]
     resumed = None
     if settings.resume is not None:  # found before the model loads: a typo costs nothing
         resumed = find(settings.resume or None, folder)

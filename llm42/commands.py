@@ -104,8 +104,9 @@ class Commands:
 
     def do_system(self, arg: str) -> None:
         if not arg:
-            text = self.dialog.system
-            self.ui.show(t("system_now", text=text) if text is not None else t("system_default"))
+            text, default = self.dialog.system, self.backend.default_system()
+            self.ui.show(t("system_now", text=text) if text is not None else
+                         t("system_default_is", text=default) if default else t("system_default"))
             return
         self.dialog.set_system(arg)
         self.log("system", content=arg)

@@ -41,6 +41,9 @@ class Engine:
     def __post_init__(self) -> None:
         self.cache = PromptCache(self.model, self.window, self.kernels)
 
+    def default_system(self) -> str | None:
+        return self.fmt.default_system()
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
         """The reply stream for the dialog's last message (ContextError at once if it cannot fit). Turns left
         out for the previous reply stay out while they are the same turns (see template.fit)."""

@@ -28,6 +28,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "undone": ("removed the last exchange", "마지막 대화를 지웠습니다"),
     "reset": ("new conversation", "새 대화를 시작합니다"),
     "system_now": ("system prompt: {text}", "시스템 프롬프트: {text}"),
+    "system_default_is": ("system prompt: the model's default: {text}", "시스템 프롬프트: 모델 기본값: {text}"),
     "system_default": ("system prompt: the model's default", "시스템 프롬프트: 모델 기본값"),
     "system_set": ("system prompt changed", "시스템 프롬프트를 바꿨습니다"),
     "set_done": ("{name} = {value}", "{name} = {value}"),

@@ -293,6 +293,14 @@ def whole(folder: Path) -> bool:
         return False
 
 
+def _writer_alive(partial: Path) -> bool:
+    """Whether the process that writes `NAME.PID.partial` still runs."""
+    import psutil
+
+    pid = partial.name.removesuffix(".partial").rpartition(".")[2]
+    return pid.isdigit() and psutil.pid_exists(int(pid))
+
+
 def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> Source | None:
     """The converted copy of a .gguf model as a plain local folder, if one was made before and is whole; a
     damaged one (a truncated file, a bad disk) is removed, to be converted again."""
@@ -300,7 +308,11 @@ def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> S
 
     wanted = converted(src, dtype)
     for folder in [wanted, *sorted(p for p in conversions(src).glob("*") if p.is_dir() and p != wanted)]:
-        if not folder.exists() or ".partial" in folder.name:
+        if folder.name.endswith(".partial"):  # a conversion killed midway leaves one; removed once its writer is gone
+            if not _writer_alive(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if not folder.exists():
             continue
         if whole(folder):  # another dtype's copy serves too: loading casts it, no second conversion
             return replace(src, path=str(folder), gguf_file=None)

@@ -62,6 +62,9 @@ class RemoteEngine:
 
         return openai.OpenAI(base_url=url, api_key=self.api_key or "none", max_retries=0, timeout=600)
 
+    def default_system(self) -> str | None:
+        return None  # the server's template decides, unseen from here
+
     @property
     def name(self) -> str:
         return self.model or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,20 @@ class ChatFormat:
     def encode(self, messages: list[dict]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def default_system(self) -> str | None:
+        """The system prompt the template puts in when the dialog has none (42dot's Korean one, SmolLM2's), or
+        None: what a message alone renders with, less what it renders with an empty system prompt."""
+        mark = [{"role": "user", "content": "\x00"}]
+        try:
+            alone = self.tokenizer.apply_chat_template(mark, tokenize=False)
+            empty = self.tokenizer.apply_chat_template([{"role": "system", "content": ""}, *mark], tokenize=False)
+        except Exception:  # a template that refuses a system message: nothing to show
+            return None
+        head = len(os.path.commonprefix([alone, empty]))
+        tail = len(os.path.commonprefix([alone[head:][::-1], empty[head:][::-1]]))
+        extra, missing = alone[head : len(alone) - tail], empty[head : len(empty) - tail]
+        return extra.strip() or None if not missing.strip() else None
 
 
 def chat_format(tokenizer, model_path: str) -> ChatFormat:

@@ -189,6 +189,8 @@ class UI:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.markdown = markdown and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
         self._session = None
+        self._debug_lines: list[Text] = []
+        self.conversations = lambda: []  # ids that Tab offers after /load (the CLI sets it to its history folder's)
 
     # status -----------------------------------------------------------
     def info(self, text: str) -> None:
@@ -230,7 +232,7 @@ class UI:
                 if self.out.is_dumb_terminal:  # TERM=dumb: the terminal's own line editing, no escape codes
                     return input(">>> ")
                 if self._session is None:
-                    self._session = _prompt_session()
+                    self._session = _prompt_session(lambda: self.conversations())
                 return self._session.prompt(default=default)
             except EOFError:
                 return None
@@ -246,24 +248,44 @@ class UI:
                 yield view
 
     def debug_step(self, chosen: str, top: list[tuple[str, float]]) -> None:
-        """One token's top-5 candidates (byte pieces shown as \\xNN) and the one drawn."""
-        cands = "  ".join(f"{t!r} {p:.3f}" for t, p in top)
-        self.err.print(Text(f"[debug] {cands}  -> {chosen!r}", style="dim"))
+        """One token's top-5 candidates (byte pieces shown as \\xNN) and the one drawn. Where the reply and these
+        lines share one screen they wait until the reply is drawn (interleaved, neither was readable)."""
+        cands = "  ".join(f"{_quoted(t)} {p:.3f}" for t, p in top)
+        line = Text(f"[debug] {cands}  -> {_quoted(chosen)}", style="dim")
+        if self.out.is_terminal and self.err.is_terminal:
+            self._debug_lines.append(line)
+        else:
+            self.err.print(line)
+
+    def debug_flush(self) -> None:
+        """The candidate lines kept back during a reply, below it."""
+        for line in self._debug_lines:
+            self.err.print(line)
+        self._debug_lines.clear()
 
     def debug_summary(self, data: dict) -> None:
         self.err.print_json(json.dumps(data))
 
 
-def _prompt_session():
+def _quoted(piece: str) -> str:
+    """A token's text in quotes with its control characters visible; a byte piece's \\xNN is shown as it is."""
+    return "'" + piece.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + "'"
+
+
+def _prompt_session(conversations=lambda: []):
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import Completer, Completion
+    from prompt_toolkit.completion import Completer, Completion, PathCompleter
+    from prompt_toolkit.document import Document
     from prompt_toolkit.history import InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
 
-    from .commands import HELP
+    from .commands import HELP, SETTINGS
+
+    paths = PathCompleter(expanduser=True)
 
     class Commands(Completer):
-        """Tab completes a command name at the start of the line."""
+        """Tab completes a command name at the start of the line, then its argument: a setting's name after /set,
+        a conversation's id (or a path) after /load, a path after /save and /export."""
 
         def get_completions(self, document, complete_event):
             text = document.text_before_cursor
@@ -271,6 +293,16 @@ def _prompt_session():
                 for name, (arg, description, _) in HELP.items():
                     if name.startswith(text):
                         yield Completion(name, start_position=-len(text), display_meta=description)
+                return
+            command, _, arg = text.partition(" ")
+            if " " in arg.strip() and command != "/set":
+                return
+            if command == "/set" and " " not in arg:
+                yield from (Completion(n, start_position=-len(arg)) for n in SETTINGS if n.startswith(arg))
+            elif command == "/load":
+                yield from (Completion(i, start_position=-len(arg)) for i in conversations() if i.startswith(arg))
+            if command in ("/load", "/save", "/export"):
+                yield from paths.get_completions(Document(arg, len(arg)), complete_event)
 
     keys = KeyBindings()
 

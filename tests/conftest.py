@@ -20,14 +20,20 @@ CACHE = Path(os.environ.get("LLM42_TEST_CACHE", Path.home() / ".cache" / "llm42-
 
 
 def _cached(name: str, build) -> Path:
-    """Build a model folder once per machine; a half-written folder is never used."""
+    """Build a model folder once per machine; a half-written folder is never used, and test processes running
+    side by side (pytest -n) wait for the one that builds it."""
+    import fcntl
+
     target = CACHE / name
-    if not (target / "config.json").is_file():
-        tmp = CACHE / f".{name}.{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").is_file():
+            tmp = CACHE / f".{name}.{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
     return target
 
 

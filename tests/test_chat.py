@@ -24,6 +24,9 @@ class Scripted:
     seen: list[list[str]] = field(default_factory=list)  # the user messages of each request
     finish: str = "stop"
 
+    def default_system(self):
+        return None
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
         if "too long" in dialog.messages[-1].content:

@@ -28,8 +28,9 @@ def assistant_events(path):
 
 
 def test_help_unknown_and_slash_messages(smollm2, tmp_path):
-    out, err = chat(smollm2, tmp_path, ["/help", "/frobnicate", "//etc/hosts is a file. Say ok."])
+    out, err = chat(smollm2, tmp_path, ["/help", "/system", "/frobnicate", "//etc/hosts is a file. Say ok."])
     assert "/regen" in err and "/export path.md" in err
+    assert "system prompt: the model's default: You are a helpful AI assistant named SmolLM" in err
     assert "unknown command /frobnicate" in err
     messages = load(only_transcript(tmp_path)).dialog.messages
     assert messages[0].content == "/etc/hosts is a file. Say ok."  # sent as a message, one slash dropped
@@ -134,6 +135,16 @@ def test_tab_completes_commands(smollm2, tmp_path):
     child.expect("/history")
     child.send("\r")
     child.expect("no messages yet")
+    child.expect(">>>")
+    child.send("/set repet\t")  # a setting's name after /set
+    child.expect("repetition_penalty")
+    child.send(" 1.1\r")
+    child.expect("repetition_penalty = 1.1")
+    child.expect(">>>")
+    (tmp_path / "notes-for-export.md").write_text("")
+    child.send(f"/export {tmp_path}/notes-for-e\t")  # a path after /export
+    child.expect("notes-for-export.md")
+    child.sendcontrol("c")  # the typed line is cleared
     child.expect(">>>")
     child.sendcontrol("d")
     child.expect(pytest.importorskip("pexpect").EOF)

@@ -143,3 +143,35 @@ def test_pytorchs_int4_kernel_on_its_own_packing_agrees_with_llm42s_codes():
     packed, sz = layer.torch_packed()
     got = torch._weight_int4pack_mm_for_cpu(x, packed, layer.group, sz).float()
     assert (got - exact).abs().le(exact.abs() * BF16 * 2 + accumulation(w, x) * 4 + 1e-4).all()
+
+
+def probe_library(tmp_path, **env) -> str:
+    """In a fresh process (the library is loaded once per process): what native.library() made of this cache."""
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT, cli_env
+
+    code = "from llm42 import native; print(native.library() is not None, native.describe(), sep='|')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=cli_env(LLM42_CACHE=str(tmp_path / "cache"), **env))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("script", [
+    'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done; cc -shared -fPIC -x c /dev/null -o "$out"',
+    "exit 0",  # says it succeeded, wrote nothing
+])
+def test_a_compiler_that_writes_no_kernels_leaves_pytorchs(lib, tmp_path, script):
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\n" + script + "\n")
+    cc.chmod(0o755)
+    assert probe_library(tmp_path, CC=str(cc)) == f"False|{cc} could not build llm42's C kernels: PyTorch's kernels run"
+
+
+def test_a_damaged_library_in_the_cache_is_built_again(lib, tmp_path):
+    assert probe_library(tmp_path).startswith("True|")
+    (so,) = (tmp_path / "cache" / "native").glob("*.so")
+    so.write_bytes(so.read_bytes()[:4096])  # truncated: mapped as it is, it would die of SIGBUS
+    assert probe_library(tmp_path).startswith("True|") and so.stat().st_size > 4096

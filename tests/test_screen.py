@@ -96,3 +96,18 @@ def test_ctrl_c_at_any_moment_leaves_the_screen_whole(fake, tmp_path):
         assert text.count(asked) == 1, text
         shown = text.split(asked, 1)[1].split("[reply stopped]", 1)[0]
         assert words(shown) == words(reply), (i, shown, reply)  # the screen says what the transcript says
+
+
+def test_debug_candidates_wait_below_the_reply_on_a_terminal(tiny42):
+    """--debug in a terminal: the reply reads as one text, its candidate lines follow it, each on its own line,
+    byte pieces of an unfinished character as \\xNN (one backslash)."""
+    child = spawn_cli("--model-path", str(tiny42), "--debug", "--seed", "3", "--max-new-tokens", "24")
+    screen = Screen(child)
+    screen.expect(">>>")
+    child.sendline("안녕하세요 🙂")
+    screen.expect(r"\[debug\]")
+    screen.settle(1.0)
+    text = screen.leave()
+    debug = [line for line in text.splitlines() if "[debug]" in line]
+    assert len(debug) >= 10 and all(line.startswith("[debug]") for line in debug), debug[:3]
+    assert "\\\\x" not in text

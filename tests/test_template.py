@@ -108,3 +108,10 @@ def test_a_message_that_alone_cannot_fit_is_refused(fmt):
     d.add(Role.USER, "가나다라 " * 300)
     with pytest.raises(ContextError, match="window is 320 tokens with 64 kept for the reply"):
         fit(fmt, d, 64, 320)
+
+
+def test_the_default_system_prompt_is_read_from_the_template(fmt, smollm2_loaded):
+    """What /system shows when none is set: the text the template puts in by itself."""
+    assert fmt.default_system() == SYSTEM.strip()
+    smol = chat_format(smollm2_loaded[1], "smollm2").default_system()
+    assert smol.startswith("You are a helpful AI assistant named SmolLM")

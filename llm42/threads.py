@@ -4,15 +4,15 @@ On a quiet machine every core helps. On a busy one (a browser, an IDE, an indexe
 a step's ~170 parallel regions waits for the thread the OS has descheduled: two threads then ran transformers'
 SmolLM2 step in 305 ms where one took 68-113 ms. So the chooser tries the other thread counts now and then for a
 few steps, keeps the fastest, and tries again sooner when steps slow down; while trials keep confirming the
-choice they grow rarer (a quiet machine pays ~2 % of its steps for them). PyTorch's set_num_threads sets the
+choice they grow rarer (a quiet machine pays about 1 % of its steps for them). PyTorch's set_num_threads sets the
 OpenMP runtime that llm42's own kernels share."""
 
 from __future__ import annotations
 
 import torch
 
-TRIAL = 3  # steps per option in a trial; the first after a switch is not counted (the pool resizes)
-FIRST, LONGEST = 8, 128  # steps between trials: at first, and at most
+TRIAL = 2  # steps per option in a trial; the first after a switch is not counted (the pool resizes)
+FIRST, LONGEST = 32, 256  # steps between trials: at first, and at most (sooner when steps slow down)
 
 
 class ThreadChooser:

@@ -220,8 +220,10 @@ def test_mashing_ctrl_c_to_stop_a_reply_does_not_quit(smollm2):
     child.expect(">>>")
     child.sendline("Write a very long story about a dragon who learns to cook.")
     child.expect("dragon", timeout=60)
+    time.sleep(1)  # the reply is streaming
     child.sendcontrol("c")
     child.expect("reply stopped")
+    child.expect(">>>")
     for _ in range(2):  # the rest of the mashing lands on the fresh prompt
         child.sendcontrol("c")
         time.sleep(0.05)

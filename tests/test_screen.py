@@ -106,8 +106,7 @@ def test_debug_candidates_wait_below_the_reply_on_a_terminal(tiny42):
     screen.expect(">>>")
     child.sendline("안녕하세요 🙂")
     screen.expect(r"\[debug\]")
-    screen.settle(1.0)
-    text = screen.leave()
+    text = screen.leave()  # at the next prompt, after the reply and its candidates
     debug = [line for line in text.splitlines() if "[debug]" in line]
     assert len(debug) >= 10 and all(line.startswith("[debug]") for line in debug), debug[:3]
     assert "\\\\x" not in text

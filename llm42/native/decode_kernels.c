@@ -58,6 +58,44 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
         }
     }
 }
+#elif defined(__AVX2__)
+static inline float hsum8(__m256 v);
+
+void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t n,
+                     int64_t k) {
+    /* AVX2 without bf16 arithmetic: a bf16 is the top half of an fp32, so unpacking 16 weights with zeros below
+     * gives 2 x 8 fp32 for free (in the order unpacklo/hi leave them: 0-3 and 8-11, then 4-7 and 12-15, which x
+     * is put in once); 4 rows at a time, 2 accumulators each, fp32 throughout. */
+    int64_t body = k - k % 16;
+    float *x = aligned_alloc(32, sizeof(float) * (body + 16));
+    for (int64_t i = 0; i < body; i += 16)
+        for (int h = 0; h < 2; h++)
+            for (int q = 0; q < 4; q++) {
+                x[i + h * 8 + q] = bf16(x16[i + h * 4 + q]);
+                x[i + h * 8 + 4 + q] = bf16(x16[i + 8 + h * 4 + q]);
+            }
+    const __m256i zero = _mm256_setzero_si256();
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t r = 0; r < n; r += 4) {
+        int64_t rows = n - r < 4 ? n - r : 4;
+        __m256 acc[4][2];
+        for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < body; i += 16) {
+            __m256 x0 = _mm256_load_ps(x + i), x1 = _mm256_load_ps(x + i + 8);
+            for (int64_t j = 0; j < rows; j++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(w + (r + j) * k + i));
+                acc[j][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), x0, acc[j][0]);
+                acc[j][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), x1, acc[j][1]);
+            }
+        }
+        for (int64_t j = 0; j < rows; j++) {
+            float a = hsum8(_mm256_add_ps(acc[j][0], acc[j][1]));
+            for (int64_t i = body; i < k; i++) a += bf16(w[(r + j) * k + i]) * bf16(x16[i]);
+            y[r + j] = to_bf16(a);
+        }
+    }
+    free(x);
+}
 #else
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t n,
                      int64_t k) {

@@ -96,6 +96,8 @@ class PromptCache:
         """Run transformers' forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         self.kernels.use(len(ids))
+        if self.threads is not None and len(ids) > 1:
+            self.threads.settle()
         try:
             self.kv.begin(len(ids))
             out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)

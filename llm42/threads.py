@@ -33,6 +33,13 @@ class ThreadChooser:
             torch.set_num_threads(n)
         return n
 
+    def settle(self) -> int:
+        """Set and return the chosen count, outside any trial: for a prefill, which must not run on a trial's
+        thread count (a reply can end mid-trial)."""
+        if torch.get_num_threads() != self.current:
+            torch.set_num_threads(self.current)
+        return self.current
+
     def record(self, seconds: float) -> None:
         """The step just run took `seconds`."""
         if self.trial:

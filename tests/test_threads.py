@@ -45,3 +45,10 @@ def test_a_busy_core_is_left_alone_soon_and_taken_back_when_it_frees():
 
 def test_one_core_has_nothing_to_choose():
     assert set(run(ThreadChooser(1), QUIET, 50)) == {1}
+
+
+def test_a_prefill_runs_on_the_chosen_count_even_mid_trial():
+    chooser = ThreadChooser(2)
+    run(chooser, QUIET, 32)  # the next step is the first of a trial, on one thread
+    assert chooser.threads() == 1 and torch.get_num_threads() == 1
+    assert chooser.settle() == 2 and torch.get_num_threads() == 2

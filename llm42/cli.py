@@ -56,7 +56,7 @@ def run(settings: Settings) -> int:
     if settings.resume is not None:  # found before the model loads: a typo costs nothing
         resumed = find(settings.resume or None, folder)
         settings = recorded_backend(settings, first_event(resumed), ui)
-    text = settings.prompt if settings.prompt is not None else None
+    text = settings.prompt
     if settings.prompt_file is not None:  # read before the model loads too
         text = read_prompt_file(settings.prompt_file)
     if not settings.endpoint:

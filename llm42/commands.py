@@ -146,8 +146,7 @@ class Commands:
             self.ui.info(t("save_where", path=self.record.path))
             return
         path = Path(arg).expanduser() if arg else Transcript.create(self.record.folder).path
-        if not path.parent.is_dir():
-            self.ui.warn(t("no_parent", path=path, folder=path.parent))
+        if not self._folder_exists(path):
             return
         if path.is_file():
             path.unlink()  # a snapshot replaces what was saved there before
@@ -176,8 +175,7 @@ class Commands:
         if not self.dialog.messages:
             self.ui.warn(t("nothing_to_export"))
             return
-        if not path.parent.is_dir():
-            self.ui.warn(t("no_parent", path=path, folder=path.parent))
+        if not self._folder_exists(path):
             return
         if path.exists() and not self._confirmed(t("replace_file", path=path)):
             self.ui.warn(t("not_replaced", path=path))
@@ -208,6 +206,12 @@ class Commands:
             if m.role is Role.USER:  # every line of a message marked, as typed: never mistaken for the reply
                 text = "\n".join((">>> " if i == 0 else "... ") + line for i, line in enumerate(text.split("\n")))
             self.ui.show(text)
+
+    def _folder_exists(self, path: Path) -> bool:
+        """/save and /export write into a folder that is there; they never make one (a typo would go unseen)."""
+        if not path.parent.is_dir():
+            self.ui.warn(t("no_parent", path=path, folder=path.parent))
+        return path.parent.is_dir()
 
     def _confirmed(self, question: str) -> bool:
         """A yes from the person at the terminal; piped input never says yes by accident."""

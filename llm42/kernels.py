@@ -86,8 +86,12 @@ def _key_for(model: nn.Module) -> str | None:
     fp32: PyTorch's fp32 kernels then)."""
     if model.device.type != "cpu" or not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
         return None
-    has_native = native.library() is not None and model.dtype == torch.bfloat16
-    return _key(model, [_shape_of(m) for m in decode_layers(model)]) + f"|native={has_native}|v4"
+    return _key(model, [_shape_of(m) for m in decode_layers(model)]) + f"|native={_has_native(model)}|v4"
+
+
+def _has_native(model: nn.Module) -> bool:
+    """Whether llm42's C kernels take part in the choice (they are built, and work on bf16)."""
+    return native.library() is not None and model.dtype == torch.bfloat16
 
 
 def cached(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels | None:
@@ -111,8 +115,7 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     known = cached(model, cache_file)
     if known is not None:
         return known
-    key, layers = _key_for(model), decode_layers(model)
-    has_native = native.library() is not None and model.dtype == torch.bfloat16
+    key, layers, has_native = _key_for(model), decode_layers(model), _has_native(model)
     xs = [torch.randn(1, m.in_features, dtype=model.dtype) for m in layers]
     torch_fns, own_fns = [gemv(m) for m in layers], [gemv(m, own=True) for m in layers]
     _time_step(torch_fns, xs, True)  # first touch of every weight: paid here instead of by the first token

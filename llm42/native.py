@@ -48,18 +48,18 @@ def target() -> str:
     return os.environ.get("LLM42_CPU_TARGET", "native")
 
 
-def build(out: Path, cc: str, arch: str = "native") -> list[str] | None:
+def build(out: Path, cc: str, arch: str = "native") -> bool:
     """Compile; OpenMP if the compiler has it (Apple's clang does not: one thread then). For this CPU, -march=native,
-    else -mcpu=native (Apple's clang on Arm), else the compiler's default target. The flags that worked, or None."""
+    else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
     arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
     for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
         cmd = [cc, "-O3", *flags, "-fno-math-errno", "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
         try:
             if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
-                return flags
+                return True
         except (OSError, subprocess.TimeoutExpired):
-            return None
-    return None
+            return False
+    return False
 
 
 def _key(cc: str, arch: str) -> str:
@@ -105,8 +105,7 @@ def _build_into(folder: Path, name: str, cc: str, arch: str) -> ctypes.CDLL | No
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{name}.{os.getpid()}.tmp.so"
     try:
-        flags = build(tmp, cc, arch)
-        if flags is None or not tmp.is_file() or _open(tmp) is None:
+        if not build(tmp, cc, arch) or not tmp.is_file() or _open(tmp) is None:
             return None
         so = folder / f"{name}.so"
         digest = folder / f"{name}.{os.getpid()}.tmp.sha256"

@@ -6,8 +6,6 @@ rows took 180 ms that way against 409 ms through PyTorch's bf16 matmul."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -18,7 +16,6 @@ from .device import cpu_supports_bf16
 WIDEN_ROWS = 64  # below this, the bf16 matmul costs less than widening the weight (34 vs 80 ms at 16 rows)
 
 
-@functools.cache
 def needed() -> bool:
     """True on a CPU whose bf16 matmuls are emulated (no AVX512-BF16, AMX or Arm bf16)."""
     return not cpu_supports_bf16()

@@ -57,11 +57,13 @@ def parse_scores(text: str, metrics: list[str], scale=(1, 5)) -> tuple[dict[str,
     return scores, str(data.get("reason", ""))
 
 
-def judge_one(client, model: str, rubric: dict, item: dict, parse_retries: int, retries: int,
-              max_tokens: int = 256) -> dict:
+def judge_one(
+    client, model: str, rubric: dict, item: dict, parse_retries: int, retries: int, max_tokens: int = 256
+) -> dict:
     prompt = rubric["prompt"].format(task=item.get("task", ""), question=item["question"], answer=item["answer"])
-    messages = ([{"role": "system", "content": rubric["system"]}] if rubric.get("system") else []) + \
-        [{"role": "user", "content": prompt}]
+    messages = ([{"role": "system", "content": rubric["system"]}] if rubric.get("system") else []) + [
+        {"role": "user", "content": prompt}
+    ]
     record = {"id": item["id"], "category": item.get("category"), "task": item.get("task"), "judge_model": model}
     raw, why = "", ""
     for attempt in range(1, parse_retries + 2):
@@ -115,33 +117,48 @@ def main(argv: list[str] | None = None) -> int:
     done = {str(r["id"]) for r in read_jsonl(out) if "scores" in r or r.get("unparsed")}
     todo = [r for r in answers if str(r["id"]) not in done]
     print(f"{len(answers)} answers, {len(answers) - len(todo)} already judged in {out}", file=sys.stderr)
-    client = openai.OpenAI(base_url=a.judge_base_url, api_key=os.environ.get(a.api_key_env) or "none",
-                           timeout=a.timeout, max_retries=0)
+    client = openai.OpenAI(
+        base_url=a.judge_base_url, api_key=os.environ.get(a.api_key_env) or "none", timeout=a.timeout, max_retries=0
+    )
     failed = 0
     with ThreadPoolExecutor(max_workers=max(a.concurrency, 1)) as pool:
-        futures = {pool.submit(judge_one, client, a.judge_model, rubric, r, a.parse_retries, a.retries, a.max_tokens): r
-                   for r in todo}
+        futures = {
+            pool.submit(judge_one, client, a.judge_model, rubric, r, a.parse_retries, a.retries, a.max_tokens): r
+            for r in todo
+        }
         for n, f in enumerate(as_completed(futures), 1):
             item = futures[f]
             try:
                 record = f.result()
             except openai.APIStatusError as e:
                 failed += 1
-                print(f"error: id {item['id']}: the judge server answered HTTP {e.status_code} "
-                      f"({'check --judge-model' if e.status_code in (400, 404) else 'check the key' if e.status_code == 401 else 'see the server log'})",
-                      file=sys.stderr)
+                code = e.status_code
+                hint = (
+                    "check --judge-model"
+                    if code in (400, 404)
+                    else "check the key"
+                    if code == 401
+                    else "see the server log"
+                )
+                print(f"error: id {item['id']}: the judge server answered HTTP {code} ({hint})", file=sys.stderr)
                 continue
             except openai.APIConnectionError:
                 failed += 1
                 print(f"error: id {item['id']}: cannot reach {a.judge_base_url}", file=sys.stderr)
                 continue
             append_jsonl(out, record)
-            print(f"[{n}/{len(todo)}] id {record['id']}: "
-                  f"{'unparsed' if record.get('unparsed') else json.dumps(record['scores'])}", file=sys.stderr)
+            print(
+                f"[{n}/{len(todo)}] id {record['id']}: "
+                f"{'unparsed' if record.get('unparsed') else json.dumps(record['scores'])}",
+                file=sys.stderr,
+            )
     records = read_jsonl(out)
     unparsed = sum(1 for r in records if r.get("unparsed"))
-    print(f"wrote {out}: {len(records) - unparsed} scored, {unparsed} unparsed"
-          + (f", {failed} failed (re-run to retry)" if failed else ""), file=sys.stderr)
+    print(
+        f"wrote {out}: {len(records) - unparsed} scored, {unparsed} unparsed"
+        + (f", {failed} failed (re-run to retry)" if failed else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 

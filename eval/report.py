@@ -26,16 +26,27 @@ def summarize(run: Path) -> dict:
     by_category = {c: sum(mean[(c, m)] for m in metrics) / len(metrics) for c in categories} if metrics else {}
     overall = sum(mean[("all", m)] for m in metrics) / len(metrics) if metrics else float("nan")
     name = Path(answers[0]["model"]).name if answers and answers[0].get("model") else run.name
-    return {"name": name, "run": str(run), "metrics": metrics, "categories": categories, "mean": mean,
-            "by_category": by_category, "overall": overall, "scored": len(scored),
-            "unparsed": sum(1 for r in judged if r.get("unparsed")), "answers": len(answers)}
+    return {
+        "name": name,
+        "run": str(run),
+        "metrics": metrics,
+        "categories": categories,
+        "mean": mean,
+        "by_category": by_category,
+        "overall": overall,
+        "scored": len(scored),
+        "unparsed": sum(1 for r in judged if r.get("unparsed")),
+        "answers": len(answers),
+    }
 
 
 def table(s: dict) -> str:
     short = [m[:8] for m in s["metrics"]]
-    lines = [f"{s['name']}  (run {s['run']}): overall {s['overall']:.2f} / 5 over {s['scored']} scored answers"
-             f"{', ' + str(s['unparsed']) + ' unparsed' if s['unparsed'] else ''}",
-             f"  {'category':<15}" + "".join(f"{m:>9}" for m in short) + f"{'mean':>8}"]
+    lines = [
+        f"{s['name']}  (run {s['run']}): overall {s['overall']:.2f} / 5 over {s['scored']} scored answers"
+        f"{', ' + str(s['unparsed']) + ' unparsed' if s['unparsed'] else ''}",
+        f"  {'category':<15}" + "".join(f"{m:>9}" for m in short) + f"{'mean':>8}",
+    ]
     for c in s["categories"] + ["all"]:
         row = "".join(f"{s['mean'][(c, m)]:>9.2f}" for m in s["metrics"])
         avg = s["by_category"].get(c, s["overall"])
@@ -57,8 +68,12 @@ def chart(summaries: list[dict], path: Path) -> None:
         xs = [j + i * width for j in range(len(categories))]
         left.bar(xs, [s["by_category"].get(c, 0) for c in categories], width, label=f"{s['name']} ({s['overall']:.2f})")
         right.bar([j + i * width for j in range(len(metrics))], [s["mean"][("all", m)] for m in metrics], width)
-    left.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(categories))], categories, rotation=30, ha="right")
-    right.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(metrics))], metrics, rotation=30, ha="right")
+    left.set_xticks(
+        [j + width * (len(summaries) - 1) / 2 for j in range(len(categories))], categories, rotation=30, ha="right"
+    )
+    right.set_xticks(
+        [j + width * (len(summaries) - 1) / 2 for j in range(len(metrics))], metrics, rotation=30, ha="right"
+    )
     for ax, title in ((left, "mean score per category (1-5)"), (right, "mean score per metric (1-5)")):
         ax.set_ylim(0, 5.2)
         ax.set_title(title, fontsize=10)
@@ -81,8 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {run} has no judgments.jsonl; run python -m eval.judge first", file=sys.stderr)
             return 2
         summaries.append(summarize(run))
-    print("\n\n".join(table(s) if s["scored"] else f"{s['name']}  (run {s['run']}): no scored answers "
-                        f"({s['unparsed']} unparsed of {s['answers']})" for s in summaries))
+    print(
+        "\n\n".join(
+            table(s)
+            if s["scored"]
+            else f"{s['name']}  (run {s['run']}): no scored answers ({s['unparsed']} unparsed of {s['answers']})"
+            for s in summaries
+        )
+    )
     summaries = [s for s in summaries if s["scored"]]
     if a.chart and not summaries:
         print("no chart: no run has scored answers", file=sys.stderr)

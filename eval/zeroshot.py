@@ -7,14 +7,13 @@ offline from files in the repo. Needs the extra: pip install -r eval/requirement
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
-
-from llm42.bench import can_import
 
 LOCAL_TASKS = Path(__file__).parent / "tasks"
 
@@ -33,8 +32,11 @@ def local_task_dir(folder: Path = LOCAL_TASKS) -> Path:
 
 def primary(metrics: dict) -> tuple[str, float] | None:
     """The task's headline metric: macro-F1 where reported, else accuracy, else the first number."""
-    values = {k.split(",")[0]: v for k, v in metrics.items()
-              if isinstance(v, (int, float)) and "stderr" not in k and k != "sample_len"}
+    values = {
+        k.split(",")[0]: v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and "stderr" not in k and k != "sample_len"
+    }
     for name in ("f1", "macro_f1", "acc_norm", "acc"):
         if name in values:
             return name, float(values[name])
@@ -56,7 +58,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = setup_arg_parser().parse_args(argv)
-    if a.chart and not can_import("matplotlib"):  # said before the evaluation, not after
+    if a.chart and importlib.util.find_spec("matplotlib") is None:  # said before the evaluation, not after
         print("error: --chart needs matplotlib: pip install matplotlib", file=sys.stderr)
         return 2
     try:
@@ -70,9 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     manager = TaskManager(include_path=str(local_task_dir()))
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
-    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={a.model_path},dtype={a.dtype}",
-                                      tasks=tasks, task_manager=manager, batch_size=a.batch_size, device=device,
-                                      limit=a.limit)["results"]
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={a.model_path},dtype={a.dtype}",
+        tasks=tasks,
+        task_manager=manager,
+        batch_size=a.batch_size,
+        device=device,
+        limit=a.limit,
+    )["results"]
     rows = {}
     print(f"{'task':<24} {'metric':<10} {'value':>7}")
     for task in tasks:

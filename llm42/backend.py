@@ -4,8 +4,9 @@ Nothing here imports torch or transformers, so a remote chat never loads the loc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 from .conversation import Dialog
 from .settings import SamplingSettings

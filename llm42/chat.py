@@ -6,15 +6,16 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from .backend import Backend, Collector, Response
-from .commands import Command, Commands, parse
+from .commands import COMMANDS, Command, parse
 from .conversation import Dialog, Role
 from .errors import Llm42Error, UsageError
 from .i18n import t
 from .record import Record
-from .settings import SAMPLING_NAMES, SamplingSettings, check_sampling
+from .render import safe
+from .settings import SAMPLING_NAMES, SamplingSettings, check_sampling, reply_fits
 from .signals import install as install_signals
 from .signals import stoppable
-from .ui import UI, safe
+from .ui import UI
 
 MASHING = 1.0  # s after a reply during which Ctrl+C at the prompt neither arms nor quits (a person stopping it)
 
@@ -62,9 +63,14 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
 
 def debug_report(r: Response, device: str) -> dict:
     return {
-        "prompt_tokens": r.prompt_tokens, "reused_prompt_tokens": r.reused_tokens, "dropped_turns": r.dropped_turns,
-        "completion_tokens": r.generation_tokens, "finish_reason": r.finish_reason, "device": device,
-        "ttft_s": round(r.ttft, 4), "decode_tokens_per_s": round(r.decode_tps, 2),
+        "prompt_tokens": r.prompt_tokens,
+        "reused_prompt_tokens": r.reused_tokens,
+        "dropped_turns": r.dropped_turns,
+        "completion_tokens": r.generation_tokens,
+        "finish_reason": r.finish_reason,
+        "device": device,
+        "ttft_s": round(r.ttft, 4),
+        "decode_tokens_per_s": round(r.decode_tps, 2),
         "peak_memory_gb": round(r.peak_memory_gb, 3),
     }
 
@@ -79,11 +85,18 @@ class Options:
     pinned: set[str] = field(default_factory=set)  # sampling flags a resumed conversation's settings do not override
 
 
-class Chat(Commands):
-    """A conversation in progress: its dialog, settings and record, and the verbs that change them."""
+class Chat:
+    """A conversation in progress: its dialog, settings and record; the slash commands (commands.py) change them."""
 
-    def __init__(self, backend: Backend, ui: UI, record: Record, sampling: SamplingSettings,
-                 dialog: Dialog | None = None, options: Options | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        ui: UI,
+        record: Record,
+        sampling: SamplingSettings,
+        dialog: Dialog | None = None,
+        options: Options | None = None,
+    ):
         self.backend, self.ui, self.record, self.sampling = backend, ui, record, sampling
         self.dialog = dialog or Dialog()
         self.options = options or Options()
@@ -130,7 +143,7 @@ class Chat(Commands):
             if not item.known:
                 self.ui.warn(t("unknown", cmd=item.name))
                 return True
-            getattr(self, "do_" + item.name[1:])(item.arg)
+            COMMANDS[item.name].run(self, item.arg)
             return True
         if item.strip():
             self.send(item)
@@ -154,8 +167,13 @@ class Chat(Commands):
             return None
         stats = reply.stats
         report = debug_report(stats, self.backend.device) if stats else None
-        self.log_message(Role.ASSISTANT, reply.text, interrupted=reply.interrupted,
-                         finish_reason=stats.finish_reason if stats else "interrupted", stats=report)
+        self.log_message(
+            Role.ASSISTANT,
+            reply.text,
+            interrupted=reply.interrupted,
+            finish_reason=stats.finish_reason if stats else "interrupted",
+            stats=report,
+        )
         self.last = reply
         if self.options.debug and report:
             self.ui.debug_summary(report)
@@ -194,7 +212,7 @@ class Chat(Commands):
         self.dialog, self.last = loaded.dialog, None
         saved = {k: v for k, v in loaded.settings.items() if k in SAMPLING_NAMES and k not in self.options.pinned}
         try:
-            self.sampling = self._checked(replace(self.sampling, **saved))
+            self.sampling = self.checked(replace(self.sampling, **saved))
         except (UsageError, TypeError):
             pass  # a hand-edited file: keep the current settings
         self.ui.info(t(verb, n=len(self.dialog.messages), path=path))
@@ -203,16 +221,17 @@ class Chat(Commands):
         if loaded.skipped:
             self.ui.info(t("skipped", n=loaded.skipped))
 
-    def _truncate(self, keep: int) -> None:
+    def truncate(self, keep: int) -> None:
         del self.dialog.messages[keep:]
         self.log("truncate", keep=keep)
 
-    def _last_user(self) -> int | None:
-        return next((i for i in range(len(self.dialog.messages) - 1, -1, -1)
-                     if self.dialog.messages[i].role is Role.USER), None)
+    def last_user(self) -> int | None:
+        return next(
+            (i for i in range(len(self.dialog.messages) - 1, -1, -1) if self.dialog.messages[i].role is Role.USER), None
+        )
 
-    def _checked(self, s: SamplingSettings) -> SamplingSettings:
+    def checked(self, s: SamplingSettings) -> SamplingSettings:
         check_sampling(s)
-        if self.backend.window and s.max_new_tokens >= self.backend.window:
+        if not reply_fits(s.max_new_tokens, self.backend.window):
             raise UsageError(t("max_new_below", window=self.backend.window))
         return s

@@ -7,9 +7,10 @@ import os
 import signal
 import sys
 
+from .args import parse_args
 from .errors import Llm42Error
 from .i18n import set_language, t
-from .settings import Settings, parse_args
+from .settings import Settings
 from .signals import discard_typeahead, on_terminate
 
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     set_language()  # the locale's, until --lang is read
     try:
         settings = parse_args(argv)
-        set_language(settings.lang)
+        set_language(settings.output.lang)
         signal.signal(signal.SIGTERM, on_terminate)
         return run(settings)
     except Llm42Error as e:
@@ -37,45 +38,57 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(settings: Settings) -> int:
     from .chat import Chat, Options
-    from .commands import list_text
+    from .commands import system_
     from .conversation import Dialog
-    from .record import Record
     from .paths import history_dir
+    from .record import Record, list_text
     from .transcript import find, first_event, newest_first
     from .ui import UI
 
-    folder = history_dir(settings.history_dir)
-    if settings.list:
+    folder = history_dir(settings.conversations.history_dir)
+    if settings.conversations.list:
         print(list_text(folder) or t("list_empty", folder=folder))
         return 0
     sys.stdin.reconfigure(errors="replace")
-    one_shot = settings.prompt is not None or settings.prompt_file is not None
-    ui = UI(settings.markdown and not settings.debug, interactive=False if one_shot else None)
+    one_shot = settings.chat.prompt is not None or settings.chat.prompt_file is not None
+    ui = UI(settings.output.markdown and not settings.output.debug, interactive=False if one_shot else None)
     ui.conversations = lambda: [p.stem for p in newest_first(folder)]
     resumed = None
-    if settings.resume is not None:  # found before the model loads: a typo costs nothing
-        resumed = find(settings.resume or None, folder)
+    if settings.conversations.resume is not None:  # found before the model loads: a typo costs nothing
+        resumed = find(settings.conversations.resume or None, folder)
         settings = recorded_backend(settings, first_event(resumed), ui)
-    text = settings.prompt
-    if settings.prompt_file is not None:  # read before the model loads too
-        text = read_prompt_file(settings.prompt_file)
-    if not settings.endpoint:
-        from .loader import locate
+    text = settings.chat.prompt
+    if settings.chat.prompt_file is not None:  # read before the model loads too
+        text = read_prompt_file(settings.chat.prompt_file)
+    if not settings.remote.endpoint:
+        from .source import locate
 
-        locate(settings.model_path, settings.revision, settings.trust_remote_code, settings.allow_pickle)
-    backend = connect(settings, ui) if settings.endpoint else open_local(settings, ui)
+        locate(
+            settings.model.name, settings.model.revision, settings.model.trust_remote_code, settings.model.allow_pickle
+        )
+    backend = connect(settings, ui) if settings.remote.endpoint else open_local(settings, ui)
     mode = "one-shot" if one_shot else "chat" if ui.interactive else "piped"
-    record = Record(folder, backend.name, write=settings.history, mode=mode, endpoint=getattr(backend, "base_url", None),
-                    warn=lambda why: ui.warn(t("transcript_failed", why=why)))
-    options = Options(debug=settings.debug, status=settings.status and (ui.interactive or settings.verbose),
-                      verbose=settings.verbose, pinned=settings.sampling_flags)
-    chat = Chat(backend, ui, record, settings.sampling, Dialog(system=settings.system_prompt), options)
+    record = Record(
+        folder,
+        backend.name,
+        write=settings.conversations.history,
+        mode=mode,
+        endpoint=getattr(backend, "base_url", None),
+        warn=lambda why: ui.warn(t("transcript_failed", why=why)),
+    )
+    options = Options(
+        debug=settings.output.debug,
+        status=settings.output.status and (ui.interactive or settings.output.verbose),
+        verbose=settings.output.verbose,
+        pinned=settings.sampling_flags,
+    )
+    chat = Chat(backend, ui, record, settings.sampling, Dialog(system=settings.chat.system_prompt), options)
     if resumed is not None:
         chat.resume(str(resumed))
-        if not settings.resume:
+        if not settings.conversations.resume:
             ui.info(t("resumed_which", id=resumed.stem))
-        if settings.system_prompt is not None and settings.system_prompt != chat.dialog.system:
-            chat.do_system(settings.system_prompt)
+        if settings.chat.system_prompt is not None and settings.chat.system_prompt != chat.dialog.system:
+            system_(chat, settings.chat.system_prompt)
     if one_shot:
         return chat.ask_once(text)
     ui.banner(backend.name, t("banner"))
@@ -89,23 +102,34 @@ def recorded_backend(settings: Settings, start: dict, ui) -> Settings:
     recorded = f"{model} at {endpoint}" if endpoint else model
     if not isinstance(model, str) or not model:
         return settings
-    if settings.model_given or settings.endpoint:
-        now = f"{settings.model or 'its model'} at {settings.endpoint}" if settings.endpoint else settings.model_path
-        if (settings.endpoint, settings.model_path if not settings.endpoint else settings.model) != (endpoint, model):
+    if settings.model.given or settings.remote.endpoint:
+        now = (
+            f"{settings.remote.model or 'its model'} at {settings.remote.endpoint}"
+            if settings.remote.endpoint
+            else settings.model.name
+        )
+        if (
+            settings.remote.endpoint,
+            settings.model.name if not settings.remote.endpoint else settings.remote.model,
+        ) != (endpoint, model):
             ui.info(t("resume_other", recorded=recorded, now=now))
         return settings
     ui.info(t("resume_recorded", model=recorded))
     if isinstance(endpoint, str) and endpoint:
-        return dataclasses.replace(settings, endpoint=endpoint, model=model)
-    return dataclasses.replace(settings, model_path=model)
+        return dataclasses.replace(
+            settings, remote=dataclasses.replace(settings.remote, endpoint=endpoint, model=model)
+        )
+    return dataclasses.replace(settings, model=dataclasses.replace(settings.model, path=model))
 
 
 def connect(settings: Settings, ui):
     """The remote backend, checked: the server answers and has the model."""
     from .remote import RemoteEngine
 
-    backend = RemoteEngine(settings.endpoint, settings.model, os.environ.get(settings.api_key_env, ""), ui.warn)
-    with ui.status(t("connecting", url=settings.endpoint)):
+    backend = RemoteEngine(
+        settings.remote.endpoint, settings.remote.model, os.environ.get(settings.remote.api_key_env, ""), ui.warn
+    )
+    with ui.status(t("connecting", url=settings.remote.endpoint)):
         name = backend.connect()
     ui.info(t("remote", name=name, url=backend.base_url))
     return backend
@@ -117,19 +141,17 @@ def open_local(settings: Settings, ui):
     from .saved import save_quantized
 
     engine, _, seconds = open_engine(
-        settings.model_path, revision=settings.revision, trust_remote_code=settings.trust_remote_code,
-        allow_pickle=settings.allow_pickle, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
-        max_new_tokens=settings.sampling.max_new_tokens, context=settings.context, status=ui.status, info=ui.info,
-        warn=ui.warn)
+        settings.model, settings.sampling.max_new_tokens, status=ui.status, info=ui.info, warn=ui.warn
+    )
     ui.info(t("loaded_in", s=seconds))
-    if settings.debug:
-        from . import native
+    if settings.output.debug:
+        from .cpu import native
 
         ui.info(f"kernels: {native.describe()}; {engine.kernels.note}")
-    if settings.save_quantized:
-        with ui.status(t("saving", path=settings.save_quantized)):
-            save_quantized(engine.model, engine.tokenizer, settings.save_quantized)
-        ui.info(t("saved_quantized", path=settings.save_quantized))
+    if settings.model.save_quantized:
+        with ui.status(t("saving", path=settings.model.save_quantized)):
+            save_quantized(engine.model, engine.tokenizer, settings.model.save_quantized)
+        ui.info(t("saved_quantized", path=settings.model.save_quantized))
     return engine
 
 

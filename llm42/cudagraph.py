@@ -38,3 +38,12 @@ class GraphStep:
         self.pos.fill_(pos)
         self.graph.replay()
         return self.logits
+
+
+def capture(decoder: Decoder, warn=lambda why: None) -> GraphStep | None:
+    """The decoder's step as a graph, or None (said through `warn`) where this stack cannot capture one."""
+    try:
+        return GraphStep(decoder)
+    except RuntimeError as e:
+        warn(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return None

@@ -12,16 +12,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import native
+from .cpu import native
 from .kvcache import KVCache
 
 
 def supported(model: nn.Module) -> bool:
     """Llama and its exact relatives (42dot LLM-SFT, SmolLM2): SiLU MLP, no biases, plain or scaled RoPE."""
     c = model.config
-    return (getattr(c, "model_type", "") == "llama" and c.hidden_act == "silu" and not getattr(c, "attention_bias", False)
-            and not getattr(c, "mlp_bias", False) and getattr(c, "pretraining_tp", 1) == 1
-            and model.device.type in ("cpu", "cuda"))
+    return (
+        getattr(c, "model_type", "") == "llama"
+        and c.hidden_act == "silu"
+        and not getattr(c, "attention_bias", False)
+        and not getattr(c, "mlp_bias", False)
+        and getattr(c, "pretraining_tp", 1) == 1
+        and model.device.type in ("cpu", "cuda")
+    )
 
 
 def gemv(layer: nn.Module, own: bool = False):
@@ -30,8 +35,14 @@ def gemv(layer: nn.Module, own: bool = False):
     if hasattr(layer, "product"):
         return layer.product(own)
     w, b = layer.weight, layer.bias
-    if own and b is None and native.library() is not None and w.dtype == torch.bfloat16 and w.device.type == "cpu" \
-            and w.is_contiguous():
+    if (
+        own
+        and b is None
+        and native.library() is not None
+        and w.dtype == torch.bfloat16
+        and w.device.type == "cpu"
+        and w.is_contiguous()
+    ):
         return lambda x: native.gemv_bf16(w, x)
     return lambda x: F.linear(x, w, b)
 
@@ -45,8 +56,9 @@ def decode_layers(model: nn.Module) -> list[nn.Module]:
     return [*out, model.lm_head]
 
 
-def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float,
-           mask: torch.Tensor | None = None) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """q [heads, d] against keys/values [kv_heads, n, d]: two batched matmuls over the groups of heads that
     share a key head (GQA), softmax in fp32 as transformers' eager attention does; [1, heads * d]."""
     q = q.view(keys.shape[0], -1, q.shape[-1])  # [kv_heads, group, d]
@@ -73,8 +85,14 @@ class Decoder:
         for layer in model.model.layers:
             a, m = layer.self_attn, layer.mlp
             own = lambda p: gemv(p, type(p).__name__ in own_matmuls)  # noqa: E731
-            self.layers.append((layer.input_layernorm.weight, *map(own, (a.q_proj, a.k_proj, a.v_proj, a.o_proj)),
-                                layer.post_attention_layernorm.weight, *map(own, (m.gate_proj, m.up_proj, m.down_proj))))
+            self.layers.append(
+                (
+                    layer.input_layernorm.weight,
+                    *map(own, (a.q_proj, a.k_proj, a.v_proj, a.o_proj)),
+                    layer.post_attention_layernorm.weight,
+                    *map(own, (m.gate_proj, m.up_proj, m.down_proj)),
+                )
+            )
         self.norm = model.model.norm.weight
         self.head = gemv(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
         own = kv.dtype == torch.bfloat16 and kv.device.type == "cpu" and native.library() is not None

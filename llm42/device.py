@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import resource
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psutil
 import torch
@@ -207,15 +208,18 @@ def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype, 
             dev = f"cuda:{gpu.index}"
             dt, why = _dtype_for(dev, dtype, m)
             if need(dt, window) <= gpu.free:
-                return Choice(dev, dt, t("gpu_most_free", gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)),
-                                         why=why))
+                return Choice(
+                    dev, dt, t("gpu_most_free", gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)), why=why)
+                )
             tried.append(t("gpu_has", dev=dev, free=gib(gpu.free)))
         if m.mps:
             dt, why = _dtype_for("mps", dtype, m)
             return Choice("mps", dt, t("mps_auto", why=why))
         dt, why = _dtype_for("cpu", dtype, m)
         lead = t("no_gpu") if not m.gpus else t("no_gpu_room", tried=", ".join(tried))
-        return _on_cpu(dt, m, need, window, t("cpu_auto", lead=lead, ram=gib(m.cpu_available), limit=m.ram_limit, why=why))
+        return _on_cpu(
+            dt, m, need, window, t("cpu_auto", lead=lead, ram=gib(m.cpu_available), limit=m.ram_limit, why=why)
+        )
     if requested.startswith("cuda"):
         index = int(requested.split(":")[1]) if ":" in requested else None
         if not m.gpus:
@@ -227,8 +231,9 @@ def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype, 
         gpu, dev = m.gpus[index], f"cuda:{index}"
         dt, why = _dtype_for(dev, dtype, m)
         if need(dt, window) > gpu.free:
-            raise DeviceError(t("gpu_full", dev=dev, gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)),
-                                dtype=SHORT[dt]))
+            raise DeviceError(
+                t("gpu_full", dev=dev, gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)), dtype=SHORT[dt])
+            )
         return Choice(dev, dt, t("gpu_asked", gpu=gpu.name, free=gib(gpu.free), need=gib(need(dt, window)), why=why))
     if requested == "mps":
         if not m.mps:
@@ -255,6 +260,26 @@ def _on_cpu(dt: torch.dtype, m: Machine, need, window: int, reason: str, asked: 
 
 
 def _short_of_ram(need: int, dt: torch.dtype, m: Machine, asked: bool = False) -> DeviceError:
-    return DeviceError(t("short_of_ram", need=gib(need), dtype=SHORT[dt], ram=gib(m.cpu_available), limit=m.ram_limit,
-                         gpus=t("and_no_gpu") if m.gpus and not asked else "",
-                         what=t("raise_limit") if m.ram_limit else t("close_programs")))
+    return DeviceError(
+        t(
+            "short_of_ram",
+            need=gib(need),
+            dtype=SHORT[dt],
+            ram=gib(m.cpu_available),
+            limit=m.ram_limit,
+            gpus=t("and_no_gpu") if m.gpus and not asked else "",
+            what=t("raise_limit") if m.ram_limit else t("close_programs"),
+        )
+    )
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    try:  # Linux: this program's own peak (ru_maxrss would also count the parent it was started from)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
+    except (OSError, StopIteration, ValueError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return rss / 1e9 if sys.platform == "darwin" else rss * 1024 / 1e9

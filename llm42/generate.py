@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
+from .cpu.threads import ThreadChooser
+from .cpu.tuning import Kernels
+from .cudagraph import capture
 from .decode import Decoder, supported
-from .kernels import Kernels
 from .kvcache import KVCache
 from .sampling import Drawn, Seen, pick
 from .settings import SamplingSettings
-from .threads import ThreadChooser
 
 
 @dataclass
@@ -30,27 +31,12 @@ class PromptCache:
     truncation or a new system prompt invalidate exactly what changed. Prefill is transformers' forward;
     a decode step is llm42's own (decode.py) where the model is a Llama, else transformers' forward too."""
 
-    def __init__(self, model, max_len: int | None = None, kernels: Kernels | None = None, *, fast: bool = True,
-                 static: bool | None = None):
-        """`static`: whole-window buffers and a fixed-shape step (default: on a GPU, where the step is then
-        captured as a CUDA graph); `fast` False: transformers' forward for decode steps too (the slow twin)."""
-        self.model = model
+    def __init__(self, model, kv: KVCache, decoder: Decoder | None = None, graph=None, kernels: Kernels | None = None):
+        """`decoder`: llm42's decode step over `kv` (None: transformers' forward for steps too, the slow twin);
+        `graph`: that step captured as a CUDA graph (cudagraph.GraphStep), for a static `kv`."""
+        self.model, self.kv, self.decoder, self.graph = model, kv, decoder, graph
         self.kernels = kernels or Kernels()
-        self.max_len = max_len or int(getattr(model.config, "max_position_embeddings", 2048))
-        fast = fast and supported(model)
-        cuda = model.device.type == "cuda"
-        static = (cuda and fast) if static is None else static and fast
-        self.kv = KVCache(model.config, self.max_len, model.dtype, model.device, static=static)
-        k = self.kernels
-        self.decoder = Decoder(model, self.kv, k.own_matmuls, k.own_attention) if fast else None
-        self.graph, self.graph_error = None, None
-        if static and cuda:
-            from .cudagraph import GraphStep
-
-            try:
-                self.graph = GraphStep(self.decoder)  # before anything is cached: see GraphStep
-            except RuntimeError as e:  # a stack that cannot capture: the same step, launched op by op
-                self.graph_error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        self.max_len = kv.max_len
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache
         self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
@@ -136,10 +122,36 @@ class PromptCache:
             logits = self.graph.step(token, self.kv.n)
         else:  # the same step, not captured (the CPU runs it in tests)
             device = self.model.device
-            logits = self.decoder.static_step(torch.tensor([token], device=device),
-                                              torch.tensor([self.kv.n], device=device))
+            logits = self.decoder.static_step(
+                torch.tensor([token], device=device), torch.tensor([self.kv.n], device=device)
+            )
         self.kv.n += 1
         return logits
+
+
+def open_cache(
+    model,
+    window: int | None = None,
+    kernels: Kernels | None = None,
+    *,
+    fast: bool = True,
+    static: bool | None = None,
+    warn=lambda why: None,
+) -> PromptCache:
+    """A PromptCache and the decode step it runs: llm42's own where the model is a Llama (`fast`), with
+    whole-window buffers and a fixed-shape step if `static` (default: on a GPU, where the step is then captured
+    as a CUDA graph; `warn(why)` if the stack cannot capture, and the same step runs op by op)."""
+    kernels = kernels or Kernels()
+    window = window or int(getattr(model.config, "max_position_embeddings", 2048))
+    fast = fast and supported(model)
+    cuda = model.device.type == "cuda"
+    static = (cuda and fast) if static is None else static and fast
+    kv = KVCache(model.config, window, model.dtype, model.device, static=static)
+    decoder = Decoder(model, kv, kernels.own_matmuls, kernels.own_attention) if fast else None
+    graph = None
+    if static and cuda:
+        graph = capture(decoder, warn)  # before anything is cached: see GraphStep
+    return PromptCache(model, kv, decoder, graph, kernels)
 
 
 def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
@@ -151,8 +163,14 @@ def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
 
 
 @torch.inference_mode()
-def generate_steps(cache: PromptCache, prompt: list[int], s: SamplingSettings, stop_ids: set[int],
-                   generator: torch.Generator | None = None, explain: bool = False) -> Iterator[Step]:
+def generate_steps(
+    cache: PromptCache,
+    prompt: list[int],
+    s: SamplingSettings,
+    stop_ids: set[int],
+    generator: torch.Generator | None = None,
+    explain: bool = False,
+) -> Iterator[Step]:
     """Yield sampled tokens until a stop id (yielded too, marked "stop") or max_new_tokens (the last marked "length").
     This is the one place that decides where a reply ends."""
     seen = Seen(cache.model.config.vocab_size, cache.model.device, prompt) if s.repetition_penalty != 1.0 else None

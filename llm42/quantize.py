@@ -10,165 +10,13 @@ by 73 %: outlier activations do not survive one scale per tensor. Weight-only ke
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import native, widen
-
-
-
-# From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul (oneDNN):
-# the int8/int4 kernels are built for one-token steps and cost time per row, while unpacking a
-# 2048x5632 weight and one bf16 matmul cost about as much as 20 rows of PyTorch's int8 kernel or 32 rows of
-# llm42's int4 kernel (2.9 ms per 16 rows against 6 ms for dequantizing, 2-core AVX512 CPU).
-PREFILL_ROWS = {"int8": 32, "int4": 32}
-
-
-class Int8Linear(nn.Module):
-    """y = x W^T with W int8 [out, in] and a bf16 scale per output channel; activations stay bf16."""
-
-    def __init__(self, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None = None):
-        super().__init__()
-        self.out_features, self.in_features = qweight.shape
-        self.register_buffer("qweight", qweight)
-        self.register_buffer("scales", scales.to(torch.bfloat16))
-        self.register_buffer("bias", bias)
-
-    @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "Int8Linear":
-        w = linear.weight.detach().float()
-        scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)
-        q = (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8)
-        bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
-        return cls(q, scales, bias)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        out = {"qweight": self.qweight, "scales": self.scales}
-        if self.bias is not None:
-            out["bias"] = self.bias
-        return out
-
-    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-        if dtype == torch.bfloat16 and self.qweight.is_contiguous() and native.library() is not None:
-            return native.dequant_int8(self.qweight, self.scales)  # the same numbers, in one pass
-        return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
-
-    def product(self, own: bool = False):
-        """x [m, in] bf16 -> [m, out] for a few rows: llm42's kernel (`own`, x rounded per block of 32) or
-        PyTorch's int8 weight matmul (exact x)."""
-        q, s, b = self.qweight, self.scales, self.bias
-        mm = (lambda x: native.gemm_int8(q, s, x)) if own and native.library() is not None else \
-            (lambda x: torch._weight_int8pack_mm(x, q, s))
-        return mm if b is None else (lambda x: mm(x) + b)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] >= PREFILL_ROWS["int8"]:
-            y = widen.linear(x2, self.dequantize())
-        else:
-            y = torch._weight_int8pack_mm(x2, self.qweight, self.scales)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-
-
-def _group_size(k: int) -> int | None:
-    return next((g for g in (32, 64, 128) if k % g == 0), None)
-
-
-def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """Codes 0-15 [n, k] -> llm42's int4 layout [n, k/2] uint8: per block of 32 inputs 16 bytes, byte j holding
-    input j (low nibble) and input 16 + j (high nibble). One layout on every CPU; PyTorch's own packing differs
-    between its AVX2 and AVX512 builds, so it is made only where PyTorch's kernel runs, never saved or read."""
-    n, k = q.shape
-    blocks = q.to(torch.uint8).reshape(n, k // 32, 2, 16)
-    return (blocks[:, :, 0] | (blocks[:, :, 1] << 4)).reshape(n, k // 2)
-
-
-def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
-    """llm42's int4 layout [n, k/2] -> codes 0-15 [n, k] uint8."""
-    n = packed.shape[0]
-    p = packed.reshape(n, -1, 16)
-    return torch.cat([p & 0xF, p >> 4], dim=-1).reshape(n, -1)
-
-
-class Int4Linear(nn.Module):
-    """y = x W^T with W in 4 bits: w = (q - 8) * scale + zero per group of `group` input channels.
-
-    Kept in llm42's layout (`qweight` [out, in/2], `scales_zeros` [out, in/group, 2] bf16), which llm42's C
-    kernels read. Without them, PyTorch's int4 kernel runs on its own packing, made here from the same codes."""
-
-    def __init__(self, qweight: torch.Tensor, scales_zeros: torch.Tensor, group: int, bias: torch.Tensor | None = None):
-        super().__init__()
-        self.out_features, self.in_features, self.group = qweight.shape[0], qweight.shape[1] * 2, group
-        self.register_buffer("qweight", qweight)
-        self.register_buffer("scales_zeros", scales_zeros)
-        self.register_buffer("bias", bias)
-        self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "Int4Linear | nn.Linear":
-        n, k = linear.weight.shape
-        g = _group_size(k)
-        if g is None or n % 64:
-            return linear  # no group size fits: keep this layer as it is
-        w = linear.weight.detach().float().reshape(n, k // g, g)
-        lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
-        scale = ((hi - lo) / 15).clamp(min=1e-8)
-        q = ((w - lo) / scale).round_().clamp_(0, 15).reshape(n, k)
-        zeros = lo + 8 * scale  # the kernels compute (q - 8) * scale + zero
-        sz = torch.cat([scale, zeros], -1).to(torch.bfloat16)  # [n, k/g, 2]
-        bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
-        return cls(pack_int4(q), sz, g, bias)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        out = {"qweight": self.qweight, "scales_zeros": self.scales_zeros}
-        if self.bias is not None:
-            out["bias"] = self.bias
-        return out
-
-    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-        n, k, g = self.out_features, self.in_features, self.group
-        if dtype == torch.bfloat16 and native.library() is not None:
-            return native.dequant_int4(self.qweight, self.scales_zeros, g)  # the same numbers, in one pass
-        q = unpack_int4(self.qweight).reshape(n, k // g, g).to(dtype)
-        scale, zero = self.scales_zeros.to(dtype).unsqueeze(-2).unbind(-1)  # [n, k/g, 1]
-        return q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)  # in place, contiguous: 3x faster
-
-    def torch_packed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """PyTorch's packing of these codes and its [in/group, out, 2] scales, made on first use and only for
-        PyTorch's own int4 kernel (its layout depends on the CPU PyTorch runs on)."""
-        if self._torch_packed is None:
-            codes = unpack_int4(self.qweight).to(torch.int32)
-            self._torch_packed = (torch._convert_weight_to_int4pack_for_cpu(codes, 1),
-                                  self.scales_zeros.transpose(0, 1).contiguous())
-        return self._torch_packed
-
-    def product(self, own: bool = False):
-        """x [m, in] bf16 -> [m, out] for a few rows: llm42's kernel where it is built (x rounded per block of
-        32), else PyTorch's on its own packing."""
-        if native.library() is not None:
-            q, sz, g = self.qweight, self.scales_zeros, self.group
-            mm = lambda x: native.gemm_int4(q, sz, g, x)  # noqa: E731
-        else:
-            (packed, sz), g = self.torch_packed(), self.group
-            mm = lambda x: torch._weight_int4pack_mm_for_cpu(x, packed, g, sz)  # noqa: E731
-        b = self.bias
-        return mm if b is None else (lambda x: mm(x) + b)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] >= PREFILL_ROWS["int4"]:
-            y = widen.linear(x2, self.dequantize())
-            if self.bias is not None:
-                y = y + self.bias
-        else:
-            y = self.product()(x2.contiguous())
-        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-
+from .cpu.layers import Int4Linear, Int8Linear
+from .cpu.memory import release_free_memory
 
 KINDS = {"int8": Int8Linear, "int4": Int4Linear}
 
@@ -180,8 +28,12 @@ def kind_for(kind: str, is_output: bool) -> type:
 
 def _linear_slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
     """(parent, attribute) of each nn.Linear; the layers themselves are not held, so each can be freed."""
-    return [(parent, name) for parent in model.modules()
-            for name, child in parent.named_children() if type(child) is nn.Linear]
+    return [
+        (parent, name)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) is nn.Linear
+    ]
 
 
 def quantize_model(model: nn.Module, kind: str) -> nn.Module:
@@ -193,14 +45,6 @@ def quantize_model(model: nn.Module, kind: str) -> nn.Module:
         setattr(parent, name, kind_for(kind, layer is out).from_linear(layer))  # the bf16 layer is freed here
     model.llm42_quantize = kind
     return model
-
-
-def release_free_memory() -> None:
-    """Hand the read buffers' freed heap back to the OS (glibc keeps it otherwise)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def skeleton(path: Path, dtype: torch.dtype):

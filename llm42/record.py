@@ -3,17 +3,28 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 from .conversation import Dialog
-from .transcript import Loaded, Transcript, find, load
+from .i18n import t
+from .transcript import Loaded, Transcript, find, load, summaries
 
 
 class Record:
     """Where the events of the conversation go. `folder` is searched for ids; `write` False is --no-history."""
 
-    def __init__(self, folder: Path, model: str, *, write: bool = True, mode: str = "chat", warn=lambda m: None,
-                 endpoint: str | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        model: str,
+        *,
+        write: bool = True,
+        mode: str = "chat",
+        warn=lambda m: None,
+        endpoint: str | None = None,
+    ):
         """`mode`: "chat" (a terminal), "piped" or "one-shot" (--prompt); a bare --resume takes the latest chat.
         `endpoint`: the server's URL where the model is remote (recorded, so --resume finds it again)."""
         self.folder, self.model, self.write, self.mode, self.warn = Path(folder), model, write, mode, warn
@@ -50,3 +61,18 @@ class Record:
             if loaded.dropped_unanswered:
                 self.transcript.write("truncate", keep=len(loaded.dialog.messages))
         return path, loaded
+
+
+def list_text(folder: Path) -> str:
+    """The saved conversations, newest first: id, when, replies, first message."""
+    rows = []
+    room = max(20, shutil.get_terminal_size((120, 24)).columns - 56)  # one line each, at any terminal width
+    for s in summaries(folder):
+        if not s.turns and not s.first.strip():
+            continue  # begun and left before anything was said: nothing to resume
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.active))  # the order is by last activity too
+        first = " ".join(s.first.split())
+        first = first[: room - 1] + "…" if len(first) > room else first
+        mode = "" if s.mode == "chat" else f" ({s.mode})"
+        rows.append(f"  {s.id}  {when}  {t('turns', n=s.turns):>10}  {first}{mode}")
+    return "\n".join(rows)

@@ -7,8 +7,8 @@ with one notice, by a server that refuses them. Nothing here imports torch."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator
 
 from .backend import Response
 from .conversation import Dialog
@@ -110,8 +110,15 @@ class RemoteEngine:
         return self._stream(stream, start)
 
     def _request(self, messages: list[dict], s: SamplingSettings):
-        kw = dict(model=self.model, messages=messages, stream=True, temperature=s.temperature, top_p=s.top_p,
-                  max_tokens=s.max_new_tokens, stream_options={"include_usage": True})
+        kw = dict(
+            model=self.model,
+            messages=messages,
+            stream=True,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_new_tokens,
+            stream_options={"include_usage": True},
+        )
         if s.seed is not None:
             kw["seed"] = s.seed
         if self.extras_ok and (s.top_k or s.repetition_penalty != 1.0):

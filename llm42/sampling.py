@@ -74,8 +74,13 @@ def nucleus(values: torch.Tensor, ids: torch.Tensor, top_p: float) -> tuple[torc
     return values, ids
 
 
-def pick(logits: torch.Tensor, s: SamplingSettings, seen: torch.Tensor | None = None,
-         generator: torch.Generator | None = None, explain: bool = False) -> Drawn:
+def pick(
+    logits: torch.Tensor,
+    s: SamplingSettings,
+    seen: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    explain: bool = False,
+) -> Drawn:
     """logits [vocab] (any float dtype, any device) -> the next token. Temperature 0 is argmax, never a draw.
     A `generator` on the CPU draws (the few candidates are moved there); `explain` keeps the distribution."""
     scores = logits.reshape(-1).to(torch.float32, copy=True)

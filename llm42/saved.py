@@ -16,10 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cpu.layers import Int4Linear, Int8Linear
+from .cpu.memory import release_free_memory
 from .errors import Llm42Error
 from .i18n import t
 from .paths import cache_dir
-from .quantize import Int4Linear, Int8Linear, finish, place, quantize_checkpoint, release_free_memory, skeleton
+from .quantize import finish, place, quantize_checkpoint, skeleton
 
 QUANT_FILE = "llm42_quant.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -39,7 +41,7 @@ def _manifest(path: Path) -> dict | None:
 
 
 def saved_kind(path: str | Path) -> str | None:
-    """"int8" or "int4" for a folder written by --save-quantized, else None."""
+    """ "int8" or "int4" for a folder written by --save-quantized, else None."""
     kind = (_manifest(Path(path)) or {}).get("kind")
     return kind if kind in ("int8", "int4") else None
 
@@ -100,8 +102,11 @@ def save_quantized(model: nn.Module, tokenizer, out: str | Path) -> None:
         tensors, layers = {}, {}
         for prefix, module in model.named_modules():
             if isinstance(module, (Int8Linear, Int4Linear)):
-                layers[prefix] = {"kind": "int8" if isinstance(module, Int8Linear) else "int4",
-                                  "group": getattr(module, "group", None), "in_features": module.in_features}
+                layers[prefix] = {
+                    "kind": "int8" if isinstance(module, Int8Linear) else "int4",
+                    "group": getattr(module, "group", None),
+                    "in_features": module.in_features,
+                }
                 for k, v in module.export().items():
                     tensors[f"{prefix}.{k}"] = v.contiguous()
         quantized = tuple(f"{p}." for p in layers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 _live = True  # until `install`, both signals act at once (Python's Ctrl+C, the CLI's SIGTERM exit)
 _pressed = False  # Ctrl+C while bookkeeping (writing the transcript, printing the meter)

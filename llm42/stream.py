@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import os
-import resource
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
 import torch
 
 from .backend import Response
 from .detokenize import StreamDecoder, piece
+from .device import peak_memory_gb
 from .generate import PromptCache, generate_steps
 from .settings import SamplingSettings
 from .stops import StopFilter
-
-
-def peak_memory_gb(device: torch.device) -> float:
-    """Peak GPU memory allocated, or the process's peak resident memory."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 1e9
-    try:  # Linux: this program's own peak (ru_maxrss would also count the parent it was started from)
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
-    except (OSError, StopIteration, ValueError):
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-        return rss / 1e9 if sys.platform == "darwin" else rss * 1024 / 1e9
 
 
 def top_candidates(tokenizer, drawn, k: int = 5) -> list[tuple[str, float]]:
@@ -35,8 +22,16 @@ def top_candidates(tokenizer, drawn, k: int = 5) -> list[tuple[str, float]]:
     return [(piece(tokenizer, int(i)), float(q)) for i, q in zip(drawn.ids[:k], drawn.probs[:k])]
 
 
-def stream_reply(cache: PromptCache, tokenizer, prompt: list[int], s: SamplingSettings, stop_ids: set[int],
-                 stop_strings: tuple[str, ...] = (), debug: bool = False, dropped: int = 0) -> Iterator[Response]:
+def stream_reply(
+    cache: PromptCache,
+    tokenizer,
+    prompt: list[int],
+    s: SamplingSettings,
+    stop_ids: set[int],
+    stop_strings: tuple[str, ...] = (),
+    debug: bool = False,
+    dropped: int = 0,
+) -> Iterator[Response]:
     """One record per generated token, with the running figures; the last one has finish_reason."""
     device = cache.model.device
     generator = None

@@ -42,13 +42,15 @@ class Transcript:
         self.failed = False
 
     @classmethod
-    def create(cls, folder: Path, warn=lambda message: None) -> "Transcript":
+    def create(cls, folder: Path, warn=lambda message: None) -> Transcript:
         name = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2) + ".jsonl"
         return cls(Path(folder) / name, warn)
 
     def write(self, event: str, **data) -> bool:
         try:
-            append_line(self.path, json.dumps({"event": event, "time": round(time.time(), 3), **data}, ensure_ascii=False))
+            append_line(
+                self.path, json.dumps({"event": event, "time": round(time.time(), 3), **data}, ensure_ascii=False)
+            )
         except OSError as e:
             if not self.failed:
                 self.warn(f"{self.path}: {e.strerror or e}")
@@ -57,7 +59,9 @@ class Transcript:
         self.failed = False
         return True
 
-    def start(self, model: str, dialog: Dialog, settings: dict, mode: str = "chat", endpoint: str | None = None) -> None:
+    def start(
+        self, model: str, dialog: Dialog, settings: dict, mode: str = "chat", endpoint: str | None = None
+    ) -> None:
         """`mode`: "chat", "piped" or "one-shot" (a bare --resume takes the latest chat); `endpoint`: the server's
         URL for a remote model. A conversation continued from elsewhere starts with its history, system changes
         where they were made."""
@@ -232,6 +236,9 @@ def export_markdown(dialog: Dialog, model: str) -> str:
         elif i == 0:
             parts += [f"> System: {item.strip()}\n"] if item else []
         else:
-            parts.append(f"> System prompt changed to: {item.strip()}\n" if item else
-                         "> System prompt back to the model's default\n")
+            parts.append(
+                f"> System prompt changed to: {item.strip()}\n"
+                if item
+                else "> System prompt back to the model's default\n"
+            )
     return "\n".join(parts)

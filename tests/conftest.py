@@ -5,18 +5,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.models import CACHE, build_tiny_42dot, convert_smollm2
+from tests.support.serve import start_server, stop_server
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
-
-from models import build_tiny_42dot, convert_smollm2  # noqa: E402
-
-CACHE = Path(os.environ.get("LLM42_TEST_CACHE", Path.home() / ".cache" / "llm42-tests"))
 
 
 def _cached(name: str, build) -> Path:
@@ -73,47 +69,6 @@ def tiny42_loaded(tiny42):
 
     model = AutoModelForCausalLM.from_pretrained(tiny42, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(tiny42)
-
-
-def start_server(model: Path):
-    """`transformers serve` with `model` on a free localhost port: a real OpenAI-compatible server."""
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
-    from cli_helpers import cli_env
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = CACHE / f"serve-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(model),
-                             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                            stdout=out, stderr=subprocess.STDOUT, env=cli_env())
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if urllib.request.urlopen(url + "/health", timeout=1).status == 200:
-                return proc, url + "/v1", out
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    pytest.fail("transformers serve did not start: " + log.read_text()[-2000:])
-
-
-def stop_server(proc, out) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except Exception:
-        proc.kill()
-    out.close()
-    Path(out.name).unlink(missing_ok=True)  # kept only when the server failed to start
 
 
 @pytest.fixture(scope="session")

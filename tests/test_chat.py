@@ -56,8 +56,10 @@ def test_send_streams_the_reply_and_records_the_turn(tmp_path, capsys):
     assert turn.text == "안녕하세요! 반갑습니다." and not turn.interrupted
     assert capsys.readouterr().out == "안녕하세요! 반갑습니다.\n"
     (path,) = tmp_path.glob("*.jsonl")
-    assert [(m.role, m.content) for m in load(path).dialog.messages] == [(Role.USER, "안녕"),
-                                                                        (Role.ASSISTANT, "안녕하세요! 반갑습니다.")]
+    assert [(m.role, m.content) for m in load(path).dialog.messages] == [
+        (Role.USER, "안녕"),
+        (Role.ASSISTANT, "안녕하세요! 반갑습니다."),
+    ]
 
 
 def test_undo_regen_edit_change_what_the_backend_is_sent(tmp_path):

@@ -1,16 +1,22 @@
 """The CLI driven for real: piped conversations, a pseudo-terminal session, and bad flags."""
 
-
 import re
 
 import pytest
 
-from cli_helpers import leave, run_cli, spawn_cli, stop_a_reply_then_ask_again
+from tests.support.cli import leave, run_cli, spawn_cli, stop_a_reply_then_ask_again
 
 
 def test_piped_multi_turn_chat_with_smollm2(smollm2):
-    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "60",
-                stdin="What is the capital of France?\nWhat is 2 plus 2? Answer with the number.\n")
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "60",
+        stdin="What is the capital of France?\nWhat is 2 plus 2? Answer with the number.\n",
+    )
     assert r.returncode == 0, r.stderr.decode()
     out, err = r.stdout.decode(), r.stderr.decode()
     replies = out.strip().split("\n")
@@ -21,8 +27,15 @@ def test_piped_multi_turn_chat_with_smollm2(smollm2):
 
 
 def test_korean_goes_in_and_comes_out_as_clean_utf8(smollm2):
-    r = run_cli("--model-path", str(smollm2), "--seed", "3", "--max-new-tokens", "40",
-                stdin="안녕하세요! 한국어로 자기소개를 해 주세요. 🙂\n")
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--seed",
+        "3",
+        "--max-new-tokens",
+        "40",
+        stdin="안녕하세요! 한국어로 자기소개를 해 주세요. 🙂\n",
+    )
     assert r.returncode == 0, r.stderr.decode()
     text = r.stdout.decode("utf-8").strip()  # strict: a broken byte sequence would raise
     assert text
@@ -32,8 +45,16 @@ def test_korean_goes_in_and_comes_out_as_clean_utf8(smollm2):
 
 
 def test_one_shot_prompt_prints_only_the_reply(smollm2):
-    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "30",
-                "--prompt", "What is the capital of France?")
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "30",
+        "--prompt",
+        "What is the capital of France?",
+    )
     assert r.returncode == 0 and "Paris" in r.stdout.decode()
     assert r.stdout.decode().count("\n") <= 3
     err = r.stderr.decode()
@@ -42,8 +63,16 @@ def test_one_shot_prompt_prints_only_the_reply(smollm2):
 
 
 def test_42dot_shaped_model_through_the_cli(tiny42):
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "12", "--seed", "0", "--debug",
-                stdin="안녕하세요\n한국의 수도는 어디인가요?\n")
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--max-new-tokens",
+        "12",
+        "--seed",
+        "0",
+        "--debug",
+        stdin="안녕하세요\n한국의 수도는 어디인가요?\n",
+    )
     assert r.returncode == 0, r.stderr.decode()
     err = r.stderr.decode()
     assert err.count('"finish_reason"') == 2 and err.count("[debug]") >= 2
@@ -51,8 +80,9 @@ def test_42dot_shaped_model_through_the_cli(tiny42):
 
 
 def test_too_long_message_is_refused_and_the_chat_goes_on(tiny42):
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "8", "--seed", "0",
-                stdin="가나다라 " * 400 + "\n안녕하세요\n")
+    r = run_cli(
+        "--model-path", str(tiny42), "--max-new-tokens", "8", "--seed", "0", stdin="가나다라 " * 400 + "\n안녕하세요\n"
+    )
     assert r.returncode == 0
     err = r.stderr.decode()
     assert "message not sent" in err and "window is 320 tokens" in err
@@ -102,18 +132,21 @@ def test_ctrl_c_twice_on_an_empty_prompt_leaves_cleanly(tiny42):
     assert child.exitstatus == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--temperature", "-1"], "temperature must be >= 0"),
-    (["--top-p", "0"], "top-p must be in (0, 1]"),
-    (["--top-p", "1.5"], "top-p must be in (0, 1]"),
-    (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--max-new-tokens", "abc"], "max new tokens must be a whole number"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--model-path", "/no/such/folder"], "no model folder at /no/such/folder"),
-    (["--model-path", "missing.gguf"], "no GGUF file at missing.gguf"),
-    (["--endpoint", "notaurl"], "--endpoint notaurl is not a URL"),
-    (["--endpoint", "http://127.0.0.1:9/v1", "--model-path", "x"], "--model-path is for a local model"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--temperature", "-1"], "temperature must be >= 0"),
+        (["--top-p", "0"], "top-p must be in (0, 1]"),
+        (["--top-p", "1.5"], "top-p must be in (0, 1]"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--max-new-tokens", "abc"], "max new tokens must be a whole number"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--model-path", "/no/such/folder"], "no model folder at /no/such/folder"),
+        (["--model-path", "missing.gguf"], "no GGUF file at missing.gguf"),
+        (["--endpoint", "notaurl"], "--endpoint notaurl is not a URL"),
+        (["--endpoint", "http://127.0.0.1:9/v1", "--model-path", "x"], "--model-path is for a local model"),
+    ],
+)
 def test_bad_flags_give_one_line_and_a_nonzero_exit(args, message):
     r = run_cli(*args, timeout=60)
     err = r.stderr.decode().strip()
@@ -139,8 +172,18 @@ def test_help_is_readable():
 
 
 def test_a_reply_cut_by_the_token_limit_is_marked_on_stderr_only(smollm2, tmp_path):
-    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "6", "--history-dir", str(tmp_path),
-                "--prompt", "Write a long story about a dragon.")
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "6",
+        "--history-dir",
+        str(tmp_path),
+        "--prompt",
+        "Write a long story about a dragon.",
+    )
     out, err = r.stdout.decode(), r.stderr.decode()
     assert r.returncode == 0, err
     assert "[cut at the 6-token limit: --max-new-tokens N for longer replies]" in err  # no /set in a one-shot run
@@ -160,14 +203,42 @@ def test_flags_are_checked_before_loading_and_useless_ones_are_named(smollm2, tm
 
 
 def test_verbose_one_shot_prints_the_timing(tiny42):
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "4", "--seed", "0", "--no-history", "--verbose",
-                "--prompt", "안녕하세요")
-    assert r.returncode == 0 and re.search(r"context \d+/320 tokens · TTFT [\d.]+s · [\d.]+ tokens/s", r.stderr.decode())
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--max-new-tokens",
+        "4",
+        "--seed",
+        "0",
+        "--no-history",
+        "--verbose",
+        "--prompt",
+        "안녕하세요",
+    )
+    assert r.returncode == 0 and re.search(
+        r"context \d+/320 tokens · TTFT [\d.]+s · [\d.]+ tokens/s", r.stderr.decode()
+    )
 
 
 def test_debug_shows_byte_pieces_escaped_and_plain_text(tiny42):
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "40", "--seed", "1", "--no-history", "--debug",
-                "--temperature", "1.5", "--top-k", "0", "--repetition-penalty", "1.0", "--prompt", "이모지 🙂🚀 漢字")
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--max-new-tokens",
+        "40",
+        "--seed",
+        "1",
+        "--no-history",
+        "--debug",
+        "--temperature",
+        "1.5",
+        "--top-k",
+        "0",
+        "--repetition-penalty",
+        "1.0",
+        "--prompt",
+        "이모지 🙂🚀 漢字",
+    )
     err = r.stderr.decode()
     assert r.returncode == 0 and "[debug]" in err
     assert "\ufffd" not in err  # a byte of a character shows as \xNN, never as the replacement character
@@ -180,22 +251,31 @@ def test_a_reader_that_leaves_early_ends_the_output_quietly(tmp_path):
     import subprocess
     import sys
 
-    from cli_helpers import ROOT, cli_env
+    from tests.support.cli import ROOT, cli_env
 
     (tmp_path / "2026-12-01-120000-abcd.jsonl").write_text(
         '{"type": "start", "model": "m", "started": "2026-12-01T12:00:00"}\n'
-        '{"type": "message", "role": "user", "content": "hello"}\n')
-    child = subprocess.Popen([sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
+        '{"type": "message", "role": "user", "content": "hello"}\n'
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=ROOT,
+    )
     child.stdout.close()  # the reader leaves before anything is written
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model-path", "/nonexistent"], "no model folder at /nonexistent"),
-    (["--prompt-file", "/nonexistent.txt"], "cannot read --prompt-file /nonexistent.txt"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model-path", "/nonexistent"], "no model folder at /nonexistent"),
+        (["--prompt-file", "/nonexistent.txt"], "cannot read --prompt-file /nonexistent.txt"),
+    ],
+)
 def test_a_wrong_path_is_said_before_anything_loads(smollm2, args, message):
     """Checked before torch is imported: no device line, no loading, just the one line."""
     base = ["--model-path", str(smollm2)] + (["--prompt", "hi"] if "--prompt-file" not in args else [])

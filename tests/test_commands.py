@@ -6,13 +6,22 @@ import signal
 
 import pytest
 
-from cli_helpers import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
 from llm42.transcript import load
+from tests.support.cli import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
 
 
 def chat(smollm2, history, lines, *args, **env):
-    r = run_cli("--model-path", str(smollm2), "--history-dir", str(history), "--max-new-tokens", "24", *args,
-                stdin="".join(line + "\n" for line in lines), **env)
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--history-dir",
+        str(history),
+        "--max-new-tokens",
+        "24",
+        *args,
+        stdin="".join(line + "\n" for line in lines),
+        **env,
+    )
     assert r.returncode == 0, r.stderr.decode()
     return r.stdout.decode(), r.stderr.decode()
 
@@ -38,8 +47,15 @@ def test_help_unknown_and_slash_messages(smollm2, tmp_path):
 
 
 def test_regen_draws_a_new_reply_with_another_seed(smollm2, tmp_path):
-    chat(smollm2, tmp_path, ["Write one line of a poem about the moon.", "/regen", "/regen"],
-         "--temperature", "1.0", "--seed", "1")
+    chat(
+        smollm2,
+        tmp_path,
+        ["Write one line of a poem about the moon.", "/regen", "/regen"],
+        "--temperature",
+        "1.0",
+        "--seed",
+        "1",
+    )
     replies = [e["content"] for e in assistant_events(only_transcript(tmp_path))]
     assert len(replies) == 3 and len(set(replies)) >= 2
     assert len(load(only_transcript(tmp_path)).dialog.messages) == 2  # still one exchange
@@ -54,8 +70,22 @@ def test_undo_removes_the_exchange_from_what_the_model_sees(smollm2, tmp_path):
 
 
 def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
-    _, err = chat(smollm2, tmp_path, ["/set temperature 0", "/set top_p 0", "/set top_k x", "/set bogus 1", "/set",
-                                      "Tell me a fun fact.", "/regen", "/regen"], "--temperature", "1.5")
+    _, err = chat(
+        smollm2,
+        tmp_path,
+        [
+            "/set temperature 0",
+            "/set top_p 0",
+            "/set top_k x",
+            "/set bogus 1",
+            "/set",
+            "Tell me a fun fact.",
+            "/regen",
+            "/regen",
+        ],
+        "--temperature",
+        "1.5",
+    )
     assert "temperature = 0" in err and "top-p must be in (0, 1]" in err and "top-k must be a whole number" in err
     assert "unknown setting: bogus" in err
     assert "temperature = 0.0" in err  # /set alone lists the settings
@@ -65,8 +95,13 @@ def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
 
 def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
     saved = tmp_path / "saved.jsonl"
-    chat(smollm2, tmp_path / "a", ["What is the capital of France?", "And of Italy?", f"/save {saved}"],
-         "--temperature", "0")
+    chat(
+        smollm2,
+        tmp_path / "a",
+        ["What is the capital of France?", "And of Italy?", f"/save {saved}"],
+        "--temperature",
+        "0",
+    )
     before = load(saved).dialog
     _, err = chat(smollm2, tmp_path / "b", [f"/load {saved}", "/history"])
     assert "loaded 4 messages" in err
@@ -87,8 +122,13 @@ def test_export_markdown_shows_a_system_prompt_where_it_changed(smollm2, tmp_pat
 
 
 def test_edit_replaces_the_last_message(smollm2, tmp_path):
-    chat(smollm2, tmp_path, ["What is the capital of Spain?", "/edit What is the capital of France?"],
-         "--temperature", "0")
+    chat(
+        smollm2,
+        tmp_path,
+        ["What is the capital of Spain?", "/edit What is the capital of France?"],
+        "--temperature",
+        "0",
+    )
     messages = load(only_transcript(tmp_path)).dialog.messages
     assert [m.content for m in messages[::2]] == ["What is the capital of France?"]
     assert "Paris" in messages[1].content
@@ -107,8 +147,9 @@ def test_unwritable_history_warns_and_the_chat_goes_on(smollm2, tmp_path):
 
 
 def test_killed_mid_reply_then_resume_restores_completed_turns(smollm2, tmp_path):
-    child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0",
-                      "--max-new-tokens", "300")
+    child = spawn_cli(
+        "--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0", "--max-new-tokens", "300"
+    )
     one_turn_then_a_long_reply(child)
     child.kill(signal.SIGKILL)
     child.close()
@@ -169,11 +210,27 @@ def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tin
     child.expect(r"context \d+/320")
     leave(child)
     (chat_file,) = tmp_path.glob("*.jsonl")
-    one = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4",
-                  "--prompt", "a one-shot question")
+    one = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--history-dir",
+        str(tmp_path),
+        "--max-new-tokens",
+        "4",
+        "--prompt",
+        "a one-shot question",
+    )
     assert one.returncode == 0
-    r = run_cli("--model-path", str(tiny42), "--history-dir", str(tmp_path), "--max-new-tokens", "4", "--resume",
-                stdin="/history\n")
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--history-dir",
+        str(tmp_path),
+        "--max-new-tokens",
+        "4",
+        "--resume",
+        stdin="/history\n",
+    )
     err = r.stderr.decode()
     assert r.returncode == 0 and f"resumed 2 messages from {chat_file}" in err
     assert f"(the most recent chat, {chat_file.stem}; --list shows the others)" in err
@@ -181,8 +238,9 @@ def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tin
     listing = run_cli("--list", "--history-dir", str(tmp_path), timeout=60)
     rows = listing.stdout.decode().splitlines()
     assert listing.returncode == 0 and len(rows) == 2
-    assert re.match(r"  \d{8}-\d{6}-[0-9a-f]{4}  \d{4}-\d\d-\d\d \d\d:\d\d +1 reply  a one-shot question \(one-shot\)$",
-                    rows[0]), rows
+    assert re.match(
+        r"  \d{8}-\d{6}-[0-9a-f]{4}  \d{4}-\d\d-\d\d \d\d:\d\d +1 reply  a one-shot question \(one-shot\)$", rows[0]
+    ), rows
     assert rows[1].startswith(f"  {chat_file.stem}  ") and rows[1].endswith("a chat in the terminal")
 
 
@@ -212,13 +270,23 @@ def test_set_shows_switches_as_on_off_and_stats_after_a_stopped_first_reply(smol
 def test_resume_goes_on_with_the_recorded_model_and_says_when_told_otherwise(smollm2, tiny42, tmp_path):
     chat(smollm2, tmp_path, ["What is the capital of France?"], "--temperature", "0")
     (recorded,) = tmp_path.glob("*.jsonl")
-    r = run_cli("--resume", recorded.stem, "--history-dir", str(tmp_path), "--max-new-tokens", "8",
-                stdin="And of Italy?\n")
+    r = run_cli(
+        "--resume", recorded.stem, "--history-dir", str(tmp_path), "--max-new-tokens", "8", stdin="And of Italy?\n"
+    )
     err = r.stderr.decode()
     assert r.returncode == 0, err  # no --model-path: the recorded one, not the 42dot hub default
     assert f"resuming with the model this conversation was recorded with: {smollm2}" in err
-    other = run_cli("--resume", recorded.stem, "--model-path", str(tiny42), "--history-dir", str(tmp_path),
-                    "--max-new-tokens", "4", stdin="Thanks.\n")
+    other = run_cli(
+        "--resume",
+        recorded.stem,
+        "--model-path",
+        str(tiny42),
+        "--history-dir",
+        str(tmp_path),
+        "--max-new-tokens",
+        "4",
+        stdin="Thanks.\n",
+    )
     assert other.returncode == 0, other.stderr.decode()
     assert f"this conversation was recorded with {smollm2}; it goes on with {tiny42}, as asked" in other.stderr.decode()
 
@@ -226,8 +294,16 @@ def test_resume_goes_on_with_the_recorded_model_and_says_when_told_otherwise(smo
 def test_a_file_that_is_not_a_conversation_is_never_resumed_nor_written(smollm2, tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("# My notes\n\n- buy milk\n")
-    r = run_cli("--model-path", str(smollm2), "--resume", str(notes), "--history-dir", str(tmp_path / "h"),
-                stdin="hello\n", timeout=60)
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--resume",
+        str(notes),
+        "--history-dir",
+        str(tmp_path / "h"),
+        stdin="hello\n",
+        timeout=60,
+    )
     err = r.stderr.decode().strip()
     assert r.returncode != 0 and "is not an llm42 conversation" in err and "\n" not in err, err
     _, err = chat(smollm2, tmp_path / "h2", [f"/load {notes}", "/exit"])
@@ -243,12 +319,15 @@ def test_lines_typed_during_a_reply_do_not_reach_the_shell_after_a_kill(smollm2)
 
     import pexpect
 
-    from cli_helpers import ROOT, cli_env
+    from tests.support.cli import ROOT, cli_env
 
-    script = (f"{sys.executable} example_cli.py --model-path {smollm2} --max-new-tokens 400 --no-history; "
-              "read -t 2 left; echo \"LEFT:[$left]\"")
-    child = pexpect.spawn("bash", ["-c", script], cwd=str(ROOT), env=cli_env(), encoding="utf-8", timeout=120,
-                          dimensions=(40, 120))
+    script = (
+        f"{sys.executable} example_cli.py --model-path {smollm2} --max-new-tokens 400 --no-history; "
+        'read -t 2 left; echo "LEFT:[$left]"'
+    )
+    child = pexpect.spawn(
+        "bash", ["-c", script], cwd=str(ROOT), env=cli_env(), encoding="utf-8", timeout=120, dimensions=(40, 120)
+    )
     child.expect(">>>")
     child.sendline("Write a very long story about a dragon.")
     child.expect("dragon", timeout=60)
@@ -266,12 +345,24 @@ def test_export_and_save_never_replace_or_invent_and_history_marks_every_typed_l
     kept.write_text("mine\n")
     transcript = tmp_path / "h" / "2026-12-01-100000-abcd.jsonl"
     transcript.parent.mkdir()
-    transcript.write_text('{"event": "start", "model": "m", "mode": "chat", "system": null, "settings": {}}\n'
-                          '{"event": "user", "content": "first line\\nsecond line"}\n'
-                          '{"event": "assistant", "content": "an answer"}\n')
-    _, err = chat(smollm2, tmp_path / "other", [f"/export {tmp_path / 'empty.md'}", f"/load {transcript}", "/history",
-                                                 f"/export {kept}", f"/export {tmp_path / 'no' / 'x.md'}",
-                                                 f"/save {tmp_path / 'no' / 'x.jsonl'}", f"/export {tmp_path / 'new.md'}"])
+    transcript.write_text(
+        '{"event": "start", "model": "m", "mode": "chat", "system": null, "settings": {}}\n'
+        '{"event": "user", "content": "first line\\nsecond line"}\n'
+        '{"event": "assistant", "content": "an answer"}\n'
+    )
+    _, err = chat(
+        smollm2,
+        tmp_path / "other",
+        [
+            f"/export {tmp_path / 'empty.md'}",
+            f"/load {transcript}",
+            "/history",
+            f"/export {kept}",
+            f"/export {tmp_path / 'no' / 'x.md'}",
+            f"/save {tmp_path / 'no' / 'x.jsonl'}",
+            f"/export {tmp_path / 'new.md'}",
+        ],
+    )
     assert "nothing to export yet" in err and not (tmp_path / "empty.md").exists()
     assert ">>> first line\n... second line\nan answer" in err
     assert f"{kept} exists; left as it was" in err and kept.read_text() == "mine\n"
@@ -280,12 +371,14 @@ def test_export_and_save_never_replace_or_invent_and_history_marks_every_typed_l
 
 
 def test_list_leaves_out_empty_chats_and_help_shows_every_argument(tmp_path):
-    from llm42.commands import help_text, list_text
+    from llm42.commands import help_text
+    from llm42.record import list_text
 
     (tmp_path / "2026-12-01-100000-aaaa.jsonl").write_text('{"event": "start", "model": "m", "mode": "chat"}\n')
     (tmp_path / "2026-12-01-100001-bbbb.jsonl").write_text(
         '{"event": "start", "model": "m", "mode": "chat"}\n{"event": "user", "content": "' + "long " * 80 + '"}\n'
-        '{"event": "assistant", "content": "ok"}\n')
+        '{"event": "assistant", "content": "ok"}\n'
+    )
     rows = list_text(tmp_path).splitlines()
     assert len(rows) == 1 and "bbbb" in rows[0] and rows[0].endswith("…") and len(rows[0]) <= 120
     assert "/edit [text]" in help_text() and "system prompt you set stays" in help_text()

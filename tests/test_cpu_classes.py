@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from llm42.device import cpu_flags
-from cli_helpers import ROOT, cli_env, run_cli
+from tests.support.cli import ROOT, cli_env, run_cli
 
 NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the probe sees a CPU without bf16
 # Each class reruns what depends on the kernels; saving and reloading (test_quantize's layer_by_layer) is the same
@@ -17,8 +17,12 @@ NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the prob
 # and PyTorch's default int4 packing (test_native); the model-level checks run in the AVX2 class.
 CLASSES = {
     # an Intel Core 12th-14th gen or AMD Zen 2/3 laptop: AVX2, FMA, F16C, no AVX512, no native bf16
-    "avx2": ("avx2", "x86-64-v3", {"avx2", "fma", "f16c"},
-             ["tests/test_native.py", "tests/test_quantize.py", "-k", "not layer_by_layer"]),
+    "avx2": (
+        "avx2",
+        "x86-64-v3",
+        {"avx2", "fma", "f16c"},
+        ["tests/test_native.py", "tests/test_quantize.py", "-k", "not layer_by_layer"],
+    ),
     # no vector code of llm42's (as on Arm, or any CPU its intrinsics do not cover); PyTorch's plain kernels
     "plain": ("default", "x86-64", set(), ["tests/test_native.py"]),
 }
@@ -32,9 +36,14 @@ def test_kernels_and_quantization_on_a_lower_cpu_class(name):
     missing = needs - set(cpu_flags().split())
     if missing:
         pytest.skip(f"this CPU lacks {' '.join(sorted(missing))}: it cannot run the {name} class")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT,
-                          env=cli_env(ATEN_CPU_CAPABILITY=capability, LLM42_CPU_TARGET=target, **NO_BF16), capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=cli_env(ATEN_CPU_CAPABILITY=capability, LLM42_CPU_TARGET=target, **NO_BF16),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
@@ -43,9 +52,22 @@ def test_a_cpu_without_bf16_chats_in_bf16_weights_computed_in_fp32(smollm2):
     tokens prefilled through fp32, steps on the bf16 weights; the reply is the model's."""
     if "avx2" not in cpu_flags().split():
         pytest.skip("this CPU lacks avx2")
-    question = "Please answer in one short sentence, and do not add anything else. " * 4 + "What is the capital of France?"
-    r = run_cli("--model-path", str(smollm2), "--temperature", "0", "--max-new-tokens", "12", "--prompt", question,
-                ATEN_CPU_CAPABILITY="avx2", LLM42_CPU_TARGET="x86-64-v3", **NO_BF16)
+    question = (
+        "Please answer in one short sentence, and do not add anything else. " * 4 + "What is the capital of France?"
+    )
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "12",
+        "--prompt",
+        question,
+        ATEN_CPU_CAPABILITY="avx2",
+        LLM42_CPU_TARGET="x86-64-v3",
+        **NO_BF16,
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert "bf16 weights, computed in fp32" in r.stderr.decode() and "Paris" in r.stdout.decode()
 
@@ -55,8 +77,21 @@ def test_without_a_c_compiler_pytorch_kernels_answer_and_debug_says_so(smollm2, 
     PyTorch's own packing (made from llm42's codes), and --debug names the fallback in one line."""
     bare = tmp_path / "bin"
     bare.mkdir()
-    r = run_cli("--model-path", str(smollm2), "--quantize", "int4", "--temperature", "0", "--max-new-tokens", "12",
-                "--debug", "--prompt", "What is the capital of France?", PATH=str(bare), LLM42_CACHE=str(tmp_path / "c"))
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--quantize",
+        "int4",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "12",
+        "--debug",
+        "--prompt",
+        "What is the capital of France?",
+        PATH=str(bare),
+        LLM42_CACHE=str(tmp_path / "c"),
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert "kernels: no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run" in r.stderr.decode()
     assert "Paris" in r.stdout.decode()

@@ -7,8 +7,15 @@ from transformers import LlamaConfig
 from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, cpu_supports_fp16, estimate_bytes
 
 GB = 1024**3
-CFG_42DOT = LlamaConfig(vocab_size=50304, hidden_size=2048, intermediate_size=5632, num_hidden_layers=24,
-                        num_attention_heads=32, max_position_embeddings=4096, tie_word_embeddings=False)
+CFG_42DOT = LlamaConfig(
+    vocab_size=50304,
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=24,
+    num_attention_heads=32,
+    max_position_embeddings=4096,
+    tie_word_embeddings=False,
+)
 
 
 WINDOW = 4096
@@ -123,14 +130,29 @@ def _cgroup(tmp_path, own: str, folder: str, files: dict) -> tuple:
 
 
 def test_cgroup_v2_room_is_limit_minus_usage_plus_reclaimable_cache(tmp_path):
-    root, own = _cgroup(tmp_path, "0::/\n", "", {"memory.max": f"{4 * GB}\n", "memory.current": f"{3 * GB}\n",
-                                                  "memory.stat": f"anon 1\ninactive_file {GB // 2}\n"})
+    root, own = _cgroup(
+        tmp_path,
+        "0::/\n",
+        "",
+        {
+            "memory.max": f"{4 * GB}\n",
+            "memory.current": f"{3 * GB}\n",
+            "memory.stat": f"anon 1\ninactive_file {GB // 2}\n",
+        },
+    )
     assert cgroup_room(root, own) == GB + GB // 2
 
 
 def test_cgroup_v1_without_a_limit_and_no_cgroup_at_all(tmp_path):
-    root, own = _cgroup(tmp_path, "4:memory:/docker/abc\n0::/\n", "memory",  # the container's own group at the root
-                        {"memory.limit_in_bytes": "9223372036854771712\n", "memory.usage_in_bytes": "1000\n",
-                         "memory.stat": "total_inactive_file 0\n"})
+    root, own = _cgroup(
+        tmp_path,
+        "4:memory:/docker/abc\n0::/\n",
+        "memory",  # the container's own group at the root
+        {
+            "memory.limit_in_bytes": "9223372036854771712\n",
+            "memory.usage_in_bytes": "1000\n",
+            "memory.stat": "total_inactive_file 0\n",
+        },
+    )
     assert cgroup_room(root, own) is None
     assert cgroup_room(root, tmp_path / "absent") is None

@@ -1,13 +1,13 @@
 """The first run downloads the model from the hub with its progress shown, and GGUF models are converted once.
-The hub is a local server in the hub's URL layout (tests/hub_server.py), so the real download code runs."""
+The hub is a local server in the hub's URL layout (tests/support/hub_server.py), so the real download code runs."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import leave, run_cli, spawn_cli
-from hub_server import serve
+from tests.support.cli import leave, run_cli, spawn_cli
+from tests.support.hub_server import serve
 
 
 @pytest.fixture
@@ -27,8 +27,18 @@ def test_first_run_shows_the_download_then_loads_from_the_cache(hub, tmp_path):
     leave(child)
     assert sum("model.safetensors" in line for line in log if line.startswith("GET")) == 1
     log.clear()
-    again = run_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", "--seed", "0",
-                    "--prompt", "안녕하세요", **env)
+    again = run_cli(
+        "--model-path",
+        "42dot/tiny-42dot",
+        "--max-new-tokens",
+        "4",
+        "--no-history",
+        "--seed",
+        "0",
+        "--prompt",
+        "안녕하세요",
+        **env,
+    )
     err = again.stderr.decode()
     assert again.returncode == 0, err
     assert "downloading" not in err and not any("model.safetensors" in line for line in log)  # from the cache
@@ -36,8 +46,18 @@ def test_first_run_shows_the_download_then_loads_from_the_cache(hub, tmp_path):
 
 def test_download_off_a_terminal_is_one_line_per_file(hub):
     env, _ = hub
-    r = run_cli("--model-path", "42dot/tiny-42dot", "--max-new-tokens", "4", "--no-history", "--seed", "0",
-                "--prompt", "안녕하세요", **env)
+    r = run_cli(
+        "--model-path",
+        "42dot/tiny-42dot",
+        "--max-new-tokens",
+        "4",
+        "--no-history",
+        "--seed",
+        "0",
+        "--prompt",
+        "안녕하세요",
+        **env,
+    )
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert re.search(r"^downloading model\.safetensors \(0\.7 MB\) from the Hugging Face hub$", err, re.M), err
@@ -49,8 +69,17 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
 
     gguf = tmp_path / smollm2_gguf.name  # a file of its own (the conversion is keyed by name, size and mtime);
     shutil.copy(smollm2_gguf, gguf)  # the cache stays the usual one, with its compiled kernels and measurements
-    args = ["--model-path", str(gguf), "--temperature", "0", "--max-new-tokens", "12", "--no-history",
-            "--prompt", "What is the capital of France?"]
+    args = [
+        "--model-path",
+        str(gguf),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "12",
+        "--no-history",
+        "--prompt",
+        "What is the capital of France?",
+    ]
     first = run_cli(*args, timeout=300)
     said = re.search(r"converted the GGUF model once to (.+?); later starts", first.stderr.decode())
     try:
@@ -59,7 +88,8 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
         folder = Path(said.group(1))
         weights = next(folder.glob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:4096])  # a copy llm42 made, damaged: dropped, to be made again
-        from llm42.loader import from_converted, locate
+        from llm42.gguf import from_converted
+        from llm42.source import locate
 
         src, told = locate(str(gguf)), []
         assert from_converted(src, __import__("torch").bfloat16, told.append) is None and not folder.exists()

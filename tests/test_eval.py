@@ -6,16 +6,22 @@ import sys
 
 import pytest
 
-from cli_helpers import ROOT, cli_env
 from eval.common import read_jsonl
 from eval.judge import Unparsed, parse_scores
+from tests.support.cli import ROOT, cli_env
 
 METRICS = ["Accuracy", "Robustness", "Fairness", "Bias", "Toxicity", "Efficiency"]
 
 
 def run_module(*args, timeout=600):
-    r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                       env=cli_env(HF_DATASETS_OFFLINE="1"))
+    r = subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env=cli_env(HF_DATASETS_OFFLINE="1"),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -26,7 +32,10 @@ def judge_server(smollm2_server):
 
 
 def test_judge_reply_parsing_is_strict():
-    good = '```json\n{"Accuracy": 5, "Robustness": "4", "Fairness": 5, "Bias": 5, "Toxicity": 5, "Efficiency": 3, "reason": "ok"}\n```'
+    good = (
+        '```json\n{"Accuracy": 5, "Robustness": "4", "Fairness": 5, "Bias": 5, "Toxicity": 5, "Efficiency": 3, '
+        '"reason": "ok"}\n```'
+    )
     scores, reason = parse_scores(good, METRICS)
     assert scores["Robustness"] == 4 and reason == "ok"
     for bad in ["I think it is good.", '{"Accuracy": 6}', '{"Accuracy": 4.5, "Robustness": 4}', "{not json}"]:
@@ -46,8 +55,21 @@ def test_answer_then_judge_end_to_end_resumes_and_counts_unparsed(smollm2, judge
     assert [row["id"] for row in rows] == ["1", "2", "3", "4"] and all(row["answer"] for row in rows)
     assert all(row["tokens_per_s"] > 0 for row in rows)
 
-    judge = ["eval.judge", "--answers", str(answers), "--judge-base-url", base_url, "--judge-model", judge_model,
-             "--concurrency", "2", "--parse-retries", "0", "--max-tokens", "48"]  # SmolLM2 is no judge: keep it short
+    judge = [
+        "eval.judge",
+        "--answers",
+        str(answers),
+        "--judge-base-url",
+        base_url,
+        "--judge-model",
+        judge_model,
+        "--concurrency",
+        "2",
+        "--parse-retries",
+        "0",
+        "--max-tokens",
+        "48",
+    ]  # SmolLM2 is no judge: keep it short
     run_module(*judge)
     judged = tmp_path / "smol" / "judgments.jsonl"
     records = read_jsonl(judged)
@@ -86,31 +108,66 @@ def test_report_tables_and_chart(tmp_path):
 @pytest.mark.slow
 def test_zeroshot_local_task_scores_above_chance(smollm2, tmp_path):
     out = tmp_path / "zs.json"
-    run_module("eval.zeroshot", "--model-path", str(smollm2), "--tasks", "llm42_easy_mc", "--out", str(out),
-               "--dtype", "float32")
+    run_module(
+        "eval.zeroshot",
+        "--model-path",
+        str(smollm2),
+        "--tasks",
+        "llm42_easy_mc",
+        "--out",
+        str(out),
+        "--dtype",
+        "float32",
+    )
     result = json.loads(out.read_text())["tasks"]["llm42_easy_mc"]
     assert result["metric"] == "acc" and result["value"] > 0.5  # four choices: chance is 0.25
 
 
-@pytest.mark.parametrize("module, args", [("llm42.bench", ["--configs", "llm42"]),
-                                          ("eval.zeroshot", ["--model-path", "x", "--tasks", "llm42_easy_mc"])])
+@pytest.mark.parametrize(
+    "module, args",
+    [("llm42.bench", ["--configs", "llm42"]), ("eval.zeroshot", ["--model-path", "x", "--tasks", "llm42_easy_mc"])],
+)
 def test_chart_without_matplotlib_is_refused_before_any_work(module, args, tmp_path):
     shadow = tmp_path / "shadow" / "matplotlib"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('matplotlib is not installed here')\n")
-    r = subprocess.run([sys.executable, "-m", module, *args, "--chart", str(tmp_path / "c.png")], capture_output=True,
-                       text=True, cwd=ROOT, timeout=60, env=cli_env(PYTHONPATH=str(tmp_path / "shadow"),
-                                                                    LLM42_CACHE=str(tmp_path / "cache")))
+    r = subprocess.run(
+        [sys.executable, "-m", module, *args, "--chart", str(tmp_path / "c.png")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=cli_env(PYTHONPATH=str(tmp_path / "shadow"), LLM42_CACHE=str(tmp_path / "cache")),
+    )
     assert r.returncode == 2 and "--chart needs matplotlib: pip install matplotlib" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "cache").exists()  # nothing built, nothing measured
 
 
 def test_answer_help_and_a_missing_prompt_set_are_one_screen_and_one_line(tmp_path):
-    help_text = subprocess.run([sys.executable, "-m", "eval.answer", "--help"], capture_output=True, text=True,
-                               cwd=ROOT).stdout
-    for flag, words in (("--model-path", "Hugging Face id"), ("--bench", "columns id, question"),
-                        ("--device", "cuda[:N]"), ("--dtype", "bfloat16")):
+    help_text = subprocess.run(
+        [sys.executable, "-m", "eval.answer", "--help"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
+    for flag, words in (
+        ("--model-path", "Hugging Face id"),
+        ("--bench", "columns id, question"),
+        ("--device", "cuda[:N]"),
+        ("--dtype", "bfloat16"),
+    ):
         assert flag in help_text and words in help_text, flag
-    r = subprocess.run([sys.executable, "-m", "eval.answer", "--bench", str(tmp_path / "nope.csv"), "--model-path",
-                        "x", "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eval.answer",
+            "--bench",
+            str(tmp_path / "nope.csv"),
+            "--model-path",
+            "x",
+            "--out",
+            str(tmp_path / "o.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode != 0 and "cannot read the prompt set" in r.stderr and "Traceback" not in r.stderr, r.stderr

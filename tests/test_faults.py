@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from cli_helpers import one_turn_then_a_long_reply, run_cli, spawn_cli
 from llm42.transcript import load
+from tests.support.cli import one_turn_then_a_long_reply, run_cli, spawn_cli
 
 
 def copy_model(src, dst, **config_changes):
@@ -65,23 +65,55 @@ FATAL = [
     ("zero max tokens", ["--max-new-tokens", "0"], None, "", 2, "max new tokens must be >= 1"),
     ("max tokens beyond the window", ["--max-new-tokens", "400"], None, "", 2, "must be below the model's 320-token"),
     ("unknown device", ["--device", "tpu"], None, "", 2, "unknown device 'tpu'"),
-    ("endpoint with quantize", ["--endpoint", "http://127.0.0.1:9/v1", "--quantize", "int8"], None, "", 2,
-     "not with --endpoint"),
-    ("prompt and prompt file", ["--prompt", "a", "--prompt-file", "b"], None, "", 2, "either --prompt or --prompt-file"),
+    (
+        "endpoint with quantize",
+        ["--endpoint", "http://127.0.0.1:9/v1", "--quantize", "int8"],
+        None,
+        "",
+        2,
+        "not with --endpoint",
+    ),
+    (
+        "prompt and prompt file",
+        ["--prompt", "a", "--prompt-file", "b"],
+        None,
+        "",
+        2,
+        "either --prompt or --prompt-file",
+    ),
     ("missing prompt file", ["--prompt-file", "/no/such.txt"], None, "", 2, "cannot read --prompt-file /no/such.txt"),
     ("missing model folder", ["--model-path", "/no/such/model"], "raw", "", 1, "no model folder at /no/such/model"),
     ("folder without config", [], no_config, "", 1, "has no config.json"),
-    ("unsupported architecture", [], lambda t, d: copy_model(t, d / "arch", model_type="nope_arch"), "", 1,
-     "does not recognize this architecture"),
+    (
+        "unsupported architecture",
+        [],
+        lambda t, d: copy_model(t, d / "arch", model_type="nope_arch"),
+        "",
+        1,
+        "does not recognize this architecture",
+    ),
     ("truncated safetensors", [], truncated, "", 1, "are damaged or incomplete"),
     ("garbage safetensors", [], garbage, "", 1, "are damaged or incomplete"),
     ("not a GGUF", [], not_gguf, "", 1, "not a GGUF file"),
     ("pickle checkpoint", [], pickled, "", 1, "only pickle weights (pytorch_model.bin)"),
-    ("needs remote code", [], lambda t, d: copy_model(t, d / "custom", model_type="custom42",
-                                                      auto_map={"AutoConfig": "configuration_x.XConfig"}), "", 1,
-     "--trust-remote-code"),
-    ("hub id while offline", ["--model-path", "someone/some-model"], "raw", "", 1,
-     "not in the local cache and the Hugging Face hub cannot be reached"),
+    (
+        "needs remote code",
+        [],
+        lambda t, d: copy_model(
+            t, d / "custom", model_type="custom42", auto_map={"AutoConfig": "configuration_x.XConfig"}
+        ),
+        "",
+        1,
+        "--trust-remote-code",
+    ),
+    (
+        "hub id while offline",
+        ["--model-path", "someone/some-model"],
+        "raw",
+        "",
+        1,
+        "not in the local cache and the Hugging Face hub cannot be reached",
+    ),
     ("absent GPU", ["--device", "cuda"], None, "", 1, "no CUDA GPU is visible"),
     ("absent MPS", ["--device", "mps"], None, "", 1, "MPS backend is not available"),
     ("unknown conversation", ["--resume", "nope"], None, "", 1, "no conversation 'nope'"),
@@ -101,15 +133,33 @@ def test_fatal_faults_end_in_one_line(tiny42, tmp_path, name, args, make, stdin,
 
 
 def test_pickle_loads_when_allowed(tiny42, tmp_path):
-    r = run_cli("--model-path", str(pickled(tiny42, tmp_path)), "--allow-pickle", "--max-new-tokens", "4",
-                "--no-history", "--prompt", "안녕")
+    r = run_cli(
+        "--model-path",
+        str(pickled(tiny42, tmp_path)),
+        "--allow-pickle",
+        "--max-new-tokens",
+        "4",
+        "--no-history",
+        "--prompt",
+        "안녕",
+    )
     assert r.returncode == 0, r.stderr.decode()
 
 
 def _short_of_memory(model, tmp_path, limit_in) -> str:
     """Run the CLI with SmolLM2 in fp32 (about 1.2 GiB needed) inside a memory limit; its last line."""
-    r = run_cli("--model-path", str(model), "--dtype", "float32", "--prompt", "hi", "--history-dir", str(tmp_path),
-                timeout=120, preexec_fn=limit_in)
+    r = run_cli(
+        "--model-path",
+        str(model),
+        "--dtype",
+        "float32",
+        "--prompt",
+        "hi",
+        "--history-dir",
+        str(tmp_path),
+        timeout=120,
+        preexec_fn=limit_in,
+    )
     err = r.stderr.decode()
     assert r.returncode == 1, err
     assert "loaded in" not in err and "Traceback" not in err  # said before loading anything
@@ -130,8 +180,14 @@ def test_not_enough_memory_in_a_container_is_said_before_loading(smollm2, tmp_pa
     import os
     from pathlib import Path
 
-    own = next((line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                if "memory" in line.split(":")[1].split(",")), None)
+    own = next(
+        (
+            line.split(":", 2)[2]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if "memory" in line.split(":")[1].split(",")
+        ),
+        None,
+    )
     group = Path("/sys/fs/cgroup/memory" + (own or "/")) / f"llm42-test-{os.getpid()}"
     try:
         group.mkdir()
@@ -157,8 +213,18 @@ SURVIVED = [
 
 @pytest.mark.parametrize("name, stdin, said, replies", SURVIVED, ids=[row[0] for row in SURVIVED])
 def test_bad_input_the_chat_survives(tiny42, tmp_path, name, stdin, said, replies):
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "6", "--seed", "0", "--history-dir", str(tmp_path),
-                stdin=stdin, timeout=180)
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--max-new-tokens",
+        "6",
+        "--seed",
+        "0",
+        "--history-dir",
+        str(tmp_path),
+        stdin=stdin,
+        timeout=180,
+    )
     err = r.stderr.decode()
     assert r.returncode == 0 and "Traceback" not in err, err
     if said:
@@ -189,9 +255,22 @@ def test_huge_paste_into_the_terminal(tiny42, tmp_path):
 
 def test_model_output_never_drives_the_terminal(tiny42, tmp_path):
     """A random model emits every byte, ESC and other controls included: none reaches the screen raw."""
-    r = run_cli("--model-path", str(tiny42), "--max-new-tokens", "300", "--seed", "7", "--no-history",
-                "--repetition-penalty", "1.0", "--temperature", "1.5", "--top-k", "0",
-                stdin="안녕\n한국의 수도는?\n오늘 날씨\n")
+    r = run_cli(
+        "--model-path",
+        str(tiny42),
+        "--max-new-tokens",
+        "300",
+        "--seed",
+        "7",
+        "--no-history",
+        "--repetition-penalty",
+        "1.0",
+        "--temperature",
+        "1.5",
+        "--top-k",
+        "0",
+        stdin="안녕\n한국의 수도는?\n오늘 날씨\n",
+    )
     out = r.stdout.decode("utf-8", errors="replace")
     assert r.returncode == 0
     assert not any(c in out for c in "\x1b\x07\x08\x0b\x0c\r\x00\x7f")
@@ -200,8 +279,9 @@ def test_model_output_never_drives_the_terminal(tiny42, tmp_path):
 def test_dumb_terminal_and_narrow_window(smollm2, tmp_path):
     import pexpect
 
-    child = pexpect.spawn(*_argv(smollm2, tmp_path), env=_env(TERM="dumb"), encoding="utf-8", dimensions=(24, 20),
-                          timeout=120)
+    child = pexpect.spawn(
+        *_argv(smollm2, tmp_path), env=_env(TERM="dumb"), encoding="utf-8", dimensions=(24, 20), timeout=120
+    )
     child.expect(">")
     child.sendline("What is the capital of France?")
     child.expect("Paris")
@@ -221,8 +301,9 @@ def test_ctrl_c_while_loading_is_one_line(smollm2, tmp_path):
 
 
 def test_sigterm_leaves_cleanly_with_the_transcript_on_disk(smollm2, tmp_path):
-    child = spawn_cli("--model-path", str(smollm2), "--temperature", "0", "--history-dir", str(tmp_path),
-                      "--max-new-tokens", "300")
+    child = spawn_cli(
+        "--model-path", str(smollm2), "--temperature", "0", "--history-dir", str(tmp_path), "--max-new-tokens", "300"
+    )
     one_turn_then_a_long_reply(child)
     child.kill(signal.SIGTERM)
     child.expect(pytest.importorskip("pexpect").EOF)
@@ -235,30 +316,54 @@ def test_sigterm_leaves_cleanly_with_the_transcript_on_disk(smollm2, tmp_path):
 def _argv(model, history):
     import sys
 
-    from cli_helpers import ROOT
+    from tests.support.cli import ROOT
 
-    return sys.executable, [str(ROOT / "example_cli.py"), "--model-path", str(model), "--temperature", "0",
-                            "--max-new-tokens", "40", "--history-dir", str(history)]
+    return sys.executable, [
+        str(ROOT / "example_cli.py"),
+        "--model-path",
+        str(model),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "40",
+        "--history-dir",
+        str(history),
+    ]
 
 
 def _env(**extra):
-    from cli_helpers import cli_env
+    from tests.support.cli import cli_env
 
     return cli_env(**extra)
 
 
 @pytest.mark.slow
 def test_chaos_interrupts_and_kills_lose_nothing(smollm2):
-    """A short chaos run in CI (4 Ctrl+C, 2 kills); `python tests/chaos.py --model ...` runs the full 50 + 20."""
+    """A short chaos run in CI (4 Ctrl+C, 2 kills); `python tools/chaos.py --model ...` runs the full 50 + 20."""
     import subprocess
     import sys
 
-    from cli_helpers import ROOT
+    from tests.support.cli import ROOT
 
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "chaos.py"), "--model", str(smollm2), "--interrupts", "4",
-                        "--kills", "2", "--seed", "3"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "chaos.py"),
+            "--model",
+            str(smollm2),
+            "--interrupts",
+            "4",
+            "--kills",
+            "2",
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "{" in r.stdout, r.stderr[-3000:]
-    report = json.loads(r.stdout[r.stdout.index("{"):])
+    report = json.loads(r.stdout[r.stdout.index("{") :])
     assert r.returncode == 0, (report, r.stderr[-3000:])
     assert report["sessions_survived"] == 4 and report["replies_in_transcript"] == 5
     assert report["completed_turns_lost"] == 0 and report["completed_turns"] >= 2

@@ -28,8 +28,10 @@ def test_stream_equals_full_decode_for_random_token_sequences(tok, data):
 
 
 @FUZZ
-@given(text=st.text(alphabet=st.sampled_from(list("ab <>:humanbot한글 \n")), max_size=80),
-       cuts=st.lists(st.integers(0, 80), max_size=12))
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab <>:humanbot한글 \n")), max_size=80),
+    cuts=st.lists(st.integers(0, 80), max_size=12),
+)
 def test_stop_filter_never_drops_or_leaks_text(text, cuts):
     stop = "<human>:"
     pieces, last = [], 0

@@ -2,33 +2,35 @@
 
 import torch
 
-from llm42.generate import PromptCache, generate_steps
+from llm42.generate import generate_steps, open_cache
 from llm42.settings import SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=40)
 
 
 def chat_ids(tok, text):
-    return tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                   tokenize=True, return_dict=True)["input_ids"]
+    return tok.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
 
 
 def ours(model, prompt, s, stop_ids=frozenset(), cache=None, seed=None):
     g = torch.Generator().manual_seed(seed) if seed is not None else None
-    return [st.token for st in generate_steps(cache or PromptCache(model), prompt, s, set(stop_ids), g)]
+    return [st.token for st in generate_steps(cache or open_cache(model), prompt, s, set(stop_ids), g)]
 
 
 def theirs(model, prompt, **kw):
     out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long), **kw)
-    return out[0, len(prompt):].tolist()
+    return out[0, len(prompt) :].tolist()
 
 
 def test_greedy_equals_hf_generate_token_for_token(smollm2_loaded):
     model, tok = smollm2_loaded
     for question in ["What is the capital of France?", "Write a haiku about the sea."]:
         prompt = chat_ids(tok, question)
-        expected = theirs(model, prompt, do_sample=False, max_new_tokens=40, eos_token_id=tok.eos_token_id,
-                          repetition_penalty=1.0)
+        expected = theirs(
+            model, prompt, do_sample=False, max_new_tokens=40, eos_token_id=tok.eos_token_id, repetition_penalty=1.0
+        )
         got = ours(model, prompt, GREEDY, {tok.eos_token_id})
         assert got == expected
     assert "Paris" in tok.decode(ours(model, chat_ids(tok, "What is the capital of France?"), GREEDY))
@@ -38,8 +40,9 @@ def test_greedy_with_repetition_penalty_equals_hf(smollm2_loaded):
     model, tok = smollm2_loaded
     prompt = chat_ids(tok, "List three colours.")
     s = SamplingSettings(temperature=0, repetition_penalty=1.2, max_new_tokens=30)
-    expected = theirs(model, prompt, do_sample=False, max_new_tokens=30, repetition_penalty=1.2,
-                      eos_token_id=tok.eos_token_id)
+    expected = theirs(
+        model, prompt, do_sample=False, max_new_tokens=30, repetition_penalty=1.2, eos_token_id=tok.eos_token_id
+    )
     assert ours(model, prompt, s, {tok.eos_token_id}) == expected
 
 
@@ -61,11 +64,13 @@ def test_same_seed_same_reply_other_seed_other_reply(smollm2_loaded):
 def test_prompt_cache_gives_the_same_tokens_as_a_fresh_prefill(smollm2_loaded):
     model, tok = smollm2_loaded
     history = [{"role": "user", "content": "What is the capital of France?"}]
-    cache = PromptCache(model)
+    cache = open_cache(model)
     first = tok.apply_chat_template(history, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
     reply = ours(model, first, GREEDY, {tok.eos_token_id}, cache=cache)
-    history += [{"role": "assistant", "content": tok.decode(reply, skip_special_tokens=True)},
-                {"role": "user", "content": "And of Germany?"}]
+    history += [
+        {"role": "assistant", "content": tok.decode(reply, skip_special_tokens=True)},
+        {"role": "user", "content": "And of Germany?"},
+    ]
     second = tok.apply_chat_template(history, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
     cached = ours(model, second, GREEDY, {tok.eos_token_id}, cache=cache)
     assert cache.reused > len(first) // 2  # the follow-up prefilled only what was new
@@ -81,11 +86,13 @@ def test_prompt_cache_gives_the_same_tokens_as_a_fresh_prefill(smollm2_loaded):
 def test_interrupted_forward_leaves_a_usable_cache(smollm2_loaded):
     model, tok = smollm2_loaded
     prompt = chat_ids(tok, "What is the capital of France?")
-    cache = PromptCache(model)
+    cache = open_cache(model)
     steps = generate_steps(cache, prompt, GREEDY, {tok.eos_token_id})
     next(steps), next(steps)
     steps.close()  # as when the user stops a reply
-    assert ours(model, prompt, GREEDY, {tok.eos_token_id}, cache=cache) == ours(model, prompt, GREEDY, {tok.eos_token_id})
+    assert ours(model, prompt, GREEDY, {tok.eos_token_id}, cache=cache) == ours(
+        model, prompt, GREEDY, {tok.eos_token_id}
+    )
 
 
 def test_llm42_decode_step_equals_transformers_forward(smollm2_loaded):
@@ -93,7 +100,7 @@ def test_llm42_decode_step_equals_transformers_forward(smollm2_loaded):
     greedy and sampled at one seed, on real weights (fp32: the same maths, so the same tokens)."""
     model, tok = smollm2_loaded
     prompt = chat_ids(tok, "Tell me about the sea in three sentences.")
-    fast, slow = PromptCache(model), PromptCache(model, fast=False)
+    fast, slow = open_cache(model), open_cache(model, fast=False)
     assert fast.decoder is not None and slow.decoder is None
     for s, seed in [(GREEDY, None), (SamplingSettings(temperature=0.8, max_new_tokens=40), 5)]:
         assert ours(model, prompt, s, cache=fast, seed=seed) == ours(model, prompt, s, cache=slow, seed=seed)
@@ -107,7 +114,7 @@ def test_static_buffers_give_the_same_tokens_as_growing_ones(smollm2_loaded, tin
         second = first + tok.encode(" 오늘 날씨가 맑습니다.", add_special_tokens=False)
         s = SamplingSettings(temperature=0.9, max_new_tokens=30)
         window = 320 if model.config.max_position_embeddings == 320 else 512
-        dynamic, static = PromptCache(model, window), PromptCache(model, window, static=True)
+        dynamic, static = open_cache(model, window), open_cache(model, window, static=True)
         for prompt in (first, second, first):  # a follow-up, then back (an /undo): the cache is reused both ways
             assert ours(model, prompt, s, cache=static, seed=11) == ours(model, prompt, s, cache=dynamic, seed=11)
         assert static.reused == dynamic.reused > 0
@@ -119,7 +126,7 @@ def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
     import pytest
     from transformers import AutoModelForCausalLM
 
-    from llm42 import native
+    from llm42.cpu import native
     from llm42.quantize import quantize_model
 
     if native.library() is None:
@@ -136,10 +143,10 @@ def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
                     reference.get_submodule(name).weight.data = m.dequantize(torch.float32)
         errors = {}
         for own in (False, True):
-            from llm42.kernels import Kernels
+            from llm42.cpu.tuning import Kernels
 
             k = Kernels(own_matmuls=["Linear", "Int8Linear"] if own else [], own_attention=own)
-            cache, ref = PromptCache(model, 512, k), PromptCache(reference, 512)
+            cache, ref = open_cache(model, 512, k), open_cache(reference, 512)
             cache.reuse(tok_ids[:20]), ref.reuse(tok_ids[:20])
             cache.feed(tok_ids[:20]), ref.feed(tok_ids[:20])
             err = []

@@ -2,6 +2,8 @@
 import moved into a function to dodge a cycle still counts)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llm42"
@@ -12,7 +14,9 @@ def imports(path: Path, name: str, modules: set[str]) -> set[str]:
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]) if node.level else node.module
+            base = (
+                ".".join(package[: len(package) - node.level + 1] + [node.module or ""]) if node.level else node.module
+            )
             base = base.rstrip(".")
             for alias in node.names:
                 out.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
@@ -21,16 +25,20 @@ def imports(path: Path, name: str, modules: set[str]) -> set[str]:
     return {m for m in out if m in modules and m != name}
 
 
-def test_no_import_cycles():
+def import_graph() -> dict[str, set[str]]:
     files = {p: ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in PACKAGE.rglob("*.py")}
     names = {n.removesuffix(".__init__") for n in files.values()}
     graph = {n.removesuffix(".__init__"): imports(p, n.removesuffix(".__init__"), names) for p, n in files.items()}
-    graph = {n: deps - {"llm42"} for n, deps in graph.items()}
+    return {n: deps - {"llm42", "llm42.cpu", "llm42.bench", "llm42.i18n"} for n, deps in graph.items()}
+
+
+def test_no_import_cycles():
+    graph = import_graph()
     done, path, cycles = set(), [], []
 
     def visit(n):
         if n in path:
-            cycles.append(path[path.index(n):] + [n])
+            cycles.append(path[path.index(n) :] + [n])
             return
         if n in done:
             return
@@ -43,4 +51,24 @@ def test_no_import_cycles():
     for n in sorted(graph):
         visit(n)
     assert not cycles, [" -> ".join(c) for c in cycles]
-    assert graph["llm42.kernels"] and "llm42.device" in graph["llm42.native"]  # the reader sees real edges
+    assert graph["llm42.cpu.tuning"] and "llm42.device" in graph["llm42.cpu.native"]  # the reader sees real edges
+
+
+def test_the_chat_never_imports_the_benchmark():
+    graph = import_graph()
+    chat = {n for n in graph if not n.startswith("llm42.bench")}
+    assert not [(n, m) for n in chat for m in graph[n] if m.startswith("llm42.bench")]
+    assert "llm42.bench.timing" in graph["llm42.bench.rows"]
+
+
+def test_no_module_over_300_lines():
+    long = {p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert not long
+
+
+def test_the_code_is_formatted_and_lint_free():
+    """pyproject.toml's ruff settings hold for every file (CI installs ruff from requirements-dev.txt)."""
+    root = PACKAGE.parent
+    for args in (["check", "--output-format", "concise", "."], ["format", "--check", "."]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=root, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

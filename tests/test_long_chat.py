@@ -1,4 +1,4 @@
-"""A long chat past its context window, through the real CLI (tests/soak.py, a short run of it)."""
+"""A long chat past its context window, through the real CLI (tools/soak.py, a short run of it)."""
 
 import json
 import subprocess
@@ -6,16 +6,31 @@ import sys
 
 import pytest
 
-from cli_helpers import ROOT, cli_env
+from tests.support.cli import ROOT, cli_env
 
 
 @pytest.mark.slow
 def test_a_chat_past_its_window_stays_fast_and_keeps_every_turn(smollm2):
     """SmolLM2 with a 1,024-token window (the full 8,192 would take 150 turns to fill): after the window is
     full, at most one turn in ten re-reads its prompt from scratch, memory stops growing, nothing is lost."""
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "soak.py"), "--model", str(smollm2), "--turns", "40",
-                        "--context", "1024", "--max-new-tokens", "24"], capture_output=True, text=True, timeout=600,
-                       env=cli_env())
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "soak.py"),
+            "--model",
+            str(smollm2),
+            "--turns",
+            "40",
+            "--context",
+            "1024",
+            "--max-new-tokens",
+            "24",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(),
+    )
     assert "{" in r.stdout, r.stderr[-3000:]
     report = json.loads(r.stdout)
     assert r.returncode == 0 and report["ok"], report

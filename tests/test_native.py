@@ -5,8 +5,8 @@ import shutil
 import pytest
 import torch
 
-from llm42 import native
-from llm42.quantize import Int4Linear, Int8Linear, pack_int4, unpack_int4
+from llm42.cpu import native
+from llm42.cpu.layers import Int4Linear, Int8Linear, pack_int4, unpack_int4
 
 BF16 = 2**-8  # rounding to bf16 (8 significant bits) moves a value by at most this much of itself
 
@@ -68,7 +68,10 @@ def test_attention_for_one_query(lib, heads, kv_heads, n):
     keys = torch.randn(kv_heads, 512, 64, generator=g).bfloat16()  # capacity 512, the first n filled
     values = torch.randn(kv_heads, 512, 64, generator=g).bfloat16()
     q = torch.randn(heads, 64, generator=g).bfloat16()
-    k, v = keys[:, :n].float().repeat_interleave(heads // kv_heads, 0), values[:, :n].float().repeat_interleave(heads // kv_heads, 0)
+    k, v = (
+        keys[:, :n].float().repeat_interleave(heads // kv_heads, 0),
+        values[:, :n].float().repeat_interleave(heads // kv_heads, 0),
+    )
     probs = torch.softmax((q.float()[:, None] @ k.transpose(1, 2)) * 0.125, dim=-1)
     exact = (probs @ v).view(1, -1)
     got = native.attend(q, keys, values, n, 0.125).float()
@@ -120,7 +123,9 @@ def test_prefill_dequantization_equals_pytorchs_to_the_bit(lib):
     n, k, g = 640, 2048, q4.group
     q = unpack_int4(q4.qweight).reshape(n, k // g, g).to(torch.bfloat16)
     scale, zero = q4.scales_zeros.unsqueeze(-2).unbind(-1)
-    assert torch.equal(native.dequant_int4(q4.qweight, q4.scales_zeros, g), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k))
+    assert torch.equal(
+        native.dequant_int4(q4.qweight, q4.scales_zeros, g), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)
+    )
 
 
 def test_int4_layout_is_llm42s_own_on_every_cpu():
@@ -150,19 +155,29 @@ def probe_library(tmp_path, **env) -> str:
     import subprocess
     import sys
 
-    from cli_helpers import ROOT, cli_env
+    from tests.support.cli import ROOT, cli_env
 
-    code = "from llm42 import native; print(native.library() is not None, native.describe(), sep='|')"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env=cli_env(LLM42_CACHE=str(tmp_path / "cache"), **env))
+    code = "from llm42.cpu import native; print(native.library() is not None, native.describe(), sep='|')"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=cli_env(LLM42_CACHE=str(tmp_path / "cache"), **env),
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("script", [
-    'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done; cc -shared -fPIC -x c /dev/null -o "$out"',
-    "exit 0",  # says it succeeded, wrote nothing
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; '
+        'done; cc -shared -fPIC -x c /dev/null -o "$out"',
+        "exit 0",  # says it succeeded, wrote nothing
+    ],
+)
 def test_a_compiler_that_writes_no_kernels_leaves_pytorchs(lib, tmp_path, script):
     cc = tmp_path / "cc"
     cc.write_text("#!/bin/sh\n" + script + "\n")

@@ -4,9 +4,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from cli_helpers import run_cli
-from llm42.quantize import Int4Linear, Int8Linear, quantize_checkpoint, quantize_model
+from llm42.cpu.layers import Int4Linear, Int8Linear
+from llm42.quantize import quantize_checkpoint, quantize_model
 from llm42.saved import load_quantized, save_quantized
+from tests.support.cli import run_cli
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
@@ -83,12 +84,32 @@ def test_layer_by_layer_from_file_equals_in_memory_and_saved_reloads_exactly(smo
 
 def test_cli_quantizes_saves_and_restarts_from_the_saved_model(smollm2, tmp_path):
     out = tmp_path / "smol-int4"
-    r = run_cli("--model-path", str(smollm2), "--quantize", "int4", "--save-quantized", str(out), "--temperature", "0",
-                "--max-new-tokens", "20", "--prompt", "What is the capital of France?")
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--quantize",
+        "int4",
+        "--save-quantized",
+        str(out),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "20",
+        "--prompt",
+        "What is the capital of France?",
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert "Paris" in r.stdout.decode() and f"--model-path {out}" in r.stderr.decode()
-    again = run_cli("--model-path", str(out), "--temperature", "0", "--max-new-tokens", "20",
-                    "--prompt", "What is the capital of France?")
+    again = run_cli(
+        "--model-path",
+        str(out),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "20",
+        "--prompt",
+        "What is the capital of France?",
+    )
     assert again.returncode == 0 and again.stdout == r.stdout
     assert "device cpu, int4" in again.stderr.decode()
 
@@ -102,7 +123,7 @@ def test_int4_prefill_and_step_paths_agree():
     """Prefill (>= PREFILL_ROWS rows: the weight dequantized, bf16 matmul) and a step (a few rows through the
     int4 kernel, x rounded per block of 32 where llm42's kernel runs) compute one product: they differ by the
     rounding each does, bounded from the weights and x as in test_native."""
-    from llm42.quantize import PREFILL_ROWS
+    from llm42.cpu.layers import PREFILL_ROWS
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(256, 192, bias=False).to(torch.bfloat16).requires_grad_(False)
@@ -114,8 +135,12 @@ def test_int4_prefill_and_step_paths_agree():
     magnitude = x.float().abs() @ w.abs().T
     rounded = (q.dequantize().float() - w).abs()  # what dequantizing to bf16 moved each weight by (bit-exact maths)
     # the output's bf16 rounding, the weights' bf16 rounding (prefill) or x's (the kernel), fp32 sums
-    bound = (exact.abs() * 2**-8 + x.float().abs() @ rounded.T + (steps / 2) @ w.abs().view(192, -1, 32).sum(-1).T
-             + magnitude * 256 * 2**-24 * 2)
+    bound = (
+        exact.abs() * 2**-8
+        + x.float().abs() @ rounded.T
+        + (steps / 2) @ w.abs().view(192, -1, 32).sum(-1).T
+        + magnitude * 256 * 2**-24 * 2
+    )
     assert ((q(x).float() - exact).abs() <= bound).all()  # dequantized path
     assert ((q(x[:3]).float() - exact[:3]).abs() <= bound[:3]).all()  # the kernel's path
     # a group's step is (max - min) / 15 <= 2 max|w| / 15: rounding is off by half a step, plus bf16 scales

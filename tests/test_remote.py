@@ -10,11 +10,11 @@ import time
 import jinja2.sandbox
 import pytest
 
-import fake_server
-from cli_helpers import ROOT, Screen, cli_env, run_cli, spawn_cli, stop_a_reply_then_ask_again
-from conftest import start_server, stop_server
 from llm42.template import TEMPLATE_42DOT
 from llm42.transcript import load
+from tests.support import fake_server
+from tests.support.cli import ROOT, Screen, cli_env, run_cli, spawn_cli, stop_a_reply_then_ask_again
+from tests.support.serve import start_server, stop_server
 
 
 def remote(server, *args, stdin="", history=None):
@@ -24,8 +24,13 @@ def remote(server, *args, stdin="", history=None):
 
 
 def test_piped_multi_turn_chat_through_the_server(smollm2_server, tmp_path):
-    r = remote(smollm2_server, "--temperature", "0", history=tmp_path,
-               stdin="What is the capital of France?\nAnd what is the capital of Germany?\n")
+    r = remote(
+        smollm2_server,
+        "--temperature",
+        "0",
+        history=tmp_path,
+        stdin="What is the capital of France?\nAnd what is the capital of Germany?\n",
+    )
     out, err = r.stdout.decode(), r.stderr.decode()
     assert r.returncode == 0, err
     assert "Paris" in out.splitlines()[0] and "Berlin" in out
@@ -48,10 +53,27 @@ def test_unreachable_server_and_unknown_model_are_one_line(smollm2_server):
 
 def test_remote_mode_never_imports_torch_or_transformers(fake):
     url, _ = fake
-    r = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "example_cli.py"), "--endpoint", url,
-                        "--no-history", "--prompt", "hi"], capture_output=True, text=True, env=cli_env(), timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(ROOT / "example_cli.py"),
+            "--endpoint",
+            url,
+            "--no-history",
+            "--prompt",
+            "hi",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "Hello there!", r.stderr[-2000:]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if line.startswith("import time:")
+    }
     assert "openai" in imported and "rich" in imported  # the check sees real imports
     assert not imported & {"torch", "transformers", "tokenizers", "safetensors"}
 
@@ -74,8 +96,11 @@ def test_the_server_dying_mid_reply_shows_the_partial_once_and_says_so(fake, tmp
     screen.expect(r"\[connection lost: .*\]")
     text = screen.leave()
     assert text.count("First words of a reply") == 1 and text.count("[connection lost") == 1, text
-    assert re.search(r"\[connection lost: http://127\.0\.0\.1:\d+/v1 stopped answering in the middle of the reply "
-                     r"\(\w+\); the part that came is kept\]", " ".join(text.split())), text
+    assert re.search(
+        r"\[connection lost: http://127\.0\.0\.1:\d+/v1 stopped answering in the middle of the reply "
+        r"\(\w+\); the part that came is kept\]",
+        " ".join(text.split()),
+    ), text
     assert "cannot reach" not in text  # not a start-up problem
     (path,) = tmp_path.glob("*.jsonl")
     (reply,) = [json.loads(line) for line in path.read_text().splitlines() if '"assistant"' in line]
@@ -98,17 +123,34 @@ def fake():
 def test_a_refused_api_key_at_start_is_one_line(fake):
     url, handler = fake
     handler.models = 401
-    r = run_cli("--endpoint", url, "--api-key-env", "LLM42_TEST_KEY", "--prompt", "hi", "--no-history",
-                LLM42_TEST_KEY="sk-wrong-secret")
+    r = run_cli(
+        "--endpoint",
+        url,
+        "--api-key-env",
+        "LLM42_TEST_KEY",
+        "--prompt",
+        "hi",
+        "--no-history",
+        LLM42_TEST_KEY="sk-wrong-secret",
+    )
     err = r.stderr.decode()
-    assert r.returncode == 1 and err.strip() == f"llm42: error: {url} refused the API key (HTTP 401): check the " \
-                                                "variable named by --api-key-env"
+    assert (
+        r.returncode == 1
+        and err.strip()
+        == f"llm42: error: {url} refused the API key (HTTP 401): check the variable named by --api-key-env"
+    )
     assert "sk-wrong-secret" not in err
 
 
-@pytest.mark.parametrize("code, words", [(401, "refused the API key (HTTP 401)"), (404, "has no model 'm' or no chat "
-                                         "endpoint (HTTP 404)"), (429, "is rate-limiting (HTTP 429): wait a moment"),
-                                         (500, "answered HTTP 500")])
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (401, "refused the API key (HTTP 401)"),
+        (404, "has no model 'm' or no chat endpoint (HTTP 404)"),
+        (429, "is rate-limiting (HTTP 429): wait a moment"),
+        (500, "answered HTTP 500"),
+    ],
+)
 def test_http_errors_mid_chat_are_said_and_the_chat_goes_on(fake, tmp_path, code, words):
     url, handler = fake
     handler.chat = code
@@ -120,7 +162,9 @@ def test_http_errors_mid_chat_are_said_and_the_chat_goes_on(fake, tmp_path, code
 
 def test_ctrl_c_mid_stream_keeps_the_session(smollm2_server, tmp_path):
     url, _ = smollm2_server
-    child = spawn_cli("--endpoint", url, "--max-new-tokens", "300", "--temperature", "0", "--history-dir", str(tmp_path))
+    child = spawn_cli(
+        "--endpoint", url, "--max-new-tokens", "300", "--temperature", "0", "--history-dir", str(tmp_path)
+    )
     stop_a_reply_then_ask_again(child, wait=4)
     (path,) = tmp_path.glob("*.jsonl")
     messages = load(path).dialog.messages
@@ -130,8 +174,9 @@ def test_ctrl_c_mid_stream_keeps_the_session(smollm2_server, tmp_path):
 def test_server_killed_mid_reply_keeps_the_partial_and_goes_on(smollm2, tmp_path):
     proc, url, out = start_server(smollm2)
     try:
-        child = spawn_cli("--endpoint", url, "--max-new-tokens", "400", "--temperature", "0",
-                          "--history-dir", str(tmp_path))
+        child = spawn_cli(
+            "--endpoint", url, "--max-new-tokens", "400", "--temperature", "0", "--history-dir", str(tmp_path)
+        )
         child.expect(">>>")
         child.sendline("Write a very long story about a dragon who learns to cook.")
         time.sleep(5)
@@ -153,11 +198,15 @@ def test_server_killed_mid_reply_keeps_the_partial_and_goes_on(smollm2, tmp_path
 def test_shipped_template_renders_like_llm42_for_a_serving_engine(tiny42_loaded):
     """vLLM renders --chat-template files in a sandboxed Jinja environment; the result must equal llm42's prompt."""
     tok = tiny42_loaded[1]
-    messages = [{"role": "user", "content": "안녕하세요"}, {"role": "assistant", "content": "안녕하세요! 무엇을 도와드릴까요?"},
-                {"role": "user", "content": "한국의 수도는 어디인가요?"}]
+    messages = [
+        {"role": "user", "content": "안녕하세요"},
+        {"role": "assistant", "content": "안녕하세요! 무엇을 도와드릴까요?"},
+        {"role": "user", "content": "한국의 수도는 어디인가요?"},
+    ]
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    engine_text = env.from_string(TEMPLATE_42DOT).render(messages=messages, bos_token=tok.bos_token,
-                                                         eos_token=tok.eos_token, add_generation_prompt=True)
+    engine_text = env.from_string(TEMPLATE_42DOT).render(
+        messages=messages, bos_token=tok.bos_token, eos_token=tok.eos_token, add_generation_prompt=True
+    )
     tok.chat_template = TEMPLATE_42DOT
     assert engine_text == tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert engine_text.endswith("<human>: 한국의 수도는 어디인가요? <bot>:")

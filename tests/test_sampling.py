@@ -2,8 +2,13 @@
 
 import pytest
 import torch
-from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
-                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from llm42.sampling import Seen, pick
 from llm42.settings import SamplingSettings
@@ -35,13 +40,17 @@ def ours_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> to
     return out
 
 
-@pytest.mark.parametrize("s", [
-    settings(temperature=0.5, top_p=0.95, top_k=20, repetition_penalty=1.2),  # 42dot's recommended settings
-    settings(temperature=1.3, top_k=5),
-    settings(temperature=0.7, top_p=0.5),
-    settings(temperature=1.0, top_k=50, top_p=0.9, repetition_penalty=0.8),
-    settings(temperature=2.0),
-], ids=["42dot", "top-k", "top-p", "penalty<1", "plain"])
+@pytest.mark.parametrize(
+    "s",
+    [
+        settings(temperature=0.5, top_p=0.95, top_k=20, repetition_penalty=1.2),  # 42dot's recommended settings
+        settings(temperature=1.3, top_k=5),
+        settings(temperature=0.7, top_p=0.5),
+        settings(temperature=1.0, top_k=50, top_p=0.9, repetition_penalty=0.8),
+        settings(temperature=2.0),
+    ],
+    ids=["42dot", "top-k", "top-p", "penalty<1", "plain"],
+)
 def test_the_distribution_equals_transformers_processors(s):
     g = torch.Generator().manual_seed(1)
     for trial in range(20):
@@ -77,20 +86,24 @@ def test_draws_follow_the_distribution():
 
 def test_temperature_zero_is_argmax_every_time():
     logits = torch.tensor([1.0, 3.0, 2.9, -1.0])
-    assert {pick(logits, settings(temperature=0), generator=torch.Generator().manual_seed(i)).token
-            for i in range(50)} == {1}
+    assert {
+        pick(logits, settings(temperature=0), generator=torch.Generator().manual_seed(i)).token for i in range(50)
+    } == {1}
 
 
 def test_top_k_one_is_argmax_even_when_hot():
     logits = torch.tensor([1.0, 3.0, 2.9, -1.0])
-    assert {pick(logits, settings(temperature=5.0, top_k=1), generator=torch.Generator().manual_seed(i)).token
-            for i in range(50)} == {1}
+    assert {
+        pick(logits, settings(temperature=5.0, top_k=1), generator=torch.Generator().manual_seed(i)).token
+        for i in range(50)
+    } == {1}
 
 
 def test_top_p_keeps_the_smallest_set_over_p():
     logits = torch.log(torch.tensor([0.5, 0.3, 0.2]))  # p=0.7 keeps the first two only
-    assert {pick(logits, settings(top_p=0.7), generator=torch.Generator().manual_seed(i)).token
-            for i in range(200)} == {0, 1}
+    assert {
+        pick(logits, settings(top_p=0.7), generator=torch.Generator().manual_seed(i)).token for i in range(200)
+    } == {0, 1}
 
 
 def test_repetition_penalty_turns_greedy_away_from_a_repeat():

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 ASK = ["--temperature", "0", "--max-new-tokens", "12", "--no-history", "--prompt", "What is the capital of France?"]
 
@@ -38,13 +38,18 @@ def test_a_saved_folder_has_a_manifest_and_plain_file_modes(saved):
     assert not [p for p in saved.parent.iterdir() if "partial" in p.name]
 
 
-@pytest.mark.parametrize("damage, why", [
-    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[: 1 << 20]),
-     "model.safetensors is 1048576 bytes, its manifest says"),
-    (lambda d: (d / "model.safetensors").write_bytes(b""), "model.safetensors is 0 bytes"),
-    (lambda d: (d / "llm42_quant.json").unlink(), "its llm42_quant.json is missing or damaged"),
-    (lambda d: (d / "llm42_quant.json").write_text("[]"), "its llm42_quant.json is missing or damaged"),
-])
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[: 1 << 20]),
+            "model.safetensors is 1048576 bytes, its manifest says",
+        ),
+        (lambda d: (d / "model.safetensors").write_bytes(b""), "model.safetensors is 0 bytes"),
+        (lambda d: (d / "llm42_quant.json").unlink(), "its llm42_quant.json is missing or damaged"),
+        (lambda d: (d / "llm42_quant.json").write_text("[]"), "its llm42_quant.json is missing or damaged"),
+    ],
+)
 def test_a_damaged_saved_folder_is_refused_in_one_line(saved, tmp_path, damage, why):
     folder = copy_of(saved, tmp_path / "copy")
     damage(folder)
@@ -61,12 +66,22 @@ def test_a_full_disk_while_saving_leaves_nothing_that_looks_like_a_model(smollm2
     def small_files():  # every file this process writes stops at 4 MB, as a nearly full disk does
         resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
 
-    r = run_cli("--model-path", str(smollm2), "--quantize", "int8", "--save-quantized", str(out), *ASK,
-                preexec_fn=small_files, LLM42_CACHE=str(tmp_path / "cache"))
+    r = run_cli(
+        "--model-path",
+        str(smollm2),
+        "--quantize",
+        "int8",
+        "--save-quantized",
+        str(out),
+        *ASK,
+        preexec_fn=small_files,
+        LLM42_CACHE=str(tmp_path / "cache"),
+    )
     err = r.stderr.decode().strip().splitlines()
     assert r.returncode == 1 and "Traceback" not in r.stderr.decode(), err
-    assert err[-1].startswith(f"llm42: error: could not save the quantized model in {out}: ") and \
-        err[-1].endswith("nothing was left there"), err
+    assert err[-1].startswith(f"llm42: error: could not save the quantized model in {out}: ") and err[-1].endswith(
+        "nothing was left there"
+    ), err
     assert "the quantized model is not kept for later starts" in r.stderr.decode()  # the cache could not take it
     assert sorted(os.listdir(tmp_path)) == ["cache"] and not list((tmp_path / "cache").rglob("*.safetensors"))
 

@@ -8,11 +8,19 @@ import re
 
 import pytest
 
-import fake_server
-from cli_helpers import Screen, spawn_cli
+from tests.support import fake_server
+from tests.support.cli import Screen, spawn_cli
 
-POEM = ["An old silent pond\n", "A frog jumps into the pond\n", "Splash! Silence again.\n", "\n",
-        "1. Banana\n", "2. Apple\n", "\n", "Done."]
+POEM = [
+    "An old silent pond\n",
+    "A frog jumps into the pond\n",
+    "Splash! Silence again.\n",
+    "\n",
+    "1. Banana\n",
+    "2. Apple\n",
+    "\n",
+    "Done.",
+]
 
 
 @pytest.fixture
@@ -47,8 +55,10 @@ def test_markdown_keeps_line_breaks_and_list_numbers(fake, tmp_path):
 
 def test_history_wraps_between_words(fake, tmp_path):
     url, handler = fake
-    handler.reply = ["Streaming text should never break a character, and a long line wraps between its words "
-                     "so that nothing is cut in half on a narrow terminal window."]
+    handler.reply = [
+        "Streaming text should never break a character, and a long line wraps between its words "
+        "so that nothing is cut in half on a narrow terminal window."
+    ]
     child = spawn_cli("--endpoint", url, "--history-dir", str(tmp_path), "--no-markdown", COLUMNS="50")
     child.setwinsize(40, 50)
     screen = Screen(child, columns=50)

@@ -28,7 +28,8 @@ def fmt(tiny42_loaded):
 def test_two_turn_prompt_text_is_byte_identical(fmt):
     text = fmt.tokenizer.apply_chat_template(two_turns().render(), tokenize=False, add_generation_prompt=True)
     assert text == (
-        "<|startoftext|>" + SYSTEM
+        "<|startoftext|>"
+        + SYSTEM
         + "<human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?<|endoftext|>"
         + "<human>: 한국의 수도는 어디인가요? <bot>:"
     )
@@ -48,7 +49,10 @@ def test_two_turn_prompt_ids(fmt):
     pieces = [
         ("BOS", [bos]),
         ("system prompt", tok.encode(SYSTEM.rstrip(" "), add_special_tokens=False)),
-        ("turn 1 user", tok.encode(" <human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?", add_special_tokens=False)),
+        (
+            "turn 1 user",
+            tok.encode(" <human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?", add_special_tokens=False),
+        ),
         ("turn 1 EOS", [eos]),
         ("turn 2 user", tok.encode("<human>: 한국의 수도는 어디인가요? <bot>:", add_special_tokens=False)),
     ]

@@ -4,7 +4,7 @@ takes a core, driven through the real chooser (which sets PyTorch's threads as i
 import pytest
 import torch
 
-from llm42.threads import LONGEST, ThreadChooser
+from llm42.cpu.threads import LONGEST, ThreadChooser
 
 QUIET = {1: 0.017, 2: 0.010}  # a quiet 2-core machine: two threads win
 BUSY = {1: 0.020, 2: 0.060}  # one core held by another process: every parallel region waits for it

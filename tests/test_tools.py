@@ -6,13 +6,14 @@ import sys
 
 import pytest
 
-from cli_helpers import ROOT, cli_env, run_cli
-from llm42.benchmodel import TINY_42DOT, build_42dot, train_tokenizer
+from llm42.bench.randmodel import TINY_42DOT, build_42dot, train_tokenizer
+from tests.support.cli import ROOT, cli_env, run_cli
 
 
 def tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, env=cli_env(),
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120
+    )
 
 
 def test_the_42dot_vocabulary_decodes_to_visible_text_and_ordinary_text_encodes_as_before():
@@ -34,15 +35,15 @@ def test_a_random_model_in_the_42dot_vocabulary_prints_visible_text(tmp_path):
 
 
 def test_benchmodel_builds_a_folder_the_chat_loads_and_refuses_an_existing_one(tmp_path):
-    assert "random-weight model in the 42dot shape" in tool("llm42.benchmodel", "--help").stdout
-    done = tool("llm42.benchmodel", str(tmp_path / "tiny"), "--tiny")
+    assert "random-weight model in the 42dot shape" in tool("llm42.bench.randmodel", "--help").stdout
+    done = tool("llm42.bench.randmodel", str(tmp_path / "tiny"), "--tiny")
     assert done.returncode == 0 and (tmp_path / "tiny" / "config.json").is_file(), done.stderr
-    again = tool("llm42.benchmodel", str(tmp_path / "tiny"), "--tiny")
+    again = tool("llm42.bench.randmodel", str(tmp_path / "tiny"), "--tiny")
     assert again.returncode == 2 and "exists already" in again.stderr
 
 
 def test_quality_help_describes_every_flag():
-    text = tool("llm42.quality", "--help").stdout
+    text = tool("llm42.bench.quality", "--help").stdout
     assert "weight modes to compare with fp32" in text and "figures as JSON" in text
 
 

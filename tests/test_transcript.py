@@ -14,7 +14,10 @@ def test_events_replay_into_the_dialog(tmp_path):
     t.write("truncate", keep=2)  # an /undo
     t.write("system", content="새 시스템")
     loaded = load(t.path)
-    assert [(m.role, m.content) for m in loaded.dialog.messages] == [(Role.USER, "안녕하세요"), (Role.ASSISTANT, "안녕하세요! 🙂")]
+    assert [(m.role, m.content) for m in loaded.dialog.messages] == [
+        (Role.USER, "안녕하세요"),
+        (Role.ASSISTANT, "안녕하세요! 🙂"),
+    ]
     assert loaded.dialog.system == "새 시스템" and loaded.settings == {"temperature": 0.5}
     assert loaded.skipped == 0 and not loaded.dropped_unanswered
 
@@ -68,7 +71,7 @@ def test_hand_edited_transcripts_are_listed_and_read_field_by_field(tmp_path):
     import subprocess
     import sys
 
-    from cli_helpers import ROOT, cli_env
+    from tests.support.cli import ROOT, cli_env
 
     good = Transcript(tmp_path / "2026-12-01-100000-good.jsonl")
     good.start("m", Dialog(), {})
@@ -78,10 +81,17 @@ def test_hand_edited_transcripts_are_listed_and_read_field_by_field(tmp_path):
     (tmp_path / "2026-12-01-100002-types.jsonl").write_text(
         '{"event": "start", "time": "noon", "mode": 7, "system": 5, "settings": "hot"}\n'
         '{"event": "user", "content": ["not", "text"]}\n{"event": "user", "content": "kept"}\n'
-        '{"event": "assistant", "content": "ok", "interrupted": "yes"}\n{"event": "truncate", "keep": "all"}\n')
+        '{"event": "assistant", "content": "ok", "interrupted": "yes"}\n{"event": "truncate", "keep": "all"}\n'
+    )
     loaded = load(tmp_path / "2026-12-01-100002-types.jsonl")
     assert [m.content for m in loaded.dialog.messages] == ["kept", "ok"] and loaded.skipped == 3
-    r = subprocess.run([sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
-                       capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "example_cli.py"), "--list", "--history-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "a real question" in r.stdout and "kept" in r.stdout

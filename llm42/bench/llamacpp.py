@@ -1,14 +1,10 @@
-"""llama.cpp rows for the benchmark: the bench model written as a GGUF (f16), quantized by llama.cpp's own
-quantizer (q8_0, q4_0), and measured through llama-cpp-python with the prompts, sampling and timing points
-llm42's rows use. Only for `python -m llm42.bench --llama-cpp`; llama-cpp-python is not a dependency."""
+"""The bench model for llama.cpp: written as an f16 GGUF, quantized by llama.cpp's own quantizer (q8_0, q4_0).
+Only for `python -m llm42.bench --llama-cpp`; llama-cpp-python is not a dependency."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-
-from .timing import timed
 
 WIDTHS = {"f16": None, "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 
@@ -53,9 +49,17 @@ def write_gguf(model_dir: Path, out: Path) -> None:
     w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
     w.add_bos_token_id(tok.bos_token_id)
     w.add_eos_token_id(tok.eos_token_id)
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    names = {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "ffn_norm",
+    }
     with safe_open(model_dir / "model.safetensors", "pt") as f:
         for key in f.keys():
             t = f.get_tensor(key).float()
@@ -97,27 +101,3 @@ def gguf_of(model_dir: Path, width: str) -> Path:
             raise RuntimeError(f"llama.cpp could not quantize {f16} to {width}")
         tmp.rename(out)
     return out
-
-
-def run(gguf: Path, prompts: dict[str, list[int]], new_tokens: int, threads: int) -> dict:
-    """The benchmark's timing points: TTFT for 200 and 1,024 tokens, decode tokens/s (first to last token),
-    TTFT of a follow-up after a 1,000-token turn (llama.cpp keeps its KV cache and reuses the common prefix)."""
-    from llama_cpp import Llama
-
-
-    start = time.perf_counter()
-    llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512,
-                verbose=False)
-    load = time.perf_counter() - start
-
-    def reply(ids: list[int], n: int, fresh: bool = True) -> tuple[float, float, list[int]]:
-        if fresh:
-            llm.reset()  # else generate() keeps the cached prefix it shares with `ids`
-        return timed(llm.generate(ids, temp=0.5, top_p=0.95, top_k=20, repeat_penalty=1.2), n)
-
-    ttft200, decode, _ = reply(prompts["200"], new_tokens)
-    ttft1024, _, _ = reply(prompts["1024"], 1)
-    history = prompts["history"]
-    _, _, answer = reply(history[:-40], 40)
-    follow, _, _ = reply(history[:-40] + answer + prompts["follow"], 1, fresh=False)
-    return dict(load_s=load, ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)

@@ -6,7 +6,6 @@ CPUs, so it is timed here at start-up rather than assumed."""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import time
@@ -17,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..decode import attend, decode_layers, gemv, supported
+from ..device import cpu_flags
+from ..kvcache import KVCache
+from ..paths import cache_dir
 from . import native
-from .decode import attend, decode_layers, gemv, supported
-from .device import cpu_flags
-from .kvcache import KVCache
-from .paths import cache_dir
-
+from .memory import keep_freed_memory
 
 CACHE_FILE = cache_dir() / "kernels.json"
 
@@ -62,23 +61,11 @@ def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
 
 def _key(model: nn.Module, shapes: list[torch.Size]) -> str:
     kinds = sorted({type(m).__name__ for m in model.modules() if hasattr(m, "in_features")})
-    return (f"{hashlib.sha256(cpu_flags().encode()).hexdigest()[:12]}|{torch.backends.cpu.get_cpu_capability()}|"
-            f"{native.target()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
-            f"{sorted({tuple(s) for s in shapes})}")
-
-
-def keep_freed_memory() -> None:
-    """Let glibc reuse freed blocks instead of returning them to the OS.
-
-    By default a block over a few MB is mmap-ed fresh and unmapped on free, so every prefill
-    page-faults its activations (and the dequantized weights of int8/int4 layers) in anew:
-    that made the first prompt of a quantized model take 3.0 s instead of 0.8 s."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 512 * 1024**2)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 * 1024**2)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
+    return (
+        f"{hashlib.sha256(cpu_flags().encode()).hexdigest()[:12]}|{torch.backends.cpu.get_cpu_capability()}|"
+        f"{native.target()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
+        f"{sorted({tuple(s) for s in shapes})}"
+    )
 
 
 def _key_for(model: nn.Module) -> str | None:
@@ -124,13 +111,19 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     for _ in range(2):  # alternating is fair to all
         for kind in kinds:
             mine = [i for i, m in enumerate(layers) if type(m).__name__ == kind]
-            for name, fns, onednn in (("oneDNN", torch_fns, True), ("ATen", torch_fns, False), ("llm42", own_fns, False)):
+            for name, fns, onednn in (
+                ("oneDNN", torch_fns, True),
+                ("ATen", torch_fns, False),
+                ("llm42", own_fns, False),
+            ):
                 if name != "llm42" or has_native:
                     t = _time_step([fns[i] for i in mine], [xs[i] for i in mine], onednn)
                     runs.setdefault((kind, name), []).append(t)
     d = {key: min(v) for key, v in runs.items()}
     best = {kind: min((name for k, name in d if k == kind), key=lambda name: d[(kind, name)]) for kind in kinds}
-    step = {name: sum(d[(k, name if (k, name) in d else "ATen")] for k in kinds) for name in ("oneDNN", "ATen", "llm42")}
+    step = {
+        name: sum(d[(k, name if (k, name) in d else "ATen")] for k in kinds) for name in ("oneDNN", "ATen", "llm42")
+    }
     step["chosen"] = sum(d[(k, best[k])] for k in kinds)
     attention = _time_attention(model) if has_native else {}
     weights = [m.weight.detach() for m in layers if isinstance(m, nn.Linear) and m.weight.dtype != torch.float32]
@@ -138,15 +131,30 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     if weights:
         big = [max(weights, key=lambda w: w.numel())]
         p = {on: min(_time(big, 16, on), _time(big, 16, on)) for on in (True, False)}
-    k = Kernels(prefill_onednn=p[True] <= p[False], decode_onednn=step["oneDNN"] <= step["ATen"],
-                own_matmuls=[kind for kind in kinds if best[kind] == "llm42"],
-                own_attention=bool(attention) and attention["llm42"] < attention["PyTorch"])
-    k.note = ("decode matmuls per step: " + ", ".join(f"{n} {t * 1e3:.0f} ms" for n, t in step.items() if n != "chosen")
-              + f" -> {', '.join(f'{kind} {name}' for kind, name in best.items())} ({step['chosen'] * 1e3:.0f} ms)"
-              + (f"; attention over 512 tokens: llm42 {attention['llm42'] * 1e6:.0f} us, PyTorch "
-                 f"{attention['PyTorch'] * 1e6:.0f} us per layer" if attention else "")
-              + (f"; prefill {'oneDNN' if k.prefill_onednn else 'ATen'} ({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms "
-                 "per 16 tokens on one layer)" if weights else "") + "; measured on this machine")
+    k = Kernels(
+        prefill_onednn=p[True] <= p[False],
+        decode_onednn=step["oneDNN"] <= step["ATen"],
+        own_matmuls=[kind for kind in kinds if best[kind] == "llm42"],
+        own_attention=bool(attention) and attention["llm42"] < attention["PyTorch"],
+    )
+    k.note = (
+        "decode matmuls per step: "
+        + ", ".join(f"{n} {t * 1e3:.0f} ms" for n, t in step.items() if n != "chosen")
+        + f" -> {', '.join(f'{kind} {name}' for kind, name in best.items())} ({step['chosen'] * 1e3:.0f} ms)"
+        + (
+            f"; attention over 512 tokens: llm42 {attention['llm42'] * 1e6:.0f} us, PyTorch "
+            f"{attention['PyTorch'] * 1e6:.0f} us per layer"
+            if attention
+            else ""
+        )
+        + (
+            f"; prefill {'oneDNN' if k.prefill_onednn else 'ATen'} ({p[True] * 1e3:.1f} vs {p[False] * 1e3:.1f} ms "
+            "per 16 tokens on one layer)"
+            if weights
+            else ""
+        )
+        + "; measured on this machine"
+    )
     _save(cache_file, {**_load(cache_file), key: asdict(k)})
     return k
 
@@ -167,8 +175,10 @@ def _time_attention(model: nn.Module) -> dict[str, float]:
     keys, values = kv.k[0][:, :512], kv.v[0][:, :512]
     out = {}
     for _ in range(2):
-        for name, f in (("PyTorch", lambda: attend(q, keys, values, scale)),
-                        ("llm42", lambda: native.attend(q, kv.k[0], kv.v[0], 512, scale))):
+        for name, f in (
+            ("PyTorch", lambda: attend(q, keys, values, scale)),
+            ("llm42", lambda: native.attend(q, kv.k[0], kv.v[0], 512, scale)),
+        ):
             with torch.inference_mode():
                 f()
                 t = time.perf_counter()

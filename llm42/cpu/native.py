@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch  # first: its OpenMP runtime is the one the kernels then share
 
-from .device import cpu_flags
-from .paths import cache_dir
+from ..device import cpu_flags
+from ..paths import cache_dir
 
-SOURCE = Path(__file__).parent / "native" / "decode_kernels.c"
+SOURCE = Path(__file__).parent / "kernels.c"
 VERSION = 2  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
@@ -71,7 +71,9 @@ def _key(cc: str, arch: str) -> str:
         stamp = f"{real}|{os.stat(real).st_size}|{os.stat(real).st_mtime_ns}"
     except OSError:
         stamp = path
-    return hashlib.sha256(SOURCE.read_bytes() + f"{stamp}|{arch}|{cpu_flags()}|{sys.platform}".encode()).hexdigest()[:16]
+    return hashlib.sha256(SOURCE.read_bytes() + f"{stamp}|{arch}|{cpu_flags()}|{sys.platform}".encode()).hexdigest()[
+        :16
+    ]
 
 
 def _open(so: Path) -> ctypes.CDLL | None:
@@ -130,8 +132,11 @@ def library() -> ctypes.CDLL | None:
         return _lib
     _lib = None
     if os.environ.get("LLM42_NATIVE", "1") == "0" or sys.platform == "win32":
-        _why = "llm42's C kernels are off (" + ("LLM42_NATIVE=0" if sys.platform != "win32" else "Windows") + \
-            "): PyTorch's kernels run"
+        _why = (
+            "llm42's C kernels are off ("
+            + ("LLM42_NATIVE=0" if sys.platform != "win32" else "Windows")
+            + "): PyTorch's kernels run"
+        )
         return None
     cc = compiler()
     if cc is None:
@@ -146,8 +151,11 @@ def library() -> ctypes.CDLL | None:
             _lib = _build_into(folder, name, cc, arch)
         except OSError:  # a cache folder that cannot be written: build where we can, for this run only
             _lib = _build_into(Path(tempfile.mkdtemp(prefix="llm42-")), name, cc, arch)
-    _why = (f"llm42's C kernels, built by {cc} for {arch}" if _lib is not None else
-            f"{cc} could not build llm42's C kernels: PyTorch's kernels run")
+    _why = (
+        f"llm42's C kernels, built by {cc} for {arch}"
+        if _lib is not None
+        else f"{cc} could not build llm42's C kernels: PyTorch's kernels run"
+    )
     return _lib
 
 
@@ -180,8 +188,9 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n: int, sc
     heads, d = q.shape
     kv_heads, capacity, _ = keys.shape
     out = torch.empty(1, heads * d, dtype=torch.bfloat16)
-    _lib.llm42_attend(q.data_ptr(), keys.data_ptr(), values.data_ptr(), out.data_ptr(), heads, kv_heads, n, d,
-                      capacity * d, scale)
+    _lib.llm42_attend(
+        q.data_ptr(), keys.data_ptr(), values.data_ptr(), out.data_ptr(), heads, kv_heads, n, d, capacity * d, scale
+    )
     return out
 
 

@@ -1,4 +1,4 @@
-"""`python -m llm42.quality`: what each weight mode costs in quality, against fp32 on real weights.
+"""`python -m llm42.bench.quality`: what each weight mode costs in quality, against fp32 on real weights.
 
 Per mode: perplexity on a fixed text shipped with llm42 (llm42/data/quality_text.txt, ~2,300 tokens)
 and greedy agreement with fp32 on a few chat prompts. Run it on a real model, e.g. SmolLM2-135M-Instruct."""
@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-TEXT = Path(__file__).parent / "data" / "quality_text.txt"
+TEXT = Path(__file__).parent.parent / "data" / "quality_text.txt"
 PROMPTS = [
     "What is the capital of France?",
     "Explain in two sentences why the sky is blue.",
@@ -27,8 +27,8 @@ def load(model_path: str, mode: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from .kernels import tune
-    from .quantize import quantize_model
+    from ..cpu.tuning import tune
+    from ..quantize import quantize_model
 
     dtype = torch.float32 if mode == "fp32" else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
@@ -55,14 +55,17 @@ def perplexity(model, ids: list[int], window: int = 1024) -> float:
 
 
 def greedy(model, tokenizer, prompt: str, n: int = 48) -> list[int]:
-    from .generate import PromptCache, generate_steps
-    from .settings import SamplingSettings
+    from ..generate import generate_steps, open_cache
+    from ..settings import SamplingSettings
 
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                        tokenize=True, return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
     s = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=n)
-    return [st.token for st in generate_steps(PromptCache(model, kernels=model.llm42_kernels), ids, s,
-                                               {tokenizer.eos_token_id})]
+    return [
+        st.token
+        for st in generate_steps(open_cache(model, kernels=model.llm42_kernels), ids, s, {tokenizer.eos_token_id})
+    ]
 
 
 def agreement(a: list[int], b: list[int]) -> float:
@@ -83,9 +86,11 @@ def evaluate(model_path: str, modes: list[str]) -> dict:
         model = load(model_path, mode)
         outs = [greedy(model, tok, p) for p in PROMPTS]
         reference = reference or outs
-        r = {"perplexity": perplexity(model, ids),
-             "greedy_exact": sum(a == b for a, b in zip(reference, outs)),
-             "greedy_agreement": sum(agreement(a, b) for a, b in zip(reference, outs)) / len(outs)}
+        r = {
+            "perplexity": perplexity(model, ids),
+            "greedy_exact": sum(a == b for a, b in zip(reference, outs)),
+            "greedy_agreement": sum(agreement(a, b) for a, b in zip(reference, outs)) / len(outs),
+        }
         results[mode] = r
         del model
     base = results["fp32"]["perplexity"]
@@ -99,20 +104,29 @@ def evaluate(model_path: str, modes: list[str]) -> dict:
 def table(report: dict) -> str:
     lines = [f"{'mode':<6} {'perplexity':>10} {'vs fp32':>9} {'target':>8} {'greedy = fp32':>14} {'agreement':>10}"]
     for mode, r in report["results"].items():
-        lines.append(f"{mode:<6} {r['perplexity']:>10.3f} {r['ppl_increase_pct']:>+8.2f}% {'<= +' + str(r['target_pct']) + '%':>8} "
-                     f"{r['greedy_exact']:>8}/{report['prompts']:<5} {100 * r['greedy_agreement']:>9.1f}%"
-                     f"{'' if r['meets_target'] else '  (misses its target)'}")
+        lines.append(
+            f"{mode:<6} {r['perplexity']:>10.3f} "
+            f"{r['ppl_increase_pct']:>+8.2f}% {'<= +' + str(r['target_pct']) + '%':>8} "
+            f"{r['greedy_exact']:>8}/{report['prompts']:<5} {100 * r['greedy_agreement']:>9.1f}%"
+            f"{'' if r['meets_target'] else '  (misses its target)'}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m llm42.quality", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m llm42.bench.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-path", required=True, help="a local model folder (safetensors)")
-    p.add_argument("--modes", default="fp32,bf16,int8,int4",
-                   help="comma-separated weight modes to compare with fp32, from fp32, bf16, int8, int4 "
-                        "(default: %(default)s)")
-    p.add_argument("--json", default="runs/quality.json", metavar="FILE",
-                   help="where to write the figures as JSON (default: %(default)s)")
+    p.add_argument(
+        "--modes",
+        default="fp32,bf16,int8,int4",
+        help="comma-separated weight modes to compare with fp32, from fp32, bf16, int8, int4 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--json",
+        default="runs/quality.json",
+        metavar="FILE",
+        help="where to write the figures as JSON (default: %(default)s)",
+    )
     args = p.parse_args(argv)
     report = evaluate(args.model_path, [m.strip() for m in args.modes.split(",") if m.strip()])
     print(table(report))

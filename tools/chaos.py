@@ -1,6 +1,6 @@
 """Chaos runs against the real CLI: Ctrl+C at random moments, SIGKILL at random moments.
 
-    python tests/chaos.py --model PATH [--interrupts 50] [--kills 20] [--seed 0]
+    python tools/chaos.py --model PATH [--interrupts 50] [--kills 20] [--seed 0]
 
 Prints the counts; exits non-zero if any session died or any completed turn was lost."""
 
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pexpect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli_helpers import spawn_cli  # noqa: E402
 from llm42.transcript import load  # noqa: E402
+from tests.support.cli import spawn_cli  # noqa: E402
 
 PROMPT_CLOSED = "\x1b[?2004l"  # prompt_toolkit turns bracketed paste off when it returns the line
 
@@ -52,8 +51,14 @@ def interrupts(model: str, n: int, rng: random.Random, history: Path) -> dict:
     (path,) = history.glob("*.jsonl")
     messages = load(path).dialog.messages
     replies = [m for m in messages if m.role.value == "assistant"]
-    return {"interrupts": n, "sessions_survived": survived, "replies_stopped": stopped,
-            "replies_in_transcript": len(replies), "expected_replies": n + 1, "exit_status": child.exitstatus}
+    return {
+        "interrupts": n,
+        "sessions_survived": survived,
+        "replies_stopped": stopped,
+        "replies_in_transcript": len(replies),
+        "expected_replies": n + 1,
+        "exit_status": child.exitstatus,
+    }
 
 
 def kills(model: str, n: int, rng: random.Random, history: Path) -> dict:
@@ -90,16 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(a.seed)
     with tempfile.TemporaryDirectory() as d:
         try:
-            report = {**interrupts(a.model, a.interrupts, rng, Path(d) / "a"),
-                      **kills(a.model, a.kills, rng, Path(d) / "b")}
+            report = {
+                **interrupts(a.model, a.interrupts, rng, Path(d) / "a"),
+                **kills(a.model, a.kills, rng, Path(d) / "b"),
+            }
         except pexpect.ExceptionPexpect as e:  # a session that hung or died where it should not have
             report = {"error": type(e).__name__, "last_output": str(getattr(e, "value", e))[-2000:]}
             print(json.dumps(report, indent=1))
             return 1
     print(json.dumps(report, indent=1))
-    ok = (report["sessions_survived"] == a.interrupts and report["replies_in_transcript"] == a.interrupts + 1
-          and report["completed_turns_lost"] == 0 and report["completed_turns"] >= a.kills
-          and report["exit_status"] == 0)
+    ok = (
+        report["sessions_survived"] == a.interrupts
+        and report["replies_in_transcript"] == a.interrupts + 1
+        and report["completed_turns_lost"] == 0
+        and report["completed_turns"] >= a.kills
+        and report["exit_status"] == 0
+    )
     return 0 if ok else 1
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 # Text the tokenizer learns from: Korean, English, code and the chat markers.
 CORPUS = [
-    "호기심 많은 인간 (human)과 인공지능 봇 (AI bot)의 대화입니다. 봇의 이름은 42dot LLM이고 포티투닷 (42dot)에서 개발했습니다. ",
-    "봇은 인간의 질문에 대해 친절하게 유용하고 상세한 답변을 제공합니다. <human>: 안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?",
+    "호기심 많은 인간 (human)과 인공지능 봇 (AI bot)의 대화입니다. 봇의 이름은 "
+    "42dot LLM이고 포티투닷 (42dot)에서 개발했습니다. ",
+    "봇은 인간의 질문에 대해 친절하게 유용하고 상세한 답변을 제공합니다. <human>: "
+    "안녕하세요 <bot>: 안녕하세요! 무엇을 도와드릴까요?",
     "<human>: 한국의 수도는 어디인가요? <bot>: 한국의 수도는 서울입니다. 서울은 한강을 끼고 있는 대도시입니다.",
     "<human>: What is the capital of France? <bot>: The capital of France is Paris.",
     "def add(a, b):\n    return a + b\n\nprint(add(1, 2))  # 3\n",
@@ -19,12 +21,25 @@ CORPUS = [
 ] * 20
 
 FULL_42DOT = dict(
-    vocab_size=50304, hidden_size=2048, intermediate_size=5632, num_hidden_layers=24, num_attention_heads=32,
-    num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-6, tie_word_embeddings=False,
+    vocab_size=50304,
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=24,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
 )
 TINY_42DOT = dict(
-    hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-    max_position_embeddings=320, rms_norm_eps=1e-5, tie_word_embeddings=False,
+    hidden_size=64,
+    intermediate_size=176,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=320,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
 )
 
 
@@ -37,7 +52,9 @@ def filler(n: int, taken: set[str]) -> list[str]:
     from tokenizers import pre_tokenizers
 
     table = {b: c for b, c in zip(range(256), sorted(pre_tokenizers.ByteLevel.alphabet(), key=_byte_of))}
-    words = [chr(c) for c in range(0xAC00, 0xD7A4)] + ["".join(p) for k in (2, 3) for p in product("abcdefghijklmnopqrstuvwxyz", repeat=k)]
+    words = [chr(c) for c in range(0xAC00, 0xD7A4)] + [
+        "".join(p) for k in (2, 3) for p in product("abcdefghijklmnopqrstuvwxyz", repeat=k)
+    ]
     out = []
     for word in words:
         for text in (" " + word, word):
@@ -51,7 +68,6 @@ def filler(n: int, taken: set[str]) -> list[str]:
 
 def _byte_of(c: str) -> int:
     """The byte a byte-level BPE character stands for (GPT-2's table: printable bytes map to themselves)."""
-    from tokenizers import pre_tokenizers
 
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     others = [b for b in range(256) if b not in printable]
@@ -69,8 +85,12 @@ def train_tokenizer(vocab_size: int = 1000):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 1000), special_tokens=["<|endoftext|>", "<|startoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=min(vocab_size, 1000),
+        special_tokens=["<|endoftext|>", "<|startoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(CORPUS, trainer)
     if vocab_size > tok.get_vocab_size():
         spec = json.loads(tok.to_str())
@@ -78,9 +98,14 @@ def train_tokenizer(vocab_size: int = 1000):
         for token in filler(vocab_size - tok.get_vocab_size(), set(vocab)):
             vocab[token] = len(vocab)
         tok = Tokenizer.from_str(json.dumps(spec))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|startoftext|>",
-                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>",
-                                   clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|startoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
@@ -90,8 +115,9 @@ def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
 
     tok = train_tokenizer(shape.get("vocab_size", 1000))
     cfg = {"vocab_size": len(tok), **shape}
-    config = LlamaConfig(**cfg, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        **cfg, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id
+    )
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype or torch.float32)  # initialise in the saved dtype: no fp32 copy
@@ -107,10 +133,15 @@ def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m llm42.benchmodel", description=(
-        "Build a random-weight model in the 42dot shape (24 layers, hidden 2048, vocabulary 50,304; about 2.6 GB in "
-        "bf16) with a byte-level BPE tokenizer, as a normal Hugging Face folder: to try llm42 or measure its speed "
-        "without the real weights. It replies with random (visible) text."))
+    p = argparse.ArgumentParser(
+        prog="python -m llm42.bench.randmodel",
+        description=(
+            "Build a random-weight model in the 42dot shape (24 layers, "
+            "hidden 2048, vocabulary 50,304; about 2.6 GB in "
+            "bf16) with a byte-level BPE tokenizer, as a normal Hugging Face folder: to try llm42 or measure its speed "
+            "without the real weights. It replies with random (visible) text."
+        ),
+    )
     p.add_argument("out", help="the folder to write (must not exist yet)")
     p.add_argument("--tiny", action="store_true", help="the scaled-down shape the tests use (a few MB)")
     p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"), help="weights' dtype")

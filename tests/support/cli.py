@@ -7,29 +7,53 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_env(**extra) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8", PROMPT_TOOLKIT_NO_CPR="1", LANG="C.UTF-8",
-               TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        PYTHONIOENCODING="utf-8",
+        PROMPT_TOOLKIT_NO_CPR="1",
+        LANG="C.UTF-8",
+        TERM="xterm-256color",
+        COLUMNS="120",
+        LINES="40",
+    )
     env.update(extra)
     return env
 
 
-def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 180, preexec_fn=None,
-            **env) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, stdin: str | bytes = "", timeout: float = 180, preexec_fn=None, **env
+) -> subprocess.CompletedProcess:
     """`preexec_fn` runs in the child before the CLI starts (to put it under a memory limit)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    return subprocess.run([sys.executable, str(ROOT / "example_cli.py"), *args], input=data, capture_output=True,
-                          timeout=timeout, cwd=ROOT, env=cli_env(**env), preexec_fn=preexec_fn)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "example_cli.py"), *args],
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=cli_env(**env),
+        preexec_fn=preexec_fn,
+    )
 
 
 def spawn_cli(*args: str, **env):
     import pexpect
 
-    return pexpect.spawn(sys.executable, [str(ROOT / "example_cli.py"), *args], cwd=str(ROOT), env=cli_env(**env),
-                         encoding="utf-8", codec_errors="strict", dimensions=(40, 120), timeout=120)
+    return pexpect.spawn(
+        sys.executable,
+        [str(ROOT / "example_cli.py"), *args],
+        cwd=str(ROOT),
+        env=cli_env(**env),
+        encoding="utf-8",
+        codec_errors="strict",
+        dimensions=(40, 120),
+        timeout=120,
+    )
 
 
 def leave(child) -> None:

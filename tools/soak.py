@@ -1,6 +1,6 @@
 """A long chat, driven through the real CLI past its context window: does it stay fast?
 
-    python tests/soak.py --model PATH [--turns 300] [--context N] [--max-new-tokens 24] [--json out.json]
+    python tools/soak.py --model PATH [--turns 300] [--context N] [--max-new-tokens 24] [--json out.json]
 
 Every reply's figures come from the transcript the chat wrote (time to first token, decode tokens/s, prompt
 tokens, tokens reused from the cache, turns left out, peak memory). Printed as a JSON report; the exit
@@ -21,8 +21,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOPICS = ["the sea", "a lighthouse", "bread", "a dragon", "the moon", "tea", "a mountain", "rain", "a library",
-          "a bicycle", "winter", "a garden", "the city at night", "an old map", "a violin"]
+TOPICS = [
+    "the sea",
+    "a lighthouse",
+    "bread",
+    "a dragon",
+    "the moon",
+    "tea",
+    "a mountain",
+    "rain",
+    "a library",
+    "a bicycle",
+    "winter",
+    "a garden",
+    "the city at night",
+    "an old map",
+    "a violin",
+]
 
 
 def messages(n: int) -> list[str]:
@@ -32,11 +47,28 @@ def messages(n: int) -> list[str]:
 
 def run(model: str, turns: int, context: int | None, max_new: int, extra: list[str]) -> tuple[list[dict], float]:
     with tempfile.TemporaryDirectory() as history:
-        cmd = [sys.executable, str(ROOT / "example_cli.py"), "--model-path", model, "--max-new-tokens", str(max_new),
-               "--seed", "0", "--history-dir", history, *(["--context", str(context)] if context else []), *extra]
+        cmd = [
+            sys.executable,
+            str(ROOT / "example_cli.py"),
+            "--model-path",
+            model,
+            "--max-new-tokens",
+            str(max_new),
+            "--seed",
+            "0",
+            "--history-dir",
+            history,
+            *(["--context", str(context)] if context else []),
+            *extra,
+        ]
         start = time.perf_counter()
-        done = subprocess.run(cmd, input="".join(m + "\n" for m in messages(turns)), capture_output=True, text=True,
-                              env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        done = subprocess.run(
+            cmd,
+            input="".join(m + "\n" for m in messages(turns)),
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"the chat failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -55,17 +87,39 @@ def report(replies: list[dict], turns: int, seconds: float, max_median_ttft: flo
     growth = tail[-1]["peak_memory_gb"] - tail[0]["peak_memory_gb"]
     ttft = [s["ttft_s"] for s in stats]
     out = {
-        "turns_sent": turns, "turns_in_transcript": len(replies), "seconds": round(seconds, 1),
-        "window_full_at_turn": full, "turns_after_full": len(after), "full_rereads_after_full": len(rereads),
-        "median_ttft_s": round(statistics.median(ttft), 3), "max_ttft_s": round(max(ttft), 3),
-        "decode_tps_first": stats[0]["decode_tokens_per_s"], "decode_tps_last": stats[-1]["decode_tokens_per_s"],
+        "turns_sent": turns,
+        "turns_in_transcript": len(replies),
+        "seconds": round(seconds, 1),
+        "window_full_at_turn": full,
+        "turns_after_full": len(after),
+        "full_rereads_after_full": len(rereads),
+        "median_ttft_s": round(statistics.median(ttft), 3),
+        "max_ttft_s": round(max(ttft), 3),
+        "decode_tps_first": stats[0]["decode_tokens_per_s"],
+        "decode_tps_last": stats[-1]["decode_tokens_per_s"],
         "peak_memory_gb_last": round(stats[-1]["peak_memory_gb"], 3),
         "peak_memory_growth_gb_over_tail": round(growth, 3),
-        "per_turn": [{k: s[k] for k in ("prompt_tokens", "reused_prompt_tokens", "dropped_turns", "ttft_s",
-                                        "decode_tokens_per_s", "peak_memory_gb")} for s in stats],
+        "per_turn": [
+            {
+                k: s[k]
+                for k in (
+                    "prompt_tokens",
+                    "reused_prompt_tokens",
+                    "dropped_turns",
+                    "ttft_s",
+                    "decode_tokens_per_s",
+                    "peak_memory_gb",
+                )
+            }
+            for s in stats
+        ],
     }
-    out["ok"] = (len(replies) == turns and len(rereads) * 10 <= max(len(after), 1) + 9
-                 and out["median_ttft_s"] <= max_median_ttft and growth <= 0.02 * tail[0]["peak_memory_gb"])
+    out["ok"] = (
+        len(replies) == turns
+        and len(rereads) * 10 <= max(len(after), 1) + 9
+        and out["median_ttft_s"] <= max_median_ttft
+        and growth <= 0.02 * tail[0]["peak_memory_gb"]
+    )
     return out
 
 

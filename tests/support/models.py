@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from llm42.benchmodel import TINY_42DOT, build_42dot
+from llm42.bench.randmodel import TINY_42DOT, build_42dot
+
+CACHE = Path(os.environ.get("LLM42_TEST_CACHE", Path.home() / ".cache" / "llm42-tests"))  # built once, kept
 
 
 def build_tiny_42dot(out: Path) -> None:

@@ -11,9 +11,15 @@ import time
 
 
 def _chunk(content: str | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
-    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-            "choices": [] if usage else [{"index": 0, "delta": {"content": content} if content else {},
-                                          "finish_reason": finish}]}
+    body = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": []
+        if usage
+        else [{"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}],
+    }
     if usage:
         body["usage"] = usage
     return b"data: " + json.dumps(body).encode() + b"\n\n"
@@ -65,14 +71,18 @@ class Script(http.server.BaseHTTPRequestHandler):
 
         for i, piece in enumerate(self.reply):
             if self.die_after is not None and i == self.die_after:
-                self.wfile.write(b"40\r\ndata: {\"trunc")  # half a chunk, then the process is gone
+                self.wfile.write(b'40\r\ndata: {"trunc')  # half a chunk, then the process is gone
                 self.wfile.flush()
                 self.close_connection = True
                 return
             write(_chunk(piece))
             time.sleep(self.delay)
         write(_chunk(finish="stop"))
-        write(_chunk(usage={"prompt_tokens": 7, "completion_tokens": len(self.reply), "total_tokens": 7 + len(self.reply)}))
+        write(
+            _chunk(
+                usage={"prompt_tokens": 7, "completion_tokens": len(self.reply), "total_tokens": 7 + len(self.reply)}
+            )
+        )
         write(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
 

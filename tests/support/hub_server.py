@@ -20,7 +20,7 @@ def handler_for(repos: dict[str, Path], log: list[str]):
             for repo in repos:  # /{repo}/resolve/{revision}/{file}
                 prefix = f"/{repo}/resolve/"
                 if self.path.startswith(prefix):
-                    return repo, self.path[len(prefix):].split("?")[0].split("/", 1)[1]
+                    return repo, self.path[len(prefix) :].split("?")[0].split("/", 1)[1]
             return None
 
         def _json(self, body) -> None:
@@ -60,13 +60,32 @@ def handler_for(repos: dict[str, Path], log: list[str]):
             path = self.path.split("?")[0]
             for repo, folder in repos.items():
                 files = sorted(f for f in folder.rglob("*") if f.is_file())
-                if path in (f"/api/models/{repo}", f"/api/models/{repo}/revision/main",
-                            f"/api/models/{repo}/revision/{SHA}"):
-                    return self._json({"id": repo, "modelId": repo, "sha": SHA, "private": False,
-                                       "siblings": [{"rfilename": str(f.relative_to(folder))} for f in files]})
+                if path in (
+                    f"/api/models/{repo}",
+                    f"/api/models/{repo}/revision/main",
+                    f"/api/models/{repo}/revision/{SHA}",
+                ):
+                    return self._json(
+                        {
+                            "id": repo,
+                            "modelId": repo,
+                            "sha": SHA,
+                            "private": False,
+                            "siblings": [{"rfilename": str(f.relative_to(folder))} for f in files],
+                        }
+                    )
                 if path in (f"/api/models/{repo}/tree/main", f"/api/models/{repo}/tree/{SHA}"):
-                    return self._json([{"type": "file", "path": str(f.relative_to(folder)), "size": f.stat().st_size,
-                                        "oid": hashlib.sha1(f.read_bytes()).hexdigest()} for f in files])
+                    return self._json(
+                        [
+                            {
+                                "type": "file",
+                                "path": str(f.relative_to(folder)),
+                                "size": f.stat().st_size,
+                                "oid": hashlib.sha1(f.read_bytes()).hexdigest(),
+                            }
+                            for f in files
+                        ]
+                    )
             self._file(body=True)
 
         def log_message(self, *args):

@@ -1,0 +1,70 @@
+"""Loading as a plan: from the settings, the model's config and the machine, decide device, dtype, context window,
+quantization and decode path before anything heavy happens. Pure: tested like device.choose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import SHORT, Machine, choose, estimate_bytes, gib
+from .i18n import t
+from .settings import ModelSettings, UsageError, reply_fits
+
+WEIGHT_BYTES = {"int8": 1.05, "int4": 0.6}  # bytes per weight, scales included
+
+
+@dataclass
+class LoadPlan:
+    device: str
+    dtype: torch.dtype
+    window: int  # context window in tokens
+    kind: str  # the weights' kind: "none", "int8", "int4"
+    quantize: str  # what loading does to the weights: "none" when they come quantized (a saved folder)
+    reason: str  # why this device and dtype, for the device line
+    graph: bool  # whole-window buffers and the decode step captured as a CUDA graph
+    notes: list[str] = field(default_factory=list)  # flags that have no effect, a context capped
+
+    @property
+    def line(self) -> str:
+        kind = self.kind if self.kind != "none" else SHORT[self.dtype]
+        return t("device_line", device=self.device, kind=kind, reason=self.reason)
+
+
+def window_of(config) -> int:
+    return int(getattr(config, "max_position_embeddings", None) or 2048)
+
+
+def plan(m: ModelSettings, max_new_tokens: int, config, saved: str | None, machine: Machine) -> LoadPlan:
+    """The plan for model settings `m`; `saved` is the kind of a saved quantized folder (None if not one).
+    UsageError for what cannot work (a reply as long as the window, quantized weights on a GPU)."""
+    notes = []
+    window = min(window_of(config), m.context or 1 << 30)
+    if m.context and m.context > window:
+        notes.append(t("context_capped", asked=m.context, most=window))
+    if not reply_fits(max_new_tokens, window):
+        raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
+    if saved and m.quantize not in ("none", saved):
+        notes.append(t("no_effect_quantize", asked=m.quantize, path=m.name, kind=saved))
+    kind = saved or m.quantize
+    if kind != "none" and m.dtype not in ("auto", "bfloat16"):
+        notes.append(t("no_effect_dtype", dtype=m.dtype, kind=kind))
+    need = lambda dt, tokens: estimate_bytes(config, dt, tokens, WEIGHT_BYTES.get(kind))  # noqa: E731
+    choice = choose("cpu" if kind != "none" and m.device == "auto" else m.device, m.dtype, machine, need, window)
+    if kind != "none" and choice.device != "cpu":
+        raise UsageError(t("quantize_cpu_only", device=choice.device))
+    if kind != "none":  # quantized layers take bf16 activations
+        choice.dtype, choice.reason = torch.bfloat16, t("quantized_reason", kind=kind, ram=gib(machine.cpu_available))
+    window = choice.window or window
+    if not reply_fits(max_new_tokens, window):
+        raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
+    return LoadPlan(
+        choice.device,
+        choice.dtype,
+        window,
+        kind,
+        "none" if saved else m.quantize,
+        choice.reason,
+        graph=choice.device.startswith("cuda"),
+        notes=notes,
+    )

@@ -1,0 +1,1 @@
+"""llm42's tests: they drive the real CLI against real model files."""

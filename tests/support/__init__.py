@@ -1,0 +1,1 @@
+"""What the tests share: driving the CLI, building test models, fake servers."""

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llm42.args import SAMPLING_FLAGS
 from llm42.errors import Llm42Error
-from llm42.settings import SAMPLING_FLAGS, ModelSettings, SamplingSettings, number_flag
+from llm42.settings import ModelSettings, SamplingSettings, number_flag
 
 from .common import append_jsonl, read_bench, read_jsonl
 

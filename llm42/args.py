@@ -50,7 +50,7 @@ def add_flags(p: argparse.ArgumentParser, group: str, cls) -> None:
         if m.get("switch"):
             g.add_argument(flag_of(f), dest=dest, action="store_false" if f.default else "store_true", help=m["help"])
             continue
-        kw = {k: v for k, v in m.items() if k in ("choices", "nargs", "const")}
+        kw = {k: v for k, v in m.items() if k in ("choices", "nargs", "const", "action")}
         kw["metavar"] = m["metavar"] or (None if "choices" in m else f.name.upper())
         shown = f" (default: {f.default})" if cls is SamplingSettings and f.default is not None else ""
         if cls is SamplingSettings or m.get("number"):

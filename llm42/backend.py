@@ -28,6 +28,8 @@ class Response:
     ttft: float = 0.0  # seconds from the request to the first token
     decode_tps: float = 0.0  # tokens/s after the first token
     peak_memory_gb: float = 0.0
+    drafted: int = 0  # tokens drafted from the conversation and verified (speculation)
+    accepted: int = 0  # of those, the ones the model accepted
     finish_reason: str | None = None  # one of FINISH_REASONS, on the last record only
     error: str | None = None  # why the connection was lost
 

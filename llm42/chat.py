@@ -9,6 +9,7 @@ from .backend import Backend, Collector, Response
 from .commands import COMMANDS, Command, parse
 from .conversation import Dialog, Role
 from .errors import Llm42Error, UsageError
+from .files import attach
 from .i18n import t
 from .record import Record
 from .render import safe
@@ -102,6 +103,7 @@ class Chat:
         self.options = options or Options()
         self.last: Turn | None = None
         self.regens = 0
+        self.attached: list[tuple[str, str]] = []  # files read (/read, --file) for the next message
         self.left_out = 0  # oldest turns the last reply's prompt left out
 
     # the loop ---------------------------------------------------------------------------------
@@ -129,6 +131,7 @@ class Chat:
 
     def ask_once(self, text: str) -> int:
         """One message and its reply (--prompt); errors end the run at the CLI's edge. The exit status."""
+        text, self.attached = attach(self.attached, text), []
         self.dialog.add(Role.USER, text)
         self.log_message(Role.USER, text)
         reply = self.respond(fatal=True)
@@ -150,6 +153,8 @@ class Chat:
         return True
 
     def send(self, text: str) -> Turn | None:
+        """Send a message (with the files read for it, which then go) and answer it."""
+        text, self.attached = attach(self.attached, text), []
         self.dialog.add(Role.USER, text)
         self.log_message(Role.USER, text)
         return self.respond()
@@ -193,11 +198,14 @@ class Chat:
             line += t("context_dropped", n=r.dropped_turns)
         if self.options.verbose:
             line += t("timing", ttft=r.ttft, tps=r.decode_tps)
+            if r.drafted:
+                line += t("timing_spec", drafted=r.drafted, accepted=r.accepted)
         return line
 
     # the record -------------------------------------------------------------------------------
     def settings_dict(self) -> dict:
-        return {**asdict(self.sampling), "markdown": self.ui.markdown, "status": self.options.status}
+        switches = {"markdown": self.ui.markdown, "status": self.options.status}
+        return {**asdict(self.sampling), **switches, "speculate": bool(getattr(self.backend, "speculate", False))}
 
     def log(self, event: str, **data) -> None:
         self.record.log(event, self.dialog, self.settings_dict(), **data)

@@ -40,6 +40,7 @@ def run(settings: Settings) -> int:
     from .chat import Chat, Options
     from .commands import system_
     from .conversation import Dialog
+    from .files import read_text
     from .paths import history_dir
     from .record import Record, list_text
     from .transcript import find, first_event, newest_first
@@ -60,6 +61,7 @@ def run(settings: Settings) -> int:
     text = settings.chat.prompt
     if settings.chat.prompt_file is not None:  # read before the model loads too
         text = read_prompt_file(settings.chat.prompt_file)
+    files = [read_text(path) for path in settings.chat.file or []]
     if not settings.remote.endpoint:
         from .source import locate
 
@@ -83,6 +85,7 @@ def run(settings: Settings) -> int:
         pinned=settings.sampling_flags,
     )
     chat = Chat(backend, ui, record, settings.sampling, Dialog(system=settings.chat.system_prompt), options)
+    chat.attached = files  # they go with the first message
     if resumed is not None:
         chat.resume(str(resumed))
         if not settings.conversations.resume:

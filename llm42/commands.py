@@ -5,37 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Protocol
 
-from .conversation import Dialog, Role
+from .conversation import Role
+from .disk import export_, list_, load_, read_, save_
 from .errors import UsageError
 from .i18n import t
-from .record import list_text
-from .settings import SAMPLING_NAMES, SamplingSettings, parse_number
-from .transcript import Transcript, TranscriptError, export_markdown
-
-
-class Session(Protocol):
-    """What a command may use of the chat (chat.Chat is one)."""
-
-    ui: object  # ui.UI
-    dialog: Dialog
-    record: object  # record.Record
-    backend: object  # backend.Backend
-    sampling: SamplingSettings
-    options: object  # chat.Options
-    last: object  # chat.Turn | None
-    regens: int
-
-    def send(self, text: str) -> object: ...
-    def respond(self, sampling: SamplingSettings | None = None) -> object: ...
-    def resume(self, ref: str | None, verb: str = "resumed") -> None: ...
-    def log(self, event: str, **data) -> None: ...
-    def settings_dict(self) -> dict: ...
-    def truncate(self, keep: int) -> None: ...
-    def last_user(self) -> int | None: ...
-    def checked(self, s: SamplingSettings) -> SamplingSettings: ...
+from .session import Session
+from .settings import SAMPLING_NAMES, parse_number
 
 
 def help_(chat: Session, arg: str) -> None:
@@ -113,12 +89,15 @@ def set_(chat: Session, arg: str) -> None:
         chat.ui.warn(t("set_usage", names=", ".join(SETTINGS)))
         return
     try:
-        if name in ("markdown", "status"):
-            flag = _on_off(value)
+        if name in SWITCHES:
+            flag = _on_off("on" if name == "speculate" and value.lower() == "auto" else value)
             if name == "markdown":
                 chat.ui.set_markdown(flag)  # stays off where there is no terminal to draw on
-            else:
+            elif name == "status":
                 chat.options.status = flag
+            elif not hasattr(chat.backend, "set_speculate") or flag != chat.backend.set_speculate(flag):
+                chat.ui.warn(t("speculate_local"))
+                return
             shown = _shown(chat.settings_dict()[name])
         else:
             chat.sampling = chat.checked(replace(chat.sampling, **{name: parse_number(name, value)}))
@@ -128,56 +107,6 @@ def set_(chat: Session, arg: str) -> None:
         return
     chat.log("settings", settings=chat.settings_dict())
     chat.ui.info(t("set_done", name=name, value=shown))
-
-
-def save_(chat: Session, arg: str) -> None:
-    if not arg and chat.record.path is not None:
-        chat.ui.info(t("save_where", path=chat.record.path))
-        return
-    path = Path(arg).expanduser() if arg else Transcript.create(chat.record.folder).path
-    if not _folder_exists(chat, path):
-        return
-    if path.is_file():
-        path.unlink()  # a snapshot replaces what was saved there before
-    snapshot = Transcript(path, chat.ui.warn)
-    snapshot.start(chat.backend.name, chat.dialog, chat.settings_dict(), mode=chat.record.mode)
-    if not snapshot.failed:
-        chat.ui.info(t("saved", path=path))
-
-
-def load_(chat: Session, arg: str) -> None:
-    if not arg:
-        chat.ui.warn(t("need_arg", cmd="/load", what="ID|path"))
-        return
-    try:
-        chat.resume(arg, verb="loaded")
-    except TranscriptError as e:
-        chat.ui.warn(str(e))
-
-
-def list_(chat: Session, arg: str) -> None:
-    chat.ui.show(list_text(chat.record.folder) or t("list_empty", folder=chat.record.folder))
-
-
-def export_(chat: Session, arg: str) -> None:
-    if not arg:
-        chat.ui.warn(t("need_arg", cmd="/export", what="path.md"))
-        return
-    path = Path(arg).expanduser()
-    if not chat.dialog.messages:
-        chat.ui.warn(t("nothing_to_export"))
-        return
-    if not _folder_exists(chat, path):
-        return
-    if path.exists() and not _confirmed(chat, t("replace_file", path=path)):
-        chat.ui.warn(t("not_replaced", path=path))
-        return
-    try:
-        path.write_text(export_markdown(chat.dialog, chat.backend.name), encoding="utf-8")
-    except OSError as e:
-        chat.ui.warn(t("cannot_write", path=path, why=e.strerror or e))
-        return
-    chat.ui.info(t("exported", path=path))
 
 
 def stats_(chat: Session, arg: str) -> None:
@@ -198,6 +127,7 @@ def stats_(chat: Session, arg: str) -> None:
             used=r.prompt_tokens + r.generation_tokens,
             window=f" / {window}" if window else "",
         )
+        + (t("stats_spec", drafted=r.drafted, accepted=r.accepted) if r.drafted else "")
     )
 
 
@@ -210,24 +140,6 @@ def history_(chat: Session, arg: str) -> None:
         if m.role is Role.USER:  # every line of a message marked, as typed: never mistaken for the reply
             text = "\n".join((">>> " if i == 0 else "... ") + line for i, line in enumerate(text.split("\n")))
         chat.ui.show(text)
-
-
-def _folder_exists(chat: Session, path: Path) -> bool:
-    """/save and /export write into a folder that is there; they never make one (a typo would go unseen)."""
-    if not path.parent.is_dir():
-        chat.ui.warn(t("no_parent", path=path, folder=path.parent))
-    return path.parent.is_dir()
-
-
-def _confirmed(chat: Session, question: str) -> bool:
-    """A yes from the person at the terminal; piped input never says yes by accident."""
-    if not chat.ui.interactive:
-        return False
-    try:
-        answer = chat.ui.read(hint=question)
-    except KeyboardInterrupt:
-        return False
-    return (answer or "").strip().lower() in ("y", "yes", "예", "네")
 
 
 @dataclass(frozen=True)
@@ -250,10 +162,12 @@ COMMANDS: dict[str, Spec] = {  # in /help's order; each one's help text is i18n'
     "/list": Spec("", list_),
     "/export": Spec("path.md", export_),
     "/stats": Spec("", stats_),
+    "/read": Spec("PATH", read_),
     "/history": Spec("", history_),
 }
 ALIASES = {"/quit": "/exit", "/bye": "/exit", "/clear": "/reset", "/?": "/help"}
-SETTINGS = (*SAMPLING_NAMES, "markdown", "status")
+SETTINGS = (*SAMPLING_NAMES, "markdown", "status", "speculate")
+SWITCHES = ("markdown", "status", "speculate")
 
 
 @dataclass

@@ -47,6 +47,24 @@ def gemv(layer: nn.Module, own: bool = False):
     return lambda x: F.linear(x, w, b)
 
 
+def rows(layer: nn.Module, own: bool = False):
+    """x [m, in] -> [m, out] for a few rows at once (a verify pass): the quantized layers' own product, which takes
+    several rows; llm42's bf16 kernel for m rows wherever it is built (PyTorch's bf16 kernels for 2-9 rows read
+    the weights at half the speed of one row's, or compute each row apart); else PyTorch's matmul."""
+    if hasattr(layer, "product"):
+        return layer.product(own)
+    w, b = layer.weight, layer.bias
+    if (
+        b is None
+        and native.library() is not None
+        and w.dtype == torch.bfloat16
+        and w.device.type == "cpu"
+        and w.is_contiguous()
+    ):
+        return lambda x: native.gemm_bf16(w, x.contiguous())
+    return lambda x: F.linear(x, w, b)
+
+
 def decode_layers(model: nn.Module) -> list[nn.Module]:
     """The layers a decode step multiplies by, in the order it does."""
     out = []
@@ -81,20 +99,19 @@ class Decoder:
         self.eps = c.rms_norm_eps
         self.scale = self.head_dim**-0.5
         self.embed = model.model.embed_tokens.weight
-        self.layers = []
+        self.layers, self.row_layers = [], []
         for layer in model.model.layers:
             a, m = layer.self_attn, layer.mlp
             own = lambda p: gemv(p, type(p).__name__ in own_matmuls)  # noqa: E731
-            self.layers.append(
-                (
-                    layer.input_layernorm.weight,
-                    *map(own, (a.q_proj, a.k_proj, a.v_proj, a.o_proj)),
-                    layer.post_attention_layernorm.weight,
-                    *map(own, (m.gate_proj, m.up_proj, m.down_proj)),
-                )
-            )
+            many = lambda p: rows(p, type(p).__name__ in own_matmuls)  # noqa: E731
+            projections = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+            one, several = list(map(own, projections)), list(map(many, projections))
+            norms = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight)
+            self.layers.append((norms[0], *one[:4], norms[1], *one[4:]))
+            self.row_layers.append((norms[0], *several[:4], norms[1], *several[4:]))
         self.norm = model.model.norm.weight
         self.head = gemv(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
+        self.row_head = rows(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
         own = kv.dtype == torch.bfloat16 and kv.device.type == "cpu" and native.library() is not None
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
@@ -173,3 +190,57 @@ class Decoder:
         for i, layer in enumerate(self.layers):
             x = self._layer(i, layer, x, cos, sin, pos, mask)
         return self.head(self.rmsnorm(x, self.norm))
+
+    @torch.inference_mode()
+    def verify(self, tokens: list[int]) -> torch.Tensor:
+        """Dynamic, several tokens in one pass (speculation's verify): the logits [m, vocab] after each of `tokens`
+        at positions kv.n.., each attending to the cache and the tokens before it. The weights are read once for
+        all m rows, so m tokens cost little more than one step while weights dominate."""
+        kv, m = self.kv, len(tokens)
+        kv.begin(m)
+        pos = kv.n
+        x = self.embed[tokens].clone()  # [m, hidden]
+        cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
+        if self.own_glue and self.own_attention:  # llm42's kernels, row by row as a step runs them
+            cos, sin = cos.contiguous(), sin.contiguous()
+            for i, layer in enumerate(self.row_layers):
+                x = self._own_rows(i, layer, x, cos, sin, pos)
+            kv.commit()
+            return self.row_head(native.rmsnorm_rows(x, self.norm, self.eps))
+        later = torch.arange(pos + m, device=x.device)[None] > torch.arange(pos, pos + m, device=x.device)[:, None]
+        for i, layer in enumerate(self.row_layers):
+            x = self._rows(i, layer, x, cos, sin, later)
+        kv.commit()
+        return self.row_head(self.rmsnorm(x, self.norm))
+
+    def _own_rows(self, i, layer, x, cos, sin, pos):
+        """`_own_layer` for m tokens: each row's norms, rotary and attention (over the cache and the rows before
+        it) are the step's own kernels; the matmuls read each weight once for all rows."""
+        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
+        m, d = x.shape[0], self.head_dim
+        h = native.rmsnorm_rows(x, norm1, self.eps)
+        q = native.rope_rows_(wq(h).view(m, self.heads, d), cos, sin)
+        k = native.rope_rows_(wk(h).view(m, self.kv_heads, d), cos, sin)
+        self.kv.write(i, k.transpose(0, 1), wv(h).view(m, self.kv_heads, d).transpose(0, 1))
+        keys, values = self.kv.k[i], self.kv.v[i]
+        att = torch.cat([native.attend(q[j], keys, values, pos + j + 1, self.scale) for j in range(m)])
+        native.add_(x, wo(att))
+        h = native.rmsnorm_rows(x, norm2, self.eps)
+        return native.add_(x, down(native.silu_mul_(gate(h), up(h))))
+
+    def _rows(self, i, layer, x, cos, sin, later):
+        """`_layer` for m tokens; `later` [m, n + m]: the keys each token must not see (the ones after it)."""
+        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
+        m, d = x.shape[0], self.head_dim
+        h = self.rmsnorm(x, norm1)
+        q = self.rotate(wq(h).view(m, self.heads, d).transpose(0, 1), cos, sin)  # [heads, m, d]
+        k = self.rotate(wk(h).view(m, self.kv_heads, d).transpose(0, 1), cos, sin)  # [kv_heads, m, d]
+        keys, values = self.kv.write(i, k, wv(h).view(m, self.kv_heads, d).transpose(0, 1))
+        group = self.heads // self.kv_heads
+        q = q.reshape(self.kv_heads, group * m, d)  # the heads sharing a key head, each with its m rows
+        scores = (torch.bmm(q, keys.transpose(1, 2)) * self.scale).view(self.kv_heads, group, m, -1)
+        probs = torch.softmax(scores.masked_fill(later, float("-inf")), dim=-1, dtype=torch.float32)
+        att = torch.bmm(probs.to(values.dtype).view(self.kv_heads, group * m, -1), values)  # [kv_heads, group*m, d]
+        x = x + wo(att.view(self.heads, m, d).transpose(0, 1).reshape(m, self.heads * d))
+        h = self.rmsnorm(x, norm2)
+        return x + down(F.silu(gate(h)) * up(h))

@@ -23,6 +23,7 @@ from .plan import LoadPlan, plan
 from .saved import saved_kind
 from .settings import ModelSettings, SamplingSettings
 from .source import Source, locate
+from .speculate import Speculation, speculation_for
 from .stream import stream_reply
 from .template import ChatFormat, chat_format, fit
 
@@ -40,13 +41,25 @@ class Engine:
     device: str = "cpu"
     kernels: Kernels | None = None
     cache: PromptCache | None = None
+    speculation: Speculation | None = None  # where llm42's step runs: verify costs and acceptance so far
+    speculate: bool = False  # draft from the conversation (--speculate, /set speculate)
     left_out: tuple[int, int] = (0, 0)  # turns left out for the last reply, and a fingerprint of them
 
     def __post_init__(self) -> None:
         self.cache = self.cache or open_cache(self.model, self.window, self.kernels)
 
+    def set_speculate(self, on: bool) -> bool:
+        """/set speculate: on where llm42's own step runs (its costs measured now if not yet); whether it is on."""
+        if on and self.speculation is None:
+            self.speculation = speculation_for(self.cache)
+        self.speculate = on and self.speculation is not None
+        return self.speculate
+
     def default_system(self) -> str | None:
         return self.fmt.default_system()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
         """The reply stream for the dialog's last message (ContextError at once if it cannot fit). Turns left
@@ -63,6 +76,7 @@ class Engine:
             self.fmt.stop_strings,
             debug,
             dropped=fitted.dropped,
+            speculation=self.speculation if self.speculate else None,
         )
 
 
@@ -118,6 +132,7 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engin
         cache = open_cache(model, p.window, kernels, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
+    speculation = speculation_for(cache, status(t("measuring_verify"))) if p.speculate else None
     engine = Engine(
         model,
         tokenizer,
@@ -128,6 +143,8 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engin
         p.device,
         kernels,
         cache,
+        speculation,
+        speculation is not None,
     )
     return engine, p, time.perf_counter() - start
 

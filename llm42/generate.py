@@ -13,8 +13,10 @@ from .cpu.tuning import Kernels
 from .cudagraph import capture
 from .decode import Decoder, supported
 from .kvcache import KVCache
+from .lookup import Lookup
 from .sampling import Drawn, Seen, pick
 from .settings import SamplingSettings
+from .speculate import Speculation
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Step:
     token: int
     finish: str | None = None  # "stop": the token is a stop id (not text); "length": the last token allowed
     drawn: Drawn | None = None  # with `explain`: the candidates the token was drawn from
+    drafted: int = 0  # on the first token of a verify pass: how many tokens it verified beyond this one
+    accepted: int = 0  # 1 when this token was a draft the model accepted
 
 
 class PromptCache:
@@ -117,6 +121,23 @@ class PromptCache:
         self.ids.append(token)
         return logits
 
+    @torch.inference_mode()
+    def verify(self, ids: list[int]) -> torch.Tensor:
+        """Feed `ids` in one pass of llm42's decode step; the logits [len(ids), vocab] after each (speculation)."""
+        self.kernels.use(len(ids))
+        try:
+            logits = self.decoder.verify(ids)
+        except BaseException:
+            self.rewind()
+            raise
+        self.ids.extend(ids)
+        return logits
+
+    def crop(self, n: int) -> None:
+        """Keep the first `n` tokens fed (a verify's rejected drafts go)."""
+        self.kv.crop(n)
+        del self.ids[n:]
+
     def static_step(self, token: int) -> torch.Tensor:
         if self.graph is not None:
             logits = self.graph.step(token, self.kv.n)
@@ -170,18 +191,47 @@ def generate_steps(
     stop_ids: set[int],
     generator: torch.Generator | None = None,
     explain: bool = False,
+    speculation: Speculation | None = None,
 ) -> Iterator[Step]:
     """Yield sampled tokens until a stop id (yielded too, marked "stop") or max_new_tokens (the last marked "length").
-    This is the one place that decides where a reply ends."""
+    This is the one place that decides where a reply ends.
+
+    With `speculation`, tokens drafted from the conversation (lookup.py) are verified several at a time: each row
+    of a verify pass goes through the same sampling as a plain step (the penalty over everything before it), one
+    draw per token in order; a draw equal to the draft accepts it, any other is emitted and ends the pass. The
+    tokens, and at a seed the draws, are those of plain decoding; the cache is cropped to what plain decoding
+    would hold, also when the reader stops early."""
     seen = Seen(cache.model.config.vocab_size, cache.model.device, prompt) if s.repetition_penalty != 1.0 else None
     logits, _ = prefill(cache, prompt)
-    for i in range(s.max_new_tokens):
-        drawn = pick(logits, s, seen.tensor() if seen else None, generator, explain)
-        token = drawn.token
-        if seen is not None:
-            seen.add(token)
-        finish = "stop" if token in stop_ids else "length" if i == s.max_new_tokens - 1 else None
-        yield Step(token, finish, drawn if explain else None)
-        if finish:
-            return
-        logits = cache.step(token)
+    lookup = Lookup(prompt, stop_ids) if speculation is not None else None
+    rows, draft, before, n = [logits], [], len(cache.ids), 0  # row i: the logits after `before + i` tokens
+    consistent = before
+    try:
+        while True:
+            for i, row in enumerate(rows):
+                consistent = before + i  # what plain decoding would have fed by now
+                drawn = pick(row, s, seen.tensor() if seen else None, generator, explain)
+                token, n = drawn.token, n + 1
+                if seen is not None:
+                    seen.add(token)
+                if lookup is not None:
+                    lookup.add(token)
+                accepted = i < len(draft) and token == draft[i]
+                finish = "stop" if token in stop_ids else "length" if n == s.max_new_tokens else None
+                yield Step(token, finish, drawn if explain else None, len(draft) if i == 0 else 0, int(accepted))
+                if finish:
+                    if draft:
+                        speculation.record(len(draft), i + accepted)
+                    return
+                if not accepted:
+                    break
+            if draft:
+                speculation.record(len(draft), i)
+            cache.crop(consistent)
+            k = min(speculation.choose(), s.max_new_tokens - n - 1) if speculation is not None else 0
+            draft = lookup.draft(k) if k > 0 else []
+            before = consistent + 1
+            rows = cache.verify([token, *draft]) if draft else [cache.step(token)]
+    finally:
+        if len(cache.ids) > consistent and cache.kv.n == len(cache.ids):
+            cache.crop(consistent)  # drafts fed but not (yet) emitted when the reader stopped

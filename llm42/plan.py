@@ -23,6 +23,7 @@ class LoadPlan:
     quantize: str  # what loading does to the weights: "none" when they come quantized (a saved folder)
     reason: str  # why this device and dtype, for the device line
     graph: bool  # whole-window buffers and the decode step captured as a CUDA graph
+    speculate: bool = False  # draft from the conversation and verify several tokens per pass (the CPU)
     notes: list[str] = field(default_factory=list)  # flags that have no effect, a context capped
 
     @property
@@ -66,5 +67,6 @@ def plan(m: ModelSettings, max_new_tokens: int, config, saved: str | None, machi
         "none" if saved else m.quantize,
         choice.reason,
         graph=choice.device.startswith("cuda"),
+        speculate=m.speculate == "auto" and choice.device == "cpu",
         notes=notes,
     )

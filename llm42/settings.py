@@ -91,6 +91,11 @@ class ModelSettings:
         "N",
         number=True,
     )
+    speculate: str = opt(
+        "auto",
+        "draft tokens from the conversation and verify several in one pass where that measures faster",
+        choices=("auto", "off"),
+    )
     save_quantized: str | None = opt(
         None, "with --quantize: save the quantized model, so --model-path DIR starts without quantizing", "DIR"
     )
@@ -125,6 +130,12 @@ class ChatSettings:
     system_prompt: str | None = opt(None, "replace the model's default system prompt", "TEXT")
     prompt: str | None = opt(None, "answer one message and exit", "TEXT")
     prompt_file: str | None = opt(None, "answer the whole file (or stdin with -) as one message and exit", "PATH|-")
+    file: list[str] | None = opt(
+        None,
+        "a text file to put in front of the first message (with --prompt: of that one); repeatable",
+        "PATH",
+        action="append",
+    )
 
 
 @dataclass

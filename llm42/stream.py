@@ -14,6 +14,7 @@ from .detokenize import StreamDecoder, piece
 from .device import peak_memory_gb
 from .generate import PromptCache, generate_steps
 from .settings import SamplingSettings
+from .speculate import Speculation
 from .stops import StopFilter
 
 
@@ -31,6 +32,7 @@ def stream_reply(
     stop_strings: tuple[str, ...] = (),
     debug: bool = False,
     dropped: int = 0,
+    speculation: Speculation | None = None,
 ) -> Iterator[Response]:
     """One record per generated token, with the running figures; the last one has finish_reason."""
     device = cache.model.device
@@ -42,12 +44,13 @@ def stream_reply(
     r = Response("", prompt_tokens=len(prompt), dropped_turns=dropped)
     start = time.perf_counter()
     first = start
-    for step in generate_steps(cache, prompt, s, stop_ids, generator, explain=debug):
+    for step in generate_steps(cache, prompt, s, stop_ids, generator, explain=debug, speculation=speculation):
         now = time.perf_counter()
         if r.generation_tokens == 0:
             first = now
             r.reused_tokens, r.ttft = cache.reused, now - start
         r.generation_tokens += 1
+        r.drafted, r.accepted = r.drafted + step.drafted, r.accepted + step.accepted
         if r.generation_tokens > 1:
             r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
         text, hit = ("", False) if step.finish == "stop" else stops.feed(decoder.step(step.token))

@@ -158,7 +158,7 @@ def _prompt_session(conversations=lambda: []):
                 yield from (Completion(n, start_position=-len(arg)) for n in SETTINGS if n.startswith(arg))
             elif command == "/load":
                 yield from (Completion(i, start_position=-len(arg)) for i in conversations() if i.startswith(arg))
-            if command in ("/load", "/save", "/export"):
+            if command in ("/load", "/save", "/export", "/read"):
                 yield from paths.get_completions(Document(arg, len(arg)), complete_event)
 
     keys = KeyBindings()

@@ -126,6 +126,14 @@ def setup_arg_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", default="runs/bench.json", help="where to write the results")
     p.add_argument("--chart", default=None, metavar="PNG", help="draw a bar chart (needs matplotlib)")
+    p.add_argument(
+        "--speculate",
+        action="store_true",
+        help="measure prompt-lookup speculation instead (SmolLM2, grounded and open-chat prompt sets)",
+    )
+    p.add_argument("--model-path", default=None, help="with --speculate: another model (default: SmolLM2's GGUF)")
+    p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate")
+    p.add_argument("--no-verify-costs", action="store_true", help="with --speculate: skip the 42dot-shape costs")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
     return p
@@ -136,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare:
         prepare(args.prepare)
         return 0
+    if args.speculate:
+        from .speculation import main as speculation
+
+        return speculation(args)
     if args.worker:
         print(json.dumps(worker(args.worker, args.new_tokens, args.device, args.long_context)))
         return 0

@@ -19,17 +19,20 @@ from ..device import cpu_flags
 from ..paths import cache_dir
 
 SOURCE = Path(__file__).parent / "kernels.c"
-VERSION = 2  # llm42_kernels_version() of the source this module speaks to
+VERSION = 3  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 SIGNATURES = {
     "llm42_gemv_bf16": [P, P, P, I64, I64],
+    "llm42_gemm_bf16": [P, P, P, I64, I64, I64],
     "llm42_gemm_int8": [P, P, P, P, I64, I64, I64],
     "llm42_gemm_int4": [P, P, I64, P, P, I64, I64, I64],
     "llm42_attend": [P, P, P, P, I64, I64, I64, I64, I64, F32],
     "llm42_rmsnorm": [P, P, P, I64, F32],
     "llm42_rope": [P, P, P, I64, I64],
+    "llm42_rmsnorm_rows": [P, P, P, I64, I64, F32],
+    "llm42_rope_rows": [P, P, P, I64, I64, I64],
     "llm42_add": [P, P, I64],
     "llm42_silu_mul": [P, P, I64],
     "llm42_dequant_int8": [P, P, P, I64, I64],
@@ -167,6 +170,15 @@ def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def gemm_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] @ W[n, k]^T for bf16 W and x, each weight row read once for all m rows; y [m, n] bf16, each row the
+    same bits as gemv_bf16 of that row."""
+    n, k = w.shape
+    y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
+    _lib.llm42_gemm_bf16(w.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
+    return y
+
+
 def gemm_int8(w: torch.Tensor, scales: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """x [m, k] bf16 @ W^T for int8 W [n, k] with a bf16 scale per row; y [m, n] bf16 (x rounded per block of 32)."""
     n, k = w.shape
@@ -203,6 +215,19 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 def rope_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """In place on x [heads, d] (contiguous) with this position's cos, sin [d]."""
     _lib.llm42_rope(x.data_ptr(), cos.data_ptr(), sin.data_ptr(), x.shape[0], x.shape[-1])
+    return x
+
+
+def rmsnorm_rows(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """rmsnorm of each row of x [m, n] (contiguous), each the same bits as rmsnorm of that row alone."""
+    out = torch.empty_like(x)
+    _lib.llm42_rmsnorm_rows(x.data_ptr(), weight.data_ptr(), out.data_ptr(), x.shape[0], x.shape[-1], eps)
+    return out
+
+
+def rope_rows_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """In place on x [m, heads, d] (contiguous) with each row's position's cos, sin [m, d] (contiguous)."""
+    _lib.llm42_rope_rows(x.data_ptr(), cos.data_ptr(), sin.data_ptr(), x.shape[0], x.shape[1], x.shape[2])
     return x
 
 

@@ -159,6 +159,19 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     return k
 
 
+def remembered(model: nn.Module, what: str, cache_file: Path | None = CACHE_FILE):
+    """Another measurement kept for this machine and model (e.g. what a verify pass costs); None if none."""
+    return _load(cache_file).get(_what_key(model, what))
+
+
+def remember(model: nn.Module, what: str, value, cache_file: Path | None = CACHE_FILE) -> None:
+    _save(cache_file, {**_load(cache_file), _what_key(model, what): value})
+
+
+def _what_key(model: nn.Module, what: str) -> str:
+    return f"{_key(model, [_shape_of(m) for m in decode_layers(model)])}|native={_has_native(model)}|{what}"
+
+
 def _shape_of(m: nn.Module) -> torch.Size:
     return torch.Size([m.out_features, m.in_features]) if hasattr(m, "out_features") else m.weight.shape
 

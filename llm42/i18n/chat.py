@@ -130,4 +130,26 @@ CHAT: dict[str, tuple[str, str]] = {
     "help_export": ("write the conversation as Markdown", "대화를 Markdown 으로 내보내기"),
     "help_stats": ("prompt tokens, TTFT, tokens/s of the last reply", "마지막 답변의 토큰 수, 첫 토큰 시간, 속도"),
     "help_history": ("show the conversation so far", "지금까지의 대화 보기"),
+    "help_read": ("bring a text file into your next message", "텍스트 파일을 다음 메시지에 넣기"),
+    "read_done": (
+        "read {name}: {chars} characters{tokens}; it goes with your next message",
+        "{name} 을(를) 읽었습니다: {chars}자{tokens}; 다음 메시지와 함께 보냅니다",
+    ),
+    "read_tokens": (" ({n} (token|tokens))", " ({n} 토큰)"),
+    "read_too_long": (
+        "{name} is {n} tokens; with what is attached it would not fit the {window}-token window ({max_new} kept "
+        "for the reply)",
+        "{name} 은(는) {n} 토큰입니다; 함께 붙인 것과 합치면 {window} 토큰 문맥 창에 "
+        "들어가지 않습니다 (답변용 {max_new} 토큰 제외)",
+    ),
+    "read_pending": ("attached to your next message: {names}", "다음 메시지에 붙을 파일: {names}"),
+    "speculate_local": (
+        "speculation needs llm42's own decode step: a Llama-family model on the CPU",
+        "추측 디코딩에는 llm42 의 자체 디코드 단계가 필요합니다: CPU 에서 도는 Llama 계열 모델",
+    ),
+    "timing_spec": (" · {accepted}/{drafted} drafted tokens accepted", " · 추측 토큰 {drafted}개 중 {accepted}개 채택"),
+    "stats_spec": (
+        "\n  drafted tokens     {drafted} ({accepted} accepted)",
+        "\n  추측 토큰          {drafted} (채택 {accepted})",
+    ),
 }

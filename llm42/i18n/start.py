@@ -183,4 +183,22 @@ START: dict[str, tuple[str, str]] = {
         "downloading {file} ({size}) from the Hugging Face hub",
         "Hugging Face 허브에서 {file} ({size}) 내려받는 중",
     ),
+    "read_folder": (
+        "{path} is a folder; /read and --file take a text file",
+        "{path} 은(는) 폴더입니다; /read 와 --file 은 텍스트 파일을 받습니다",
+    ),
+    "read_huge": (
+        "{path} is {mb:.0f} MB: too big for any context window",
+        "{path} 은(는) {mb:.0f} MB 입니다: 어떤 문맥 창에도 너무 큽니다",
+    ),
+    "read_unreadable": ("cannot read {path}: {why}", "{path} 을(를) 읽을 수 없습니다: {why}"),
+    "read_binary": (
+        "{path} is not a text file (UTF-8 or CP949/EUC-KR)",
+        "{path} 은(는) 텍스트 파일이 아닙니다 (UTF-8 또는 CP949/EUC-KR)",
+    ),
+    "read_empty": ("{path} is empty", "{path} 이(가) 비어 있습니다"),
+    "measuring_verify": (
+        "measuring what verifying drafted tokens costs on this CPU (once for this model shape)",
+        "이 CPU에서 추측 토큰 검증 비용을 측정하는 중 (이 모델 형태에 한 번)",
+    ),
 }

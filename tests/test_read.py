@@ -1,0 +1,82 @@
+"""Files in the chat (/read, --file) and speculation through the real CLI with SmolLM2: encodings a Korean user
+meets read right, what is not text refused in one line, the transcript holding what was sent."""
+
+import re
+
+from llm42.transcript import load
+from tests.support.cli import run_cli
+
+KOREAN = "회의록: 오늘 회의는 세 시에 시작했습니다.\nThe meeting started at three.\n"
+
+
+def chat(model, history, lines, *args):
+    r = run_cli(
+        "--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", "16", "--temperature", "0",
+        *args, stdin="".join(line + "\n" for line in lines),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode(), r.stderr.decode()
+
+
+def sent(history) -> list[str]:
+    (path,) = history.glob("*.jsonl")
+    return [m.content for m in load(path).dialog.messages if m.role.value == "user"]
+
+
+def test_read_takes_utf8_bom_and_cp949_and_refuses_what_is_not_text(smollm2, tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "utf8.txt").write_text(KOREAN, encoding="utf-8")
+    (files / "bom.txt").write_bytes(b"\xef\xbb\xbf" + KOREAN.encode())
+    (files / "cp949.txt").write_bytes(KOREAN.encode("cp949"))
+    (files / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
+    (files / "empty.txt").write_text("")
+    lines = [f"/read {files / name}" for name in ("utf8.txt", "image.png", "bom.txt", "empty.txt", "folder")]
+    _, err = chat(
+        smollm2, tmp_path / "h", [f"/read {files}", *lines, "/read", "Summarize these.", f"/read {files / 'cp949.txt'}",
+                                  "And this one?"],
+    )  # fmt: skip
+    assert f"{files} is a folder; /read and --file take a text file" in err
+    assert f"{files / 'image.png'} is not a text file (UTF-8 or CP949/EUC-KR)" in err
+    assert f"{files / 'empty.txt'} is empty" in err and f"cannot read {files / 'folder'}" in err
+    assert re.search(r"read utf8\.txt: 55 characters \(\d+ tokens\); it goes with your next message", err)
+    assert "attached to your next message: utf8.txt, bom.txt" in err
+    first, second = sent(tmp_path / "h")
+    assert first == f"utf8.txt:\n```\n{KOREAN.strip()}\n```\n\nbom.txt:\n```\n{KOREAN.strip()}\n```\n\nSummarize these."
+    assert second == f"cp949.txt:\n```\n{KOREAN.strip()}\n```\n\nAnd this one?"  # the attachments went with the first
+
+
+def test_a_file_too_big_for_the_window_is_refused_before_it_is_sent(smollm2, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("all work and no play makes jack a dull boy\n" * 400)
+    _, err = chat(smollm2, tmp_path / "h", [f"/read {big}", "hi"], "--context", "1024")
+    assert re.search(r"big\.txt is \d+ tokens; with what is attached it would not fit the 1024-token window", err)
+    assert sent(tmp_path / "h") == ["hi"]
+
+
+def test_file_flag_goes_with_the_prompt_and_a_bad_one_stops_before_loading(smollm2, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("Paris is the capital of France.\n```python\nprint(1)\n```\n")
+    r = run_cli(
+        "--model-path", str(smollm2), "--history-dir", str(tmp_path / "h"), "--max-new-tokens", "8",
+        "--file", str(notes), "--prompt", "What is the capital of France?",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    assert sent(tmp_path / "h") == [
+        f"notes.md:\n````\n{notes.read_text().strip()}\n````\n\nWhat is the capital of France?"
+    ]  # a longer fence than the file's own
+    bad = run_cli("--model-path", str(tmp_path / "nowhere"), "--file", str(tmp_path / "nope.txt"), "--prompt", "x")
+    assert bad.returncode == 2 and bad.stderr.decode().strip().startswith("llm42: error: cannot read")
+
+
+def test_speculation_shows_in_the_meter_and_stats_and_can_be_turned_off(smollm2, tmp_path):
+    text = "Fix the typos: The quikc brown fox jumsp over the lazzy dog. The quikc brown fox jumsp over the lazzy dog."
+    lines = [text, "/stats", "/set speculate off", text, "/set"]
+    _, err = chat(smollm2, tmp_path / "h", lines, "--verbose", "--repetition-penalty", "1")  # a penalty stops copying
+    meters = re.findall(r"context \d+/\d+ tokens · TTFT [\d.]+s · [\d.]+ tokens/s(.*)", err)
+    assert len(meters) == 2 and "drafted tokens accepted" in meters[0] and meters[1] == "", meters
+    assert re.search(r"drafted tokens     \d+ \(\d+ accepted\)", err)
+    assert "speculate = off" in err
+    off = run_cli("--model-path", str(smollm2), "--speculate", "off", "--verbose", "--no-history", "--temperature",
+                  "0", "--repetition-penalty", "1", "--max-new-tokens", "16", "--prompt", text)  # fmt: skip
+    assert off.returncode == 0 and "drafted" not in off.stderr.decode()

@@ -1,0 +1,148 @@
+"""Exact speculation: drafts from the conversation, verified several per pass, give the tokens (and at a seed the
+draws) of plain decoding, leave the cache as plain decoding would, and are chosen only where they pay."""
+
+import math
+
+import pytest
+import torch
+
+from llm42.generate import generate_steps, open_cache
+from llm42.lookup import Lookup
+from llm42.settings import SamplingSettings
+from llm42.speculate import PROBE_EVERY, Speculation
+
+GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=60)
+CHEAP = [1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.4, 1.5, 1.6]  # verify costs in steps: weights dominate
+ALWAYS = Speculation(CHEAP, hits=1e6, misses=1.0)  # an acceptance rate near 1: the longest drafts every time
+
+
+def quote_prompt(tok) -> list[int]:
+    text = (
+        "Fix the typos: The quikc brown fox jumsp over the lazzy dog. The quikc brown fox jumsp over the lazzy dog "
+        "again and again."
+    )
+    if tok.chat_template is None:  # the random 42dot-shape model: its text as it is
+        return tok.encode(text * 3, add_special_tokens=False)
+    return tok.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
+
+
+def run(cache, prompt, s, stop_ids, speculation=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return list(generate_steps(cache, prompt, s, stop_ids, g, speculation=speculation))
+
+
+def fresh(speculation: Speculation) -> Speculation:
+    return Speculation(speculation.costs, speculation.hits, speculation.misses)
+
+
+def test_lookup_drafts_what_followed_the_last_ngram_never_itself_never_past_a_stop():
+    look = Lookup([5, 6, 7, 8, 9, 0, 5, 6], stop_ids={0})
+    assert look.draft(3) == [7, 8, 9]  # after "5 6" came "7 8 9"
+    assert look.draft(9) == [7, 8, 9]  # ... and then a stop token: the draft ends before it
+    assert Lookup([1, 2, 3]).draft(4) == []  # "2 3" occurs only where the text ends: no match with itself
+    look = Lookup([1, 2, 3, 4, 2, 3, 5, 1, 2, 3])
+    assert look.draft(2) == [4, 2]  # the longest match wins: "1 2 3" (then "4 2"), not the later "2 3" (then "5")
+    look.add(5)
+    assert look.draft(2) == [1, 2]  # "2 3 5" was followed by "1 2"
+
+
+@pytest.mark.parametrize("name", ["smollm2_loaded", "tiny42_loaded"])
+def test_greedy_speculation_gives_the_tokens_of_plain_decoding(name, request):
+    model, tok = request.getfixturevalue(name)
+    prompt, stops = quote_prompt(tok), {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    plain = [st.token for st in run(cache, prompt, GREEDY, stops)]
+    plain_ids = list(cache.ids)
+    spec = fresh(ALWAYS)
+    steps = run(cache, prompt, GREEDY, stops, spec)
+    assert [st.token for st in steps] == plain
+    assert cache.ids == plain_ids and cache.kv.n == len(plain_ids)  # what plain decoding would hold
+    if name == "smollm2_loaded":  # a real model repeating the text: most drafts are accepted
+        assert spec.drafted >= 10 and spec.accepted >= spec.drafted // 2, (spec.drafted, spec.accepted)
+        assert sum(st.drafted for st in steps) == spec.drafted and sum(st.accepted for st in steps) == spec.accepted
+
+
+def test_sampled_speculation_draws_the_same_reply_at_a_seed(smollm2_loaded):
+    model, tok = smollm2_loaded
+    prompt, stops = quote_prompt(tok), {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    drafted = 0
+    for s in (SamplingSettings(max_new_tokens=40), SamplingSettings(repetition_penalty=1.0, max_new_tokens=40)):
+        for seed in range(2):  # 42dot's defaults (temperature 0.5, top-k 20, top-p 0.95, penalty 1.2), and no penalty
+            spec = fresh(ALWAYS)
+            assert [st.token for st in run(cache, prompt, s, stops, spec, seed)] == [
+                st.token for st in run(cache, prompt, s, stops, None, seed)
+            ]
+            drafted += spec.drafted
+    assert drafted > 20  # the drafts were there to accept or reject
+
+
+def test_sampled_speculation_has_plain_sampling_s_distribution(smollm2_loaded):
+    """Other seeds with speculation on and off: the second and third tokens (drawn from a verify pass's rows
+    where a draft was found, accepted or not) have the same distribution (chi-square, p = 0.001)."""
+    model, tok = smollm2_loaded
+    reply_so_far = tok.encode("The quikc brown fox jumsp over the", add_special_tokens=False)
+    prompt, stops = quote_prompt(tok) + reply_so_far, {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    s = SamplingSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=3)
+    counts: list[dict[tuple, int]] = [{}, {}]
+    spec = fresh(ALWAYS)
+    n = 100
+    for seed in range(n):
+        for i, sp in enumerate((spec, None)):
+            tokens = tuple(st.token for st in run(cache, prompt, s, stops, sp, seed + i * n)[1:])
+            counts[i][tokens] = counts[i].get(tokens, 0) + 1
+    assert spec.drafted > n // 2  # most came from verify passes
+    keys = [k for k in set(counts[0]) | set(counts[1]) if counts[0].get(k, 0) + counts[1].get(k, 0) >= 10]
+    rest = [n - sum(c.get(k, 0) for k in keys) for c in counts]
+    table = [[c.get(k, 0) for k in keys] + [r] for c, r in zip(counts, rest)]
+    stat = sum(
+        (table[i][j] - (table[0][j] + table[1][j]) / 2) ** 2 / ((table[0][j] + table[1][j]) / 2)
+        for i in range(2)
+        for j in range(len(keys) + 1)
+        if table[0][j] + table[1][j]
+    )
+    df = len(keys)  # (2 - 1) * (categories - 1), with the pooled rare ones as a category
+    z = 3.09  # p = 0.001, one-sided; Wilson-Hilferty's approximation of the chi-square quantile
+    critical = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+    assert df >= 2 and stat < critical, (stat, critical, table)
+
+
+def test_the_prompt_cache_keeps_working_across_turns_after_speculation(smollm2_loaded):
+    model, tok = smollm2_loaded
+    prompt, stops = quote_prompt(tok), {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    reply = [st.token for st in run(cache, prompt, GREEDY, stops, fresh(ALWAYS))]
+    follow = prompt + reply + tok.encode("\nAgain, please.", add_special_tokens=False)
+    second = [st.token for st in run(cache, follow, GREEDY, stops, fresh(ALWAYS))]
+    assert cache.reused >= len(prompt) + len(reply) - 1  # the first turn came from the cache
+    assert second == [st.token for st in run(open_cache(model, 1024), follow, GREEDY, stops)]
+
+
+def test_a_reader_that_stops_early_leaves_the_cache_plain_decoding_would(smollm2_loaded):
+    model, tok = smollm2_loaded
+    prompt, stops = quote_prompt(tok), {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    for taken in (3, 7, 12):
+        held = []
+        for speculation in (None, fresh(ALWAYS)):
+            steps = generate_steps(cache, prompt, GREEDY, stops, speculation=speculation)
+            for _ in range(taken):
+                next(steps)
+            steps.close()  # as when a stop string ends the reply, or Ctrl+C
+            held.append((list(cache.ids), cache.kv.n))
+        assert held[0] == held[1] and held[0][1] == len(prompt) + taken - 1
+
+
+def test_the_draft_length_follows_acceptance_and_cost():
+    costly = [1.0, 1.6, 2.2, 2.8, 3.4, 4.0, 4.6, 5.2, 5.8]  # compute-bound: each drafted token costs 0.6 steps
+    open_chat = Speculation(costly, hits=1.0, misses=9.0)  # one in ten accepted
+    assert [open_chat.choose() for _ in range(PROBE_EVERY - 1)] == [0] * (PROBE_EVERY - 1)
+    assert open_chat.choose() == 1  # now and then one short draft tests whether acceptance has risen
+    quoting = Speculation(CHEAP, hits=9.0, misses=1.0)
+    assert quoting.choose() >= 4  # nine in ten accepted and cheap verifies: long drafts
+    for _ in range(30):
+        quoting.record(4, 0)  # the conversation stops repeating itself
+    assert quoting.choose() == 0

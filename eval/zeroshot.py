@@ -7,13 +7,14 @@ offline from files in the repo. Needs the extra: pip install -r eval/requirement
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+
+from llm42.extras import can_import
 
 LOCAL_TASKS = Path(__file__).parent / "tasks"
 
@@ -58,7 +59,7 @@ def setup_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = setup_arg_parser().parse_args(argv)
-    if a.chart and importlib.util.find_spec("matplotlib") is None:  # said before the evaluation, not after
+    if a.chart and not can_import("matplotlib"):  # said before the evaluation, not after
         print("error: --chart needs matplotlib: pip install matplotlib", file=sys.stderr)
         return 2
     try:

@@ -9,12 +9,12 @@ Results are printed as a table, written as JSON and, with matplotlib installed, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from ..extras import can_import
 from .inputs import bench_model, quantized_model, quantized_path
 from .report import chart, machine_line, ratios, table
 
@@ -30,10 +30,6 @@ LLAMA_CPP = {
     "llama.cpp-q8_0": "llama.cpp, q8_0 GGUF",
     "llama.cpp-q4_0": "llama.cpp, q4_0 GGUF",
 }
-
-
-def can_import(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 def prepare(config: str) -> None:

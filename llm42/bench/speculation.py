@@ -12,9 +12,11 @@ import json
 import time
 from pathlib import Path
 
+from ..extras import can_import
+
 PROMPTS = Path(__file__).parent / "prompts"
 SETS = ("grounded", "open")
-MODES = {"greedy": dict(temperature=0.0), "sampled": {}}  # sampled: 42dot's defaults (0.5, 0.95, 20, 1.2)
+MODES = {"greedy": dict(temperature=0.0, repetition_penalty=1.0), "sampled": {}}  # sampled: 42dot's defaults
 NEW_TOKENS = 160
 
 
@@ -82,7 +84,8 @@ def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lo
                                               tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
                 llm.reset()
                 llm.set_seed(i)
-                sampling = dict(temp=0.0) if kw else dict(temp=0.5, top_p=0.95, top_k=20, repeat_penalty=1.2)
+                sampling = dict(temp=0.0, repeat_penalty=1.0) if kw else dict(temp=0.5, top_p=0.95, top_k=20, min_p=0.0,
+                                                                               repeat_penalty=1.2)  # fmt: skip
                 times = []
                 for token in llm.generate(ids, **sampling):
                     times.append(time.perf_counter())
@@ -125,6 +128,10 @@ def table(results: dict) -> str:
             f"{key:<17} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>13} "
             + (f"{plain:>10.1f} {lookup:>7.1f} {auto['tps'] / lookup:>11.2f}x" if plain and lookup else "")
         )
+    off, auto = results["llm42 off"], results["llm42 auto"]
+    same = [sum(a == b for a, b in zip(off[k]["replies"], auto[k]["replies"])) for k in off if k.endswith("greedy")]
+    total = sum(len(off[k]["replies"]) for k in off if k.endswith("greedy"))
+    rows.append(f"greedy replies identical with speculation on and off: {sum(same)}/{total}")
     if results.get("verify costs"):
         rows.append("\nverify cost of k drafted tokens, in steps (42dot-shape model, this machine):")
         rows.append("width " + "".join(f"{'k=' + str(k):>7}" for k in range(1, 9)))
@@ -146,7 +153,7 @@ def main(args) -> int:
     for speculate in ("off", "auto"):
         print(f"measuring llm42, speculation {speculate}", file=sys.stderr)
         results[f"llm42 {speculate}"] = run_llm42(str(gguf), args.quantize, speculate, sets)
-    if importlib.util.find_spec("llama_cpp") is not None and gguf.suffix == ".gguf":
+    if can_import("llama_cpp") and gguf.suffix == ".gguf":
         from ..gguf import conversions
         from ..source import locate
         from .llamacpp import gguf_of

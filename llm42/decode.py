@@ -99,26 +99,36 @@ class Decoder:
         self.eps = c.rms_norm_eps
         self.scale = self.head_dim**-0.5
         self.embed = model.model.embed_tokens.weight
-        self.layers, self.row_layers = [], []
-        for layer in model.model.layers:
-            a, m = layer.self_attn, layer.mlp
-            own = lambda p: gemv(p, type(p).__name__ in own_matmuls)  # noqa: E731
-            many = lambda p: rows(p, type(p).__name__ in own_matmuls)  # noqa: E731
-            projections = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
-            one, several = list(map(own, projections)), list(map(many, projections))
-            norms = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight)
-            self.layers.append((norms[0], *one[:4], norms[1], *one[4:]))
-            self.row_layers.append((norms[0], *several[:4], norms[1], *several[4:]))
-        self.norm = model.model.norm.weight
-        self.head = gemv(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
-        self.row_head = rows(model.lm_head, type(model.lm_head).__name__ in own_matmuls)
         own = kv.dtype == torch.bfloat16 and kv.device.type == "cpu" and native.library() is not None
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
+        built = native.library() is not None
+        chosen = lambda p: type(p).__name__ in own_matmuls  # noqa: E731
+        # a step's products are the fastest measured; a verify pass's are llm42's wherever they are built, which round
+        # each row as llm42's one-row kernels do (tuning prefers those where they are about as fast, so that
+        # speculation gives exactly the tokens of plain decoding)
+        self.layers, self.head = self._products(model, lambda p: gemv(p, chosen(p)))
+        self.row_layers, self.row_head = self._products(model, lambda p: rows(p, built))
+        self.norm = model.model.norm.weight
+        self.row_attention = self.own_glue and self.head_dim <= 256  # llm42's attention in verify passes
         positions = torch.arange(kv.max_len, device=self.embed.device)[None]
         with torch.inference_mode():  # the model's own rotary module: every RoPE variant it knows, exactly
             cos, sin = model.model.rotary_emb(self.embed[:1][None], positions)
         self.cos, self.sin = cos[0], sin[0]  # [max_len, head_dim]
+
+    @staticmethod
+    def _products(model: nn.Module, product) -> tuple[list[tuple], object]:
+        """(per layer: norm, q, k, v, o, norm, gate, up, down; the output head) with `product` for each Linear."""
+        layers = []
+        for layer in model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            q, k, v, o, gate, up, down = map(
+                product, (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+            )
+            layers.append(
+                (layer.input_layernorm.weight, q, k, v, o, layer.post_attention_layernorm.weight, gate, up, down)
+            )
+        return layers, product(model.lm_head)
 
     def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         h = x.float()
@@ -138,13 +148,15 @@ class Decoder:
         pos = kv.n
         x = self.embed[token : token + 1].clone()  # [1, hidden], the residual stream
         cos, sin = self.cos[pos], self.sin[pos]
-        layer_step = self._own_layer if self.own_glue else self._layer
         for i, layer in enumerate(self.layers):
-            x = layer_step(i, layer, x, cos, sin, None, None)
+            if self.own_glue:
+                x = self._own_layer(i, layer, x, cos, sin)
+            else:
+                x = self._layer(i, layer, x, cos, sin, None, None)
         kv.commit()
         return self.head(native.rmsnorm(x, self.norm, self.eps) if self.own_glue else self.rmsnorm(x, self.norm))
 
-    def _own_layer(self, i, layer, x, cos, sin, slot, mask):
+    def _own_layer(self, i, layer, x, cos, sin):
         """`_layer` with the steps between matmuls in llm42's kernels: a few calls instead of ~30 small ops."""
         norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
         h = native.rmsnorm(x, norm1, self.eps)
@@ -201,7 +213,7 @@ class Decoder:
         pos = kv.n
         x = self.embed[tokens].clone()  # [m, hidden]
         cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
-        if self.own_glue and self.own_attention:  # llm42's kernels, row by row as a step runs them
+        if self.row_attention:  # llm42's kernels, row by row as a step runs them
             cos, sin = cos.contiguous(), sin.contiguous()
             for i, layer in enumerate(self.row_layers):
                 x = self._own_rows(i, layer, x, cos, sin, pos)

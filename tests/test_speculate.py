@@ -89,7 +89,7 @@ def test_sampled_speculation_has_plain_sampling_s_distribution(smollm2_loaded):
     s = SamplingSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=3)
     counts: list[dict[tuple, int]] = [{}, {}]
     spec = fresh(ALWAYS)
-    n = 100
+    n = 80
     for seed in range(n):
         for i, sp in enumerate((spec, None)):
             tokens = tuple(st.token for st in run(cache, prompt, s, stops, sp, seed + i * n)[1:])

@@ -133,38 +133,71 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
  * and each (row, x row) sum is accumulated in exactly the order llm42_gemv_bf16 uses, so a row's result is the
  * same bits as that row's own matrix-vector product. */
 #if defined(__AVX512BF16__)
+/* 4 weight rows x XS rows of x; XS a constant at each call below, so the accumulators stay in registers */
+static inline __attribute__((always_inline)) void block_bf16(const uint16_t *w, const uint16_t *x, uint16_t *y,
+                                                             int64_t r, int64_t rows, int64_t j0, const int XS,
+                                                             int64_t n, int64_t k, int64_t body) {
+    __m512 acc[4][4];
+    for (int a = 0; a < 4; a++)
+        for (int j = 0; j < XS; j++) acc[a][j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 32) {
+        __m512bh wv[4];
+        for (int a = 0; a < 4; a++) wv[a] = (__m512bh)_mm512_loadu_si512(w + (r + (a < rows ? a : 0)) * k + i);
+        for (int j = 0; j < XS; j++) {
+            __m512bh xv = (__m512bh)_mm512_loadu_si512(x + (j0 + j) * k + i);
+            for (int a = 0; a < 4; a++) acc[a][j] = _mm512_dpbf16_ps(acc[a][j], wv[a], xv);
+        }
+    }
+    for (int64_t a = 0; a < rows; a++)
+        for (int j = 0; j < XS; j++) {
+            const uint16_t *xr = x + (j0 + j) * k;
+            float s = _mm512_reduce_add_ps(acc[a][j]);
+            for (int64_t i = body; i < k; i++) s += bf16(w[(r + a) * k + i]) * bf16(xr[i]);
+            y[(j0 + j) * n + r + a] = to_bf16(s);
+        }
+}
+
 void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t m,
                      int64_t n, int64_t k) {
-    /* 4 weight rows (streamed from memory once; again from L1/L2 for x rows past the 4th) x 4 rows of x */
+    /* 4 weight rows streamed from memory once (again from L1/L2 for x rows past the 4th) */
     int64_t body = k - k % 32;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r += 4) {
         int64_t rows = n - r < 4 ? n - r : 4;
         for (int64_t j0 = 0; j0 < m; j0 += 4) {
-            int64_t xs = m - j0 < 4 ? m - j0 : 4;
-            __m512 acc[4][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
-            for (int64_t i = 0; i < body; i += 32) {
-                __m512bh wv[4];
-                for (int64_t a = 0; a < 4; a++)
-                    wv[a] = (__m512bh)_mm512_loadu_si512(w + (r + (a < rows ? a : 0)) * k + i);
-                for (int64_t j = 0; j < xs; j++) {
-                    __m512bh xv = (__m512bh)_mm512_loadu_si512(x + (j0 + j) * k + i);
-                    for (int64_t a = 0; a < 4; a++) acc[a][j] = _mm512_dpbf16_ps(acc[a][j], wv[a], xv);
-                }
+            switch (m - j0 < 4 ? m - j0 : 4) {
+            case 1: block_bf16(w, x, y, r, rows, j0, 1, n, k, body); break;
+            case 2: block_bf16(w, x, y, r, rows, j0, 2, n, k, body); break;
+            case 3: block_bf16(w, x, y, r, rows, j0, 3, n, k, body); break;
+            default: block_bf16(w, x, y, r, rows, j0, 4, n, k, body);
             }
-            for (int64_t a = 0; a < rows; a++)
-                for (int64_t j = 0; j < xs; j++) {
-                    const uint16_t *xr = x + (j0 + j) * k;
-                    float s = _mm512_reduce_add_ps(acc[a][j]);
-                    for (int64_t i = body; i < k; i++) s += bf16(w[(r + a) * k + i]) * bf16(xr[i]);
-                    y[(j0 + j) * n + r + a] = to_bf16(s);
-                }
         }
     }
 }
 #elif defined(__AVX2__)
+static inline __attribute__((always_inline)) void block_bf16(const uint16_t *w, const float *x, const uint16_t *x16,
+                                                             uint16_t *y, int64_t r, int64_t j0, const int XS,
+                                                             int64_t n, int64_t k, int64_t body) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256 acc[4][2];
+    for (int j = 0; j < XS; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < body; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(w + r * k + i));
+        __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
+        __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
+        for (int j = 0; j < XS; j++) {
+            const float *xr = x + (j0 + j) * body + i;
+            acc[j][0] = _mm256_fmadd_ps(lo, _mm256_load_ps(xr), acc[j][0]);
+            acc[j][1] = _mm256_fmadd_ps(hi, _mm256_load_ps(xr + 8), acc[j][1]);
+        }
+    }
+    for (int j = 0; j < XS; j++) {
+        float s = hsum8(_mm256_add_ps(acc[j][0], acc[j][1]));
+        for (int64_t i = body; i < k; i++) s += bf16(w[r * k + i]) * bf16(x16[(j0 + j) * k + i]);
+        y[(j0 + j) * n + r] = to_bf16(s);
+    }
+}
+
 void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t m,
                      int64_t n, int64_t k) {
     int64_t body = k - k % 16;
@@ -176,30 +209,16 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                     x[j * body + i + h * 8 + q] = bf16(x16[j * k + i + h * 4 + q]);
                     x[j * body + i + h * 8 + 4 + q] = bf16(x16[j * k + i + 8 + h * 4 + q]);
                 }
-    const __m256i zero = _mm256_setzero_si256();
 #pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t r = 0; r < n; r++) {
+    for (int64_t r = 0; r < n; r++)
         for (int64_t j0 = 0; j0 < m; j0 += 4) {
-            int64_t xs = m - j0 < 4 ? m - j0 : 4;
-            __m256 acc[4][2];
-            for (int b = 0; b < 4; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
-            for (int64_t i = 0; i < body; i += 16) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(w + r * k + i));
-                __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
-                __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
-                for (int64_t j = 0; j < xs; j++) {
-                    const float *xr = x + (j0 + j) * body + i;
-                    acc[j][0] = _mm256_fmadd_ps(lo, _mm256_load_ps(xr), acc[j][0]);
-                    acc[j][1] = _mm256_fmadd_ps(hi, _mm256_load_ps(xr + 8), acc[j][1]);
-                }
-            }
-            for (int64_t j = 0; j < xs; j++) {
-                float s = hsum8(_mm256_add_ps(acc[j][0], acc[j][1]));
-                for (int64_t i = body; i < k; i++) s += bf16(w[r * k + i]) * bf16(x16[(j0 + j) * k + i]);
-                y[(j0 + j) * n + r] = to_bf16(s);
+            switch (m - j0 < 4 ? m - j0 : 4) {
+            case 1: block_bf16(w, x, x16, y, r, j0, 1, n, k, body); break;
+            case 2: block_bf16(w, x, x16, y, r, j0, 2, n, k, body); break;
+            case 3: block_bf16(w, x, x16, y, r, j0, 3, n, k, body); break;
+            default: block_bf16(w, x, x16, y, r, j0, 4, n, k, body);
             }
         }
-    }
     free(x);
 }
 #else

@@ -29,36 +29,39 @@ def smollm2_gguf() -> Path | None:
     return None if spec is None else Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def run_llm42(model: str, quantize: str, speculate: str, sets: dict[str, list[str]]) -> dict:
-    """Each prompt answered as a one-turn chat (the chat's own template, stop tokens and engine); per set and
-    mode, decode tokens/s summed over the prompts (first token to last) and the drafts accepted."""
+def run_llm42(model: str, quantize: str, sets: dict[str, list[str]]) -> dict[str, dict]:
+    """Each prompt answered as a one-turn chat (the chat's own template, stop tokens and engine) with speculation
+    off and auto in turn (the order alternating), so that a machine whose speed drifts weighs on both alike; per
+    setting, set and mode: decode tokens/s summed over the prompts (first token to last), drafts accepted."""
     from ..conversation import Dialog, Role
     from ..engine import open_engine
     from ..settings import ModelSettings, SamplingSettings
 
-    engine, _, _ = open_engine(ModelSettings(path=model, quantize=quantize, speculate=speculate), NEW_TOKENS)
-    out = {}
+    engine, _, _ = open_engine(ModelSettings(path=model, quantize=quantize, speculate="auto"), NEW_TOKENS)
+    out: dict[str, dict] = {"llm42 off": {}, "llm42 auto": {}}
     for name, prompts in sets.items():
         for mode, kw in MODES.items():
-            tokens = seconds = drafted = accepted = 0
-            replies = []
+            runs = {key: dict(tokens=0, seconds=0.0, drafted=0, accepted=0, replies=[]) for key in out}
             for i, prompt in enumerate(prompts):
-                engine.cache.reset()
-                dialog = Dialog()
-                dialog.add(Role.USER, prompt)
-                s = SamplingSettings(max_new_tokens=NEW_TOKENS, seed=i, **kw)
-                first = last = None
-                text = []
-                for r in engine.reply(dialog, s):
-                    last = time.perf_counter()
-                    first = first or last
-                    text.append(r.text)
-                tokens += r.generation_tokens - 1
-                seconds += last - first
-                drafted, accepted = drafted + r.drafted, accepted + r.accepted
-                replies.append("".join(text))
-            out[f"{name}/{mode}"] = dict(tps=tokens / seconds, tokens=tokens, drafted=drafted, accepted=accepted,
-                                         replies=replies)  # fmt: skip
+                for key in sorted(out, reverse=i % 2 == 1):
+                    engine.set_speculate(key == "llm42 auto")
+                    engine.cache.reset()
+                    dialog = Dialog()
+                    dialog.add(Role.USER, prompt)
+                    first = last = None
+                    text = []
+                    for r in engine.reply(dialog, SamplingSettings(max_new_tokens=NEW_TOKENS, seed=i, **kw)):
+                        last = time.perf_counter()
+                        first = first or last
+                        text.append(r.text)
+                    run = runs[key]
+                    run["tokens"] += r.generation_tokens - 1
+                    run["seconds"] += last - first
+                    run["drafted"] += r.drafted
+                    run["accepted"] += r.accepted
+                    run["replies"].append("".join(text))
+            for key, run in runs.items():
+                out[key][f"{name}/{mode}"] = dict(tps=run.pop("tokens") / run.pop("seconds"), **run)
     return out
 
 
@@ -150,9 +153,8 @@ def main(args) -> int:
         return 2
     sets = {name: prompt_set(name) for name in SETS}
     results: dict = {}
-    for speculate in ("off", "auto"):
-        print(f"measuring llm42, speculation {speculate}", file=sys.stderr)
-        results[f"llm42 {speculate}"] = run_llm42(str(gguf), args.quantize, speculate, sets)
+    print("measuring llm42, speculation off and auto", file=sys.stderr)
+    results.update(run_llm42(str(gguf), args.quantize, sets))
     if can_import("llama_cpp") and gguf.suffix == ".gguf":
         from ..gguf import conversions
         from ..source import locate

@@ -33,6 +33,20 @@ def test_bf16_matrix_vector(lib):
     assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
 
 
+@pytest.mark.parametrize("k", [2048, 2050])  # whole blocks, and a tail past them
+def test_bf16_several_rows_are_each_row_s_matrix_vector_bits(lib, k):
+    """A verify pass's rows (1-9 of them) come out as each row's own one-row product, to the bit: speculation gives
+    the tokens plain decoding gives where both run llm42's kernels."""
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(777, k, generator=g).bfloat16()
+    for m in (1, 2, 3, 4, 5, 9):
+        x = torch.randn(m, k, generator=g).bfloat16()
+        got = native.gemm_bf16(w, x)
+        assert torch.equal(got, torch.cat([native.gemv_bf16(w, x[j : j + 1]) for j in range(m)]))
+        exact = x.float() @ w.float().T
+        assert (got.float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
+
+
 def block_rounding(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """x goes into the int8/int4 kernels rounded to int8 per block of 32 (scale max|x|/127): each x moves by at
     most half its block's step, which moves a row's sum by at most sum over blocks of step/2 * sum |w| there."""

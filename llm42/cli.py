@@ -11,7 +11,7 @@ from .args import parse_args
 from .errors import Llm42Error
 from .i18n import set_language, t
 from .settings import Settings
-from .signals import discard_typeahead, on_terminate
+from .signals import discard_typeahead, interrupted_while_starting, on_interrupt_while_starting, on_terminate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = parse_args(argv)
         set_language(settings.output.lang)
         signal.signal(signal.SIGTERM, on_terminate)
+        signal.signal(signal.SIGINT, on_interrupt_while_starting)
         return run(settings)
     except Llm42Error as e:
+        if interrupted_while_starting():  # Ctrl+C while loading that a library turned into a load error
+            print(f"\nllm42: {t('interrupted')}", file=sys.stderr)
+            return 130
         print(f"llm42: {t('error')}: {e}", file=sys.stderr)
         return e.exit_code
     except SystemExit as e:
@@ -32,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left (`llm42 --list | head -1`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 128 + signal.SIGPIPE
+    except Exception:
+        if not interrupted_while_starting():
+            raise
+        print(f"\nllm42: {t('interrupted')}", file=sys.stderr)  # Ctrl+C that a library being imported turned into
+        return 130  # an error of its own
     finally:
         discard_typeahead()
 
@@ -92,6 +101,8 @@ def run(settings: Settings) -> int:
             ui.info(t("resumed_which", id=resumed.stem))
         if settings.chat.system_prompt is not None and settings.chat.system_prompt != chat.dialog.system:
             system_(chat, settings.chat.system_prompt)
+    if interrupted_while_starting():  # a Ctrl+C while loading that a library swallowed: it was still meant
+        raise KeyboardInterrupt
     if one_shot:
         return chat.ask_once(text)
     ui.banner(backend.name, t("banner"))

@@ -11,6 +11,7 @@ _live = True  # until `install`, both signals act at once (Python's Ctrl+C, the 
 _pressed = False  # Ctrl+C while bookkeeping (writing the transcript, printing the meter)
 _terminated = False  # SIGTERM while bookkeeping
 _installed = False  # a terminal chat began
+_pressed_starting = False  # Ctrl+C while importing and loading
 
 
 def install() -> None:
@@ -33,6 +34,19 @@ def discard_typeahead() -> None:
             termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
     except (ImportError, OSError, ValueError):
         pass
+
+
+def on_interrupt_while_starting(signum=None, frame=None):
+    """Ctrl+C before the chat begins: remembered, then Python's KeyboardInterrupt. Libraries that are being
+    imported when it lands can turn it into an error of their own (a half-imported numpy, transformers' "could
+    not import module"); `interrupted_while_starting` lets the CLI still say "interrupted" then."""
+    global _pressed_starting
+    _pressed_starting = True
+    raise KeyboardInterrupt
+
+
+def interrupted_while_starting() -> bool:
+    return _pressed_starting
 
 
 def on_terminate(signum=None, frame=None):

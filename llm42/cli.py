@@ -24,25 +24,27 @@ def main(argv: list[str] | None = None) -> int:
         return run(settings)
     except Llm42Error as e:
         if interrupted_while_starting():  # Ctrl+C while loading that a library turned into a load error
-            print(f"\nllm42: {t('interrupted')}", file=sys.stderr)
-            return 130
+            return interrupted()
         print(f"llm42: {t('error')}: {e}", file=sys.stderr)
         return e.exit_code
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
-        print(f"\nllm42: {t('interrupted')}", file=sys.stderr)
-        return 130
+        return interrupted()
     except BrokenPipeError:  # the reader left (`llm42 --list | head -1`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 128 + signal.SIGPIPE
     except Exception:
-        if not interrupted_while_starting():
+        if not interrupted_while_starting():  # else a Ctrl+C that a library being imported turned into its own error
             raise
-        print(f"\nllm42: {t('interrupted')}", file=sys.stderr)  # Ctrl+C that a library being imported turned into
-        return 130  # an error of its own
+        return interrupted()
     finally:
         discard_typeahead()
+
+
+def interrupted() -> int:
+    print(f"\nllm42: {t('interrupted')}", file=sys.stderr)
+    return 130
 
 
 def run(settings: Settings) -> int:

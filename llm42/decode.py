@@ -29,20 +29,24 @@ def supported(model: nn.Module) -> bool:
     )
 
 
+def _own_bf16(w: torch.Tensor, b: torch.Tensor | None) -> bool:
+    """Whether llm42's bf16 kernels can multiply by this weight (built, bf16 on the CPU, contiguous, no bias)."""
+    return (
+        b is None
+        and native.library() is not None
+        and w.dtype == torch.bfloat16
+        and w.device.type == "cpu"
+        and w.is_contiguous()
+    )
+
+
 def gemv(layer: nn.Module, own: bool = False):
     """x [1, in] -> [1, out] with the layer's own kernel, without its Python wrapper; `own`: llm42's C kernel
     (see native.py) where there is one. Quantized layers supply their product themselves."""
     if hasattr(layer, "product"):
         return layer.product(own)
     w, b = layer.weight, layer.bias
-    if (
-        own
-        and b is None
-        and native.library() is not None
-        and w.dtype == torch.bfloat16
-        and w.device.type == "cpu"
-        and w.is_contiguous()
-    ):
+    if own and _own_bf16(w, b):
         return lambda x: native.gemv_bf16(w, x)
     return lambda x: F.linear(x, w, b)
 
@@ -54,13 +58,7 @@ def rows(layer: nn.Module, own: bool = False):
     if hasattr(layer, "product"):
         return layer.product(own)
     w, b = layer.weight, layer.bias
-    if (
-        b is None
-        and native.library() is not None
-        and w.dtype == torch.bfloat16
-        and w.device.type == "cpu"
-        and w.is_contiguous()
-    ):
+    if _own_bf16(w, b):
         return lambda x: native.gemm_bf16(w, x.contiguous())
     return lambda x: F.linear(x, w, b)
 

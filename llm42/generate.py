@@ -74,8 +74,7 @@ class PromptCache:
             n += 1
         if n == len(prompt) and (self.last is None or self.last[0] != n):
             n -= 1
-        self.kv.crop(n)
-        del self.ids[n:]
+        self.crop(n)
         if self.last is not None and self.last[0] > n:
             self.last = None
         self.reused = n

@@ -101,9 +101,3 @@ def speculation_for(cache, status=None) -> Speculation | None:
             costs = measure(cache)
         remember(cache.model, "verify", costs)
     return Speculation(costs)
-
-
-def expected_speedup(costs: list[float], rate: float) -> float:
-    """Tokens per step's time at the best draft length for an acceptance rate (for the benchmark's table)."""
-    s = Speculation(costs, hits=rate, misses=1 - rate)
-    return max(s.gain(k) for k in range(len(costs)))

@@ -74,7 +74,7 @@ def _key_for(model: nn.Module) -> str | None:
     fp32: PyTorch's fp32 kernels then)."""
     if model.device.type != "cpu" or not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
         return None
-    return _key(model, [_shape_of(m) for m in decode_layers(model)]) + f"|native={_has_native(model)}|v5"
+    return f"{_model_key(model)}|v5"
 
 
 def _has_native(model: nn.Module) -> bool:
@@ -173,7 +173,12 @@ def remember(model: nn.Module, what: str, value, cache_file: Path | None = CACHE
 
 
 def _what_key(model: nn.Module, what: str) -> str:
-    return f"{_key(model, [_shape_of(m) for m in decode_layers(model)])}|native={_has_native(model)}|{what}"
+    return f"{_model_key(model)}|{what}"
+
+
+def _model_key(model: nn.Module) -> str:
+    """This machine, torch, the model's shapes and kinds, and whether llm42's kernels take part."""
+    return f"{_key(model, [_shape_of(m) for m in decode_layers(model)])}|native={_has_native(model)}"
 
 
 def _shape_of(m: nn.Module) -> torch.Size:

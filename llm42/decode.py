@@ -232,8 +232,7 @@ class Decoder:
         q = native.rope_rows_(wq(h).view(m, self.heads, d), cos, sin)
         k = native.rope_rows_(wk(h).view(m, self.kv_heads, d), cos, sin)
         self.kv.write(i, k.transpose(0, 1), wv(h).view(m, self.kv_heads, d).transpose(0, 1))
-        keys, values = self.kv.k[i], self.kv.v[i]
-        att = torch.cat([native.attend(q[j], keys, values, pos + j + 1, self.scale) for j in range(m)])
+        att = native.attend_rows(q, self.kv.k[i], self.kv.v[i], pos, self.scale)
         native.add_(x, wo(att))
         h = native.rmsnorm_rows(x, norm2, self.eps)
         return native.add_(x, down(native.silu_mul_(gate(h), up(h))))

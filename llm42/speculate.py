@@ -3,48 +3,73 @@
 A verify of k drafted tokens feeds k + 1 rows through the model in one pass: on a CPU the weights are read once
 for all rows, so it costs little more than one step while reading the weights dominates, and more where compute
 is close to memory time (two cores, int4). What it costs is measured once per machine, model shape and weight
-width (cached with the kernel choice); how often drafts are accepted is tracked as the chat goes. With a
-per-token acceptance rate a, a pass with k drafts yields 1 + a + ... + a^k tokens; k = 0 is plain decoding,
-chosen whenever nothing beats it (an open chat with nothing to copy)."""
+width (cached with the kernel choice); how often drafts are accepted is tracked as the chat goes, per position in
+the draft. With a_i the rate at position i (given the ones before were accepted), a pass with k drafts yields
+1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen whenever nothing beats it (an open
+chat with nothing to copy)."""
 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass, field
 
 from .cpu.tuning import remember, remembered
 
 SIZES = (1, 2, 3, 4, 6, 8)  # drafted tokens whose verify is timed; the others are interpolated
-DECAY = 0.9  # per verify: what the acceptance rate remembers (about the last ten passes)
+DEPTH = max(SIZES)  # the longest draft
+DECAY = 0.9  # per verify: what the acceptance rates remember (about the last ten passes)
+PRIOR = 2.0  # passes' worth of weight a position's rate borrows from the one before it
 PROBE_EVERY = 24  # steps without drafting after which one short draft is tried again (acceptance can rise)
 MARGIN = 1.03  # a draft length must beat plain decoding by this much
+KEY = "verify|2"  # what the verify costs are kept under (with the machine and model): the way they are measured
 
 
 @dataclass
 class Speculation:
-    """The verify costs on this machine and the acceptance seen so far."""
+    """The verify costs on this machine and the acceptance seen so far, per draft position: a draft is a run
+    copied from the conversation, so once its first tokens are right the next ones mostly are too (quoting a
+    paragraph: 85 % of first drafted tokens accepted, 91 % of second ones after an accepted first, 96 % of third)."""
 
     costs: list[float]  # costs[k]: a verify of k drafted tokens, in steps (costs[0] = 1)
-    hits: float = 1.0  # drafted tokens accepted (a prior of one in two)
-    misses: float = 1.0  # passes that ended at a rejected draft
+    # per position: drafts accepted up to it, and accepted there too (decayed counts; at first one in two at the
+    # first position, a prior that fades as passes are recorded)
+    reached: list[float] = field(default_factory=lambda: [2.0] + [0.0] * (DEPTH - 1))
+    taken: list[float] = field(default_factory=lambda: [1.0] + [0.0] * (DEPTH - 1))
     idle: int = 0  # steps since the last draft
     drafted: int = field(default=0, repr=False)  # totals, for --verbose and /stats
     accepted: int = field(default=0, repr=False)
 
-    @property
-    def rate(self) -> float:
-        return self.hits / (self.hits + self.misses)
+    @classmethod
+    def seeing(cls, costs: list[float], rate: float, passes: float) -> Speculation:
+        """As if `passes` drafts had each been accepted token by token with probability `rate`."""
+        reached = [passes * rate**i for i in range(DEPTH)]
+        return cls(costs, reached, [r * rate for r in reached])
 
-    def gain(self, k: int) -> float:
+    def rates(self) -> list[float]:
+        """Per position: how likely a drafted token is accepted when the ones before it were (a position seldom
+        reached leans on the one before it)."""
+        rate = self.taken[0] / max(self.reached[0], 1e-9)
+        out = [rate]
+        for reached, taken in zip(self.reached[1:], self.taken[1:]):
+            rate = (taken + PRIOR * rate) / (reached + PRIOR)
+            out.append(rate)
+        return out
+
+    def gain(self, k: int, rates: list[float] | None = None) -> float:
         """Expected tokens per step's time with k drafts."""
-        a = self.rate
-        return sum(a**i for i in range(k + 1)) / self.costs[k]
+        expected = reach = 1.0
+        for rate in (rates or self.rates())[:k]:
+            reach *= rate
+            expected += reach
+        return expected / self.costs[k]
 
     def choose(self) -> int:
         """The draft length to try now (0: a plain step)."""
-        best = max(range(len(self.costs)), key=self.gain)
-        if self.gain(best) > MARGIN:
+        rates = self.rates()
+        best = max(range(len(self.costs)), key=lambda k: self.gain(k, rates))
+        if self.gain(best, rates) > MARGIN:
             return best
         self.idle += 1
         if self.idle >= PROBE_EVERY:
@@ -54,39 +79,47 @@ class Speculation:
 
     def record(self, drafted: int, accepted: int) -> None:
         self.idle = 0
-        self.hits = self.hits * DECAY + accepted
-        self.misses = self.misses * DECAY + (accepted < drafted)
+        self.reached = [r * DECAY for r in self.reached]
+        self.taken = [t * DECAY for t in self.taken]
+        for i in range(min(drafted, accepted + 1)):
+            self.reached[i] += 1
+            self.taken[i] += i < accepted
         self.drafted += drafted
         self.accepted += accepted
 
 
-def measure(cache, sizes=SIZES, context: int = 64) -> list[float]:
-    """Time one step and verifies of each size on this cache's model (emptied before and after); the cost of
-    k drafts in steps, for k = 0 .. max(sizes)."""
+def measure(cache, sizes=SIZES, context: int = 64, budget: float = 3.0) -> list[float]:
+    """Time verifies of each size against a step on this cache's model (emptied before and after); the cost of
+    k drafts in steps, for k = 0 .. max(sizes). Each verify is paired with a step timed just before it and the
+    median ratio kept (at least 3 rounds, more within `budget` seconds), so a machine whose speed drifts (a
+    shared or busy one) measures the ratio, not the drift; never less for more drafts."""
     vocab = cache.model.config.vocab_size
     ids = [(7 * i + 11) % vocab for i in range(context)]
     cache.reset()
     cache.feed(ids)
 
     def timed(tokens: list[int]) -> float:
-        best = float("inf")
-        for _ in range(2):
-            t = time.perf_counter()
-            cache.step(tokens[0]) if len(tokens) == 1 else cache.verify(tokens)
-            best = min(best, time.perf_counter() - t)
-            cache.crop(context)
-        return best
+        t = time.perf_counter()
+        cache.step(tokens[0]) if len(tokens) == 1 else cache.verify(tokens)
+        t = time.perf_counter() - t
+        cache.crop(context)
+        return t
 
     timed(ids[:1]), timed(ids[:3])  # warm up
-    step = timed(ids[:1])
-    at = {0: 1.0, **{k: timed(ids[: k + 1]) / step for k in sizes}}
+    ratios: dict[int, list[float]] = {k: [] for k in sizes}
+    start = time.perf_counter()
+    while len(ratios[sizes[0]]) < 3 or (time.perf_counter() - start < budget and len(ratios[sizes[0]]) < 25):
+        for k in sizes:
+            step = timed(ids[:1])
+            ratios[k].append(timed(ids[: k + 1]) / step)
     cache.reset()
+    at = {0: 1.0, **{k: statistics.median(r) for k, r in ratios.items()}}
     known = sorted(at)
     costs = []
     for k in range(max(sizes) + 1):  # linear between measured sizes
         lo = max(x for x in known if x <= k)
         hi = min(x for x in known if x >= k)
-        costs.append(at[lo] if lo == hi else at[lo] + (at[hi] - at[lo]) * (k - lo) / (hi - lo))
+        costs.append(max(costs[-1:] + [at[lo] if lo == hi else at[lo] + (at[hi] - at[lo]) * (k - lo) / (hi - lo)]))
     return costs
 
 
@@ -95,9 +128,9 @@ def speculation_for(cache, status=None) -> Speculation | None:
     elsewhere. Verify costs are measured on the first start on this machine and model shape, then remembered."""
     if cache.decoder is None or cache.kv.static:
         return None
-    costs = remembered(cache.model, "verify")
-    if not (isinstance(costs, list) and len(costs) == max(SIZES) + 1):
+    costs = remembered(cache.model, KEY)
+    if not (isinstance(costs, list) and len(costs) == DEPTH + 1):
         with status or contextlib.nullcontext():
             costs = measure(cache)
-        remember(cache.model, "verify", costs)
+        remember(cache.model, KEY, costs)
     return Speculation(costs)

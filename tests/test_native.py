@@ -33,10 +33,11 @@ def test_bf16_matrix_vector(lib):
     assert (got - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
 
 
-@pytest.mark.parametrize("k", [2048, 2050])  # whole blocks, and a tail past them
+@pytest.mark.parametrize("k", [96, 576, 2048, 2050])  # an odd number of 32-blocks, short and long rows, a tail
 def test_bf16_several_rows_are_each_row_s_matrix_vector_bits(lib, k):
     """A verify pass's rows (1-9 of them) come out as each row's own one-row product, to the bit: speculation gives
-    the tokens plain decoding gives where both run llm42's kernels."""
+    the tokens plain decoding gives where both run llm42's kernels. (The kernel blocks short and long rows
+    differently; 777 weight rows leave a tail past its blocks of 4.)"""
     g = torch.Generator().manual_seed(1)
     w = torch.randn(777, k, generator=g).bfloat16()
     for m in (1, 2, 3, 4, 5, 9):
@@ -91,6 +92,19 @@ def test_attention_for_one_query(lib, heads, kv_heads, n):
     got = native.attend(q, keys, values, n, 0.125).float()
     # bf16 output rounding, plus the exp approximation (2e-7 relative) and fp32 sums over n, all below 1e-4
     assert (got - exact).abs().le(exact.abs() * BF16 + 1e-4 * v.abs().max()).all()
+
+
+@pytest.mark.parametrize("d", [64, 48])  # llm42's AVX512 path where it is built, and the plain one
+def test_attention_for_several_rows_is_each_row_s_own_bits(lib, d):
+    """A verify pass attends all its rows in one call: row j sees the cache and rows 0..j, the same bits as one
+    query at that position (so speculation keeps plain decoding's tokens)."""
+    g = torch.Generator().manual_seed(4)
+    keys = torch.randn(3, 512, d, generator=g).bfloat16()
+    values = torch.randn(3, 512, d, generator=g).bfloat16()
+    for n0, m in ((0, 1), (40, 5), (300, 9)):
+        q = torch.randn(m, 9, d, generator=g).bfloat16()
+        got = native.attend_rows(q, keys, values, n0, 0.125)
+        assert torch.equal(got, torch.cat([native.attend(q[j], keys, values, n0 + j + 1, 0.125) for j in range(m)]))
 
 
 def test_the_steps_between_matmuls_round_as_pytorch_does(lib):

@@ -13,7 +13,7 @@ from llm42.speculate import PROBE_EVERY, Speculation
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=60)
 CHEAP = [1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.4, 1.5, 1.6]  # verify costs in steps: weights dominate
-ALWAYS = Speculation(CHEAP, hits=1e6, misses=1.0)  # an acceptance rate near 1: the longest drafts every time
+ALWAYS = Speculation.seeing(CHEAP, rate=1 - 1e-6, passes=1e6)  # acceptance near 1: the longest drafts every time
 
 
 def quote_prompt(tok) -> list[int]:
@@ -34,7 +34,7 @@ def run(cache, prompt, s, stop_ids, speculation=None, seed=0):
 
 
 def fresh(speculation: Speculation) -> Speculation:
-    return Speculation(speculation.costs, speculation.hits, speculation.misses)
+    return Speculation(speculation.costs, list(speculation.reached), list(speculation.taken))
 
 
 def test_lookup_drafts_what_followed_the_last_ngram_never_itself_never_past_a_stop():
@@ -138,11 +138,24 @@ def test_a_reader_that_stops_early_leaves_the_cache_plain_decoding_would(smollm2
 
 def test_the_draft_length_follows_acceptance_and_cost():
     costly = [1.0, 1.6, 2.2, 2.8, 3.4, 4.0, 4.6, 5.2, 5.8]  # compute-bound: each drafted token costs 0.6 steps
-    open_chat = Speculation(costly, hits=1.0, misses=9.0)  # one in ten accepted
+    open_chat = Speculation.seeing(costly, rate=0.1, passes=10)  # one in ten accepted
     assert [open_chat.choose() for _ in range(PROBE_EVERY - 1)] == [0] * (PROBE_EVERY - 1)
     assert open_chat.choose() == 1  # now and then one short draft tests whether acceptance has risen
-    quoting = Speculation(CHEAP, hits=9.0, misses=1.0)
+    quoting = Speculation.seeing(CHEAP, rate=0.9, passes=10)
     assert quoting.choose() >= 4  # nine in ten accepted and cheap verifies: long drafts
     for _ in range(30):
         quoting.record(4, 0)  # the conversation stops repeating itself
     assert quoting.choose() == 0
+
+
+def test_acceptance_is_tracked_per_position_in_the_draft():
+    """A copied run is either off from its first token or right for a while: half the drafts wrong at once and
+    half right throughout make the first position a coin toss and the later ones near certain, so long drafts pay
+    even where each extra drafted token costs a third of a step."""
+    spec = Speculation([1.0 + k / 3 for k in range(9)])
+    for _ in range(20):
+        spec.record(8, 0)
+        spec.record(8, 8)
+    rates = spec.rates()
+    assert 0.4 < rates[0] < 0.6 and min(rates[1:]) > 0.85
+    assert spec.choose() == 8

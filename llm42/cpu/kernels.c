@@ -1,6 +1,8 @@
 /* llm42's CPU kernels for one-token decode steps: matrix-vector products over bf16, int8 and int4 weights,
  * and attention for one query over a bf16 KV cache. Plain C that the compiler vectorizes for the machine it
- * runs on (-O3 -march=native, or a named target such as x86-64-v3), threads from OpenMP (the same runtime PyTorch uses, so one thread pool).
+ * runs on (-O3 -march=native, or a named target such as x86-64-v3; -fno-trapping-math so that loops with
+ * comparisons vectorize: nothing here reads the floating-point exception flags), threads from OpenMP (the same
+ * runtime PyTorch uses, so one thread pool).
  *
  * Why: for one token, every weight is read once and used once, so speed is memory bandwidth. PyTorch's
  * kernels for these shapes run at half of it on a small CPU (bf16 rows converted slowly, int8/int4
@@ -19,44 +21,61 @@
 #include <immintrin.h>
 #endif
 
+/* (bits moved with memcpy, not a union: the vectorizer takes a loop of these only so) */
 static inline float bf16(uint16_t v) {
-    union { uint32_t u; float f; } c = { (uint32_t)v << 16 };
-    return c.f;
+    uint32_t u = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
 static inline uint16_t to_bf16(float f) { /* round to nearest even, as PyTorch converts */
-    union { float f; uint32_t u; } c = { f };
-    if ((c.u & 0x7fffffff) > 0x7f800000) return (uint16_t)((c.u >> 16) | 64); /* NaN stays NaN */
-    return (uint16_t)((c.u + 0x7fff + ((c.u >> 16) & 1)) >> 16);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 64); /* NaN stays NaN */
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
 static inline void widen(const uint16_t *x, float *out, int64_t k) {
     for (int64_t i = 0; i < k; i++) out[i] = bf16(x[i]);
 }
 
-int llm42_kernels_version(void) { return 3; }
+int llm42_kernels_version(void) { return 4; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
+/* R weight rows (from r) times XS rows of x (x, y already at the first of them; y's rows n apart). AVX512-BF16:
+ * 32 products of bf16 pairs per instruction, accumulated in fp32 in one sum per (weight row, x row) over the
+ * 32-element chunks in order, then the tail. Every bf16 product below sums in exactly this order, so each row of a
+ * several-row product is the same bits as its own one-row product; R and XS are constants at each call, so the
+ * R x XS sums stay in registers. */
+static inline __attribute__((always_inline)) void dot_bf16(const uint16_t *w, const uint16_t *x, uint16_t *y,
+                                                           int64_t r, const int R, const int XS, int64_t n,
+                                                           int64_t k) {
+    int64_t body = k - k % 32;
+    __m512 acc[4][4];
+    for (int a = 0; a < R; a++)
+        for (int j = 0; j < XS; j++) acc[a][j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 32)
+        for (int a = 0; a < R; a++) {
+            __m512bh wv = (__m512bh)_mm512_loadu_si512(w + (r + a) * k + i);
+            for (int j = 0; j < XS; j++)
+                acc[a][j] = _mm512_dpbf16_ps(acc[a][j], wv, (__m512bh)_mm512_loadu_si512(x + j * k + i));
+        }
+    for (int a = 0; a < R; a++)
+        for (int j = 0; j < XS; j++) {
+            float s = _mm512_reduce_add_ps(acc[a][j]);
+            for (int64_t t = body; t < k; t++) s += bf16(w[(r + a) * k + t]) * bf16(x[j * k + t]);
+            y[j * n + r + a] = to_bf16(s);
+        }
+}
+
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t n,
                      int64_t k) {
-    /* AVX512-BF16: 32 products of bf16 pairs per instruction, accumulated in fp32; x is bf16 already */
-    int64_t body = k - k % 32;
+    /* one weight row after another: each thread streams its part of W in memory order (four rows side by side,
+     * as this kernel first did, ran at 15-20 GB/s on 576-wide rows where one row at a time runs at 25-30) */
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r += 4) {
-        int64_t rows = n - r < 4 ? n - r : 4;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int64_t i = 0; i < body; i += 32) {
-            __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i);
-            for (int64_t j = 0; j < rows; j++)
-                acc[j] = _mm512_dpbf16_ps(acc[j], (__m512bh)_mm512_loadu_si512(w + (r + j) * k + i), xv);
-        }
-        for (int64_t j = 0; j < rows; j++) {
-            float a = _mm512_reduce_add_ps(acc[j]);
-            for (int64_t i = body; i < k; i++) a += bf16(w[(r + j) * k + i]) * bf16(x[i]);
-            y[r + j] = to_bf16(a);
-        }
-    }
+    for (int64_t r = 0; r < n; r++) dot_bf16(w, x, y, r, 1, 1, n, k);
 }
 #elif defined(__AVX2__)
 static inline float hsum8(__m256 v);
@@ -65,7 +84,8 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                      int64_t k) {
     /* AVX2 without bf16 arithmetic: a bf16 is the top half of an fp32, so unpacking 16 weights with zeros below
      * gives 2 x 8 fp32 for free (in the order unpacklo/hi leave them: 0-3 and 8-11, then 4-7 and 12-15, which x
-     * is put in once); 4 rows at a time, 2 accumulators each, fp32 throughout. */
+     * is put in once); 2 accumulators, fp32 throughout. One row after another (four side by side, as this kernel
+     * first did, ran at 60 % of the speed: each thread then streams four places of W at once). */
     int64_t body = k - k % 16;
     float *x = aligned_alloc(32, sizeof(float) * (body + 16));
     for (int64_t i = 0; i < body; i += 16)
@@ -75,24 +95,18 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                 x[i + h * 8 + 4 + q] = bf16(x16[i + 8 + h * 4 + q]);
             }
     const __m256i zero = _mm256_setzero_si256();
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t r = 0; r < n; r += 4) {
-        int64_t rows = n - r < 4 ? n - r : 4;
-        __m256 acc[4][2];
-        for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const uint16_t *wr = w + r * k;
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
         for (int64_t i = 0; i < body; i += 16) {
-            __m256 x0 = _mm256_load_ps(x + i), x1 = _mm256_load_ps(x + i + 8);
-            for (int64_t j = 0; j < rows; j++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(w + (r + j) * k + i));
-                acc[j][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), x0, acc[j][0]);
-                acc[j][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), x1, acc[j][1]);
-            }
+            __m256i v = _mm256_loadu_si256((const __m256i *)(wr + i));
+            lo = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), _mm256_load_ps(x + i), lo);
+            hi = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), _mm256_load_ps(x + i + 8), hi);
         }
-        for (int64_t j = 0; j < rows; j++) {
-            float a = hsum8(_mm256_add_ps(acc[j][0], acc[j][1]));
-            for (int64_t i = body; i < k; i++) a += bf16(w[(r + j) * k + i]) * bf16(x16[i]);
-            y[r + j] = to_bf16(a);
-        }
+        float a = hsum8(_mm256_add_ps(lo, hi));
+        for (int64_t i = body; i < k; i++) a += bf16(wr[i]) * bf16(x16[i]);
+        y[r] = to_bf16(a);
     }
     free(x);
 }
@@ -133,46 +147,44 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
  * and each (row, x row) sum is accumulated in exactly the order llm42_gemv_bf16 uses, so a row's result is the
  * same bits as that row's own matrix-vector product. */
 #if defined(__AVX512BF16__)
-/* 4 weight rows x XS rows of x; XS a constant at each call below, so the accumulators stay in registers */
-static inline __attribute__((always_inline)) void block_bf16(const uint16_t *w, const uint16_t *x, uint16_t *y,
-                                                             int64_t r, int64_t rows, int64_t j0, const int XS,
-                                                             int64_t n, int64_t k, int64_t body) {
-    __m512 acc[4][4];
-    for (int a = 0; a < 4; a++)
-        for (int j = 0; j < XS; j++) acc[a][j] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < body; i += 32) {
-        __m512bh wv[4];
-        for (int a = 0; a < 4; a++) wv[a] = (__m512bh)_mm512_loadu_si512(w + (r + (a < rows ? a : 0)) * k + i);
-        for (int j = 0; j < XS; j++) {
-            __m512bh xv = (__m512bh)_mm512_loadu_si512(x + (j0 + j) * k + i);
-            for (int a = 0; a < 4; a++) acc[a][j] = _mm512_dpbf16_ps(acc[a][j], wv[a], xv);
-        }
-    }
-    for (int64_t a = 0; a < rows; a++)
-        for (int j = 0; j < XS; j++) {
-            const uint16_t *xr = x + (j0 + j) * k;
-            float s = _mm512_reduce_add_ps(acc[a][j]);
-            for (int64_t i = body; i < k; i++) s += bf16(w[(r + a) * k + i]) * bf16(xr[i]);
-            y[(j0 + j) * n + r + a] = to_bf16(s);
-        }
-}
-
 void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t m,
                      int64_t n, int64_t k) {
-    /* 4 weight rows streamed from memory once (again from L1/L2 for x rows past the 4th) */
-    int64_t body = k - k % 32;
+    /* Short rows (up to 4 rows of x within 8 KB): one weight row at a time against up to 4 rows of x, W streamed
+     * in memory order. Long rows: 4 weight rows against 4 rows of x, so that each x load serves 4 weight rows
+     * (one weight row against 4 long x rows ran at half the speed: x no longer stays in L1). */
+    int64_t block = m < 4 ? m : 4;
+    if (m == 1 || block * k * 2 <= 8192) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r += 4) {
-        int64_t rows = n - r < 4 ? n - r : 4;
-        for (int64_t j0 = 0; j0 < m; j0 += 4) {
-            switch (m - j0 < 4 ? m - j0 : 4) {
-            case 1: block_bf16(w, x, y, r, rows, j0, 1, n, k, body); break;
-            case 2: block_bf16(w, x, y, r, rows, j0, 2, n, k, body); break;
-            case 3: block_bf16(w, x, y, r, rows, j0, 3, n, k, body); break;
-            default: block_bf16(w, x, y, r, rows, j0, 4, n, k, body);
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t j = 0; j < m; j += 4) {
+                const uint16_t *xj = x + j * k;
+                uint16_t *yj = y + j * n;
+                switch (m - j < 4 ? m - j : 4) {
+                case 1: dot_bf16(w, xj, yj, r, 1, 1, n, k); break;
+                case 2: dot_bf16(w, xj, yj, r, 1, 2, n, k); break;
+                case 3: dot_bf16(w, xj, yj, r, 1, 3, n, k); break;
+                default: dot_bf16(w, xj, yj, r, 1, 4, n, k);
+                }
             }
-        }
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r += 4)
+        for (int64_t j = 0; j < m; j += 4) {
+            const uint16_t *xj = x + j * k;
+            uint16_t *yj = y + j * n;
+            int64_t xs = m - j < 4 ? m - j : 4;
+            if (r + 4 > n) /* the last rows, when n is not a multiple of 4 */
+                for (int64_t t = r; t < n; t++)
+                    for (int64_t i = 0; i < xs; i++) dot_bf16(w, xj + i * k, yj + i * n, t, 1, 1, n, k);
+            else
+                switch (xs) {
+                case 1: dot_bf16(w, xj, yj, r, 4, 1, n, k); break;
+                case 2: dot_bf16(w, xj, yj, r, 4, 2, n, k); break;
+                case 3: dot_bf16(w, xj, yj, r, 4, 3, n, k); break;
+                default: dot_bf16(w, xj, yj, r, 4, 4, n, k);
+                }
+        }
 }
 #elif defined(__AVX2__)
 static inline __attribute__((always_inline)) void block_bf16(const uint16_t *w, const float *x, const uint16_t *x16,
@@ -435,10 +447,12 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
     free_rows(x);
 }
 
-/* exp for x <= 0 (softmax after subtracting the max), vectorizable: 2^(x log2 e) split into 2^integer (the
- * exponent bits) and 2^fraction (a degree-6 polynomial, relative error below 2e-7). */
-static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x;
+/* e^x, vectorizable (libm's expf is a call per element): 2^(x log2 e) split into 2^integer (the exponent bits)
+ * and 2^fraction (a degree-6 polynomial, relative error below 2e-7). Above 88.7 inf, as expf overflows; below
+ * -87 it stays at e^-87, a stand-in for 0 (a softmax term, or silu's e^-x beside 1). */
+static inline float exp_(float x) {
+    float overflow = x > 88.7f ? INFINITY : 1.0f;
+    x = x < -87.0f ? -87.0f : x > 88.7f ? 88.7f : x;
     float t = x * 1.44269504088896341f;
     float fi = floorf(t);
     float f = t - fi;
@@ -449,8 +463,10 @@ static inline float exp_neg(float x) {
     p = p * f + 2.4022650e-1f;
     p = p * f + 6.9314718e-1f;
     p = p * f + 1.0f;
-    union { uint32_t u; float f; } e = { (uint32_t)((int32_t)fi + 127) << 23 };
-    return p * e.f;
+    uint32_t bits = (uint32_t)((int32_t)fi + 127) << 23;
+    float e;
+    memcpy(&e, &bits, 4);
+    return p * e * overflow;
 }
 
 /* One query per head against the first n positions of a KV cache: out[h] = softmax(q_h K^T * scale) V for
@@ -499,7 +515,7 @@ static void attend_head(const uint16_t *q16, const uint16_t *K, const uint16_t *
         m = fmaxf(m, s[t]);
     }
     float sum = 0;
-    for (t = 0; t < n; t++) sum += s[t] = exp_neg(s[t] - m);
+    for (t = 0; t < n; t++) sum += s[t] = exp_(s[t] - m);
     /* values: weighted by the fp32 probabilities (PyTorch's attention keeps them in fp32 too) */
     __m512 acc[16];
     for (int64_t c = 0; c < 2 * chunks; c++) acc[c] = _mm512_setzero_ps();
@@ -517,52 +533,67 @@ static void attend_head(const uint16_t *q16, const uint16_t *K, const uint16_t *
 }
 #endif
 
+/* Plain C (and AVX2): q scaled in fp32, dot products, softmax and weighted values in fp32. */
+static void attend_plain(const uint16_t *q16, const uint16_t *K, const uint16_t *V, uint16_t *out, int64_t n,
+                         int64_t d, float scale, float *s) {
+    float q[256], o[256];
+    for (int64_t i = 0; i < d; i++) q[i] = bf16(q16[i]) * scale, o[i] = 0;
+    float m = -INFINITY;
+    for (int64_t t = 0; t < n; t++) {
+        const uint16_t *kt = K + t * d;
+        float a = 0;
+#pragma omp simd reduction(+ : a)
+        for (int64_t i = 0; i < d; i++) a += q[i] * bf16(kt[i]);
+        s[t] = a;
+        m = a > m ? a : m;
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t t = 0; t < n; t++) {
+        s[t] = exp_(s[t] - m);
+        sum += s[t];
+    }
+    for (int64_t t = 0; t < n; t++) {
+        const uint16_t *vt = V + t * d;
+        float p = s[t];
+#pragma omp simd
+        for (int64_t i = 0; i < d; i++) o[i] += p * bf16(vt[i]);
+    }
+    for (int64_t i = 0; i < d; i++) out[i] = to_bf16(o[i] / sum);
+}
+
+/* Query head h of row j (of m rows at positions n0 .. n0 + m - 1) over the n0 + j + 1 positions it may see. */
+static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t *values, uint16_t *out, int64_t j,
+                       int64_t h, int64_t heads, int64_t per, int64_t n0, int64_t d, int64_t head_stride,
+                       float scale) {
+    int64_t n = n0 + j + 1, at = (j * heads + h) * d;
+    const uint16_t *K = keys + (h / per) * head_stride, *V = values + (h / per) * head_stride;
+    float *s = malloc(sizeof(float) * (n + 16));
+#if defined(__AVX512BF16__)
+    if (d % 32 == 0 && d <= 256)
+        attend_head(q16 + at, K, V, out + at, n, d, scale, s);
+    else
+#endif
+        attend_plain(q16 + at, K, V, out + at, n, d, scale, s);
+    free(s);
+}
+
 void llm42_attend(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
                   uint16_t *restrict out, int64_t heads, int64_t kv_heads, int64_t n, int64_t d, int64_t head_stride,
                   float scale) {
-    int64_t per = heads / kv_heads;
-#if defined(__AVX512BF16__)
-    if (d % 32 == 0 && d <= 256) {
 #pragma omp parallel for schedule(static)
-        for (int64_t h = 0; h < heads; h++) {
-            float *s = malloc(sizeof(float) * (n + 16));
-            attend_head(q16 + h * d, keys + (h / per) * head_stride, values + (h / per) * head_stride, out + h * d,
-                        n, d, scale, s);
-            free(s);
-        }
-        return;
-    }
-#endif
-#pragma omp parallel for schedule(static)
-    for (int64_t h = 0; h < heads; h++) {
-        const uint16_t *K = keys + (h / per) * head_stride, *V = values + (h / per) * head_stride;
-        float q[256], o[256];
-        float *s = malloc(sizeof(float) * n);
-        for (int64_t i = 0; i < d; i++) q[i] = bf16(q16[h * d + i]) * scale, o[i] = 0;
-        float m = -INFINITY;
-        for (int64_t t = 0; t < n; t++) {
-            const uint16_t *kt = K + t * d;
-            float a = 0;
-#pragma omp simd reduction(+ : a)
-            for (int64_t i = 0; i < d; i++) a += q[i] * bf16(kt[i]);
-            s[t] = a;
-            m = a > m ? a : m;
-        }
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t t = 0; t < n; t++) {
-            s[t] = exp_neg(s[t] - m);
-            sum += s[t];
-        }
-        for (int64_t t = 0; t < n; t++) {
-            const uint16_t *vt = V + t * d;
-            float p = s[t];
-#pragma omp simd
-            for (int64_t i = 0; i < d; i++) o[i] += p * bf16(vt[i]);
-        }
-        for (int64_t i = 0; i < d; i++) out[h * d + i] = to_bf16(o[i] / sum);
-        free(s);
-    }
+    for (int64_t h = 0; h < heads; h++)
+        attend_one(q16, keys, values, out, 0, h, heads, heads / kv_heads, n - 1, d, head_stride, scale);
+}
+
+/* m query rows in one call (a verify pass): row j attends to the cache's first n0 positions and rows 0..j, each
+ * (row, head) exactly as llm42_attend computes it for that row alone. */
+void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
+                       uint16_t *restrict out, int64_t m, int64_t heads, int64_t kv_heads, int64_t n0, int64_t d,
+                       int64_t head_stride, float scale) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < m * heads; t++)
+        attend_one(q16, keys, values, out, t / heads, t % heads, heads, heads / kv_heads, n0, d, head_stride, scale);
 }
 
 /* The small steps between the matmuls, one call each instead of a handful of PyTorch ops: */
@@ -610,9 +641,10 @@ void llm42_add(uint16_t *restrict x, const uint16_t *restrict y, int64_t n) {
 
 /* gate = silu(gate) * up, rounded to bf16 after each as PyTorch does */
 void llm42_silu_mul(uint16_t *restrict gate, const uint16_t *restrict up, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float g = bf16(gate[i]);
-        gate[i] = to_bf16(bf16(to_bf16(g / (1.0f + expf(-g)))) * bf16(up[i]));
+        gate[i] = to_bf16(bf16(to_bf16(g / (1.0f + exp_(-g)))) * bf16(up[i]));
     }
 }
 

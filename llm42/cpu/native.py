@@ -19,7 +19,7 @@ from ..device import cpu_flags
 from ..paths import cache_dir
 
 SOURCE = Path(__file__).parent / "kernels.c"
-VERSION = 3  # llm42_kernels_version() of the source this module speaks to
+VERSION = 4  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
@@ -29,6 +29,7 @@ SIGNATURES = {
     "llm42_gemm_int8": [P, P, P, P, I64, I64, I64],
     "llm42_gemm_int4": [P, P, I64, P, P, I64, I64, I64],
     "llm42_attend": [P, P, P, P, I64, I64, I64, I64, I64, F32],
+    "llm42_attend_rows": [P, P, P, P, I64, I64, I64, I64, I64, I64, F32],
     "llm42_rmsnorm": [P, P, P, I64, F32],
     "llm42_rope": [P, P, P, I64, I64],
     "llm42_rmsnorm_rows": [P, P, P, I64, I64, F32],
@@ -56,7 +57,19 @@ def build(out: Path, cc: str, arch: str = "native") -> bool:
     else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
     arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
     for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
-        cmd = [cc, "-O3", *flags, "-fno-math-errno", "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
+        cmd = [
+            cc,
+            "-O3",
+            *flags,
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            "-shared",
+            "-fPIC",
+            str(SOURCE),
+            "-o",
+            str(out),
+            "-lm",
+        ]
         try:
             if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
                 return True
@@ -202,6 +215,18 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n: int, sc
     out = torch.empty(1, heads * d, dtype=torch.bfloat16)
     _lib.llm42_attend(
         q.data_ptr(), keys.data_ptr(), values.data_ptr(), out.data_ptr(), heads, kv_heads, n, d, capacity * d, scale
+    )
+    return out
+
+
+def attend_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n0: int, scale: float) -> torch.Tensor:
+    """q [m, heads, d] bf16 (contiguous) for positions n0 .. n0 + m - 1 of a KV layer [kv_heads, capacity, d] that
+    holds them: row j attends to the first n0 + j + 1 positions, the same bits as `attend` of that row; [m, heads*d]."""
+    m, heads, d = q.shape
+    kv_heads, capacity, _ = keys.shape
+    out = torch.empty(m, heads * d, dtype=torch.bfloat16)
+    _lib.llm42_attend_rows(
+        q.data_ptr(), keys.data_ptr(), values.data_ptr(), out.data_ptr(), m, heads, kv_heads, n0, d, capacity * d, scale
     )
     return out
 

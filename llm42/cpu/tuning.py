@@ -74,7 +74,7 @@ def _key_for(model: nn.Module) -> str | None:
     fp32: PyTorch's fp32 kernels then)."""
     if model.device.type != "cpu" or not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
         return None
-    return f"{_model_key(model)}|v5"
+    return f"{_model_key(model)}|v6"
 
 
 def _has_native(model: nn.Module) -> bool:

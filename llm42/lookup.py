@@ -15,6 +15,7 @@ class Lookup:
         self.stop_ids = frozenset(stop_ids)
         self.sizes = range(longest, shortest - 1, -1)
         self.index: dict[tuple[int, ...], int] = {}  # n-gram -> where what followed its latest earlier match starts
+        self.follow: int | None = None  # where the text goes on copying from, while it keeps matching a draft's source
         for token in tokens:
             self.add(token)
 
@@ -25,17 +26,18 @@ class Lookup:
         for n in self.sizes:
             if end >= n:
                 self.index[tuple(self.tokens[end - n :])] = end
+        if self.follow is not None:
+            self.follow = self.follow + 1 if self.tokens[self.follow] == token else None
         self.tokens.append(token)
 
     def draft(self, k: int) -> list[int]:
-        """Up to k tokens that followed the longest matching n-gram (its latest occurrence), never across a stop
-        token (the end of a turn); [] when nothing matches."""
+        """Up to k tokens: what comes next where the text has been copying from since the last draft (it matched
+        every token since), else what followed the longest matching n-gram (its latest occurrence); never across
+        a stop token (the end of a turn); [] when nothing matches."""
         if k <= 0:
             return []
-        for n in self.sizes:
-            if len(self.tokens) < n:
-                continue
-            start = self.index.get(tuple(self.tokens[-n:]))
+        found = (self.index.get(tuple(self.tokens[-n:])) for n in self.sizes if len(self.tokens) >= n)
+        for start in (self.follow, *found):
             if start is None:
                 continue
             out = []
@@ -44,5 +46,6 @@ class Lookup:
                     break
                 out.append(token)
             if out:
+                self.follow = start
                 return out
         return []

@@ -48,6 +48,18 @@ def test_lookup_drafts_what_followed_the_last_ngram_never_itself_never_past_a_st
     assert look.draft(2) == [1, 2]  # "2 3 5" was followed by "1 2"
 
 
+def test_a_draft_goes_on_where_the_text_has_been_copying_from():
+    text = [3, 4, 5, 6, 7, 8, 0, 5, 6, 7, 9, 0, 3, 4]  # "5 6 7" goes on as "8" in one place, "9" in a later one
+    look = Lookup(text, stop_ids={0})
+    assert look.draft(2) == [5, 6]  # after "3 4": copying the first place
+    for token in (5, 6, 7):
+        look.add(token)
+    assert look.draft(2) == [8]  # ... which it still matches: not the later "5 6 7"
+    assert Lookup([*text, 5, 6, 7], stop_ids={0}).draft(2) == [9]  # without that history: the latest occurrence
+    look.add(1)  # the text leaves the copy: the n-grams decide again
+    assert look.draft(2) == []
+
+
 @pytest.mark.parametrize("name", ["smollm2_loaded", "tiny42_loaded"])
 def test_greedy_speculation_gives_the_tokens_of_plain_decoding(name, request):
     model, tok = request.getfixturevalue(name)

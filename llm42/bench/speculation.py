@@ -16,7 +16,13 @@ from ..extras import can_import
 
 PROMPTS = Path(__file__).parent / "prompts"
 SETS = ("grounded", "open")
-MODES = {"greedy": dict(temperature=0.0, repetition_penalty=1.0), "sampled": {}}  # sampled: 42dot's defaults
+# greedy: what prompt-lookup peers measure; sampled: 42dot's defaults (its repetition penalty of 1.2 counts the prompt
+# too, which keeps a reply off the text it is asked to fix); unpenalized: the same sampling without the penalty
+MODES = {
+    "greedy": dict(temperature=0.0, repetition_penalty=1.0),
+    "sampled": {},
+    "unpenalized": dict(repetition_penalty=1.0),
+}
 NEW_TOKENS = 160
 
 
@@ -72,6 +78,7 @@ def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lo
     from transformers import AutoTokenizer
 
     from ..device import cpu_threads
+    from ..settings import SamplingSettings
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     draft = LlamaPromptLookupDecoding(num_pred_tokens=lookup) if lookup else None
@@ -87,8 +94,9 @@ def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lo
                                               tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
                 llm.reset()
                 llm.set_seed(i)
-                sampling = dict(temp=0.0, repeat_penalty=1.0) if kw else dict(temp=0.5, top_p=0.95, top_k=20, min_p=0.0,
-                                                                               repeat_penalty=1.2)  # fmt: skip
+                s = SamplingSettings(**kw)
+                sampling = dict(temp=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=0.0,
+                                repeat_penalty=s.repetition_penalty)  # fmt: skip
                 times = []
                 for token in llm.generate(ids, **sampling):
                     times.append(time.perf_counter())
@@ -120,7 +128,7 @@ def verify_costs(widths=("bf16", "int8", "int4")) -> dict[str, list[float]]:
 
 
 def table(results: dict) -> str:
-    rows = [f"{'set/mode':<17} {'llm42 off':>9} {'auto':>7} {'x off':>6} {'accepted':>13} {'llama.cpp':>10} "
+    rows = [f"{'set/mode':<20} {'llm42 off':>9} {'auto':>7} {'x off':>6} {'accepted':>13} {'llama.cpp':>10} "
             f"{'lookup':>7} {'auto/lookup':>12}"]  # fmt: skip
     for key, off in results["llm42 off"].items():
         auto = results["llm42 auto"][key]
@@ -128,13 +136,18 @@ def table(results: dict) -> str:
         lookup = max((r[key]["tps"] for n, r in results.items() if n.startswith("llama.cpp lookup")), default=None)
         acc = f"{auto['accepted']}/{auto['drafted']}"
         rows.append(
-            f"{key:<17} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>13} "
+            f"{key:<20} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>13} "
             + (f"{plain:>10.1f} {lookup:>7.1f} {auto['tps'] / lookup:>11.2f}x" if plain and lookup else "")
         )
     off, auto = results["llm42 off"], results["llm42 auto"]
-    same = [sum(a == b for a, b in zip(off[k]["replies"], auto[k]["replies"])) for k in off if k.endswith("greedy")]
-    total = sum(len(off[k]["replies"]) for k in off if k.endswith("greedy"))
-    rows.append(f"greedy replies identical with speculation on and off: {sum(same)}/{total}")
+    same = {mode: [0, 0] for mode in MODES}  # replies identical with speculation on and off (the same seed), of all
+    for key in off:
+        count = same[key.split("/")[1]]
+        count[0] += sum(a == b for a, b in zip(off[key]["replies"], auto[key]["replies"]))
+        count[1] += len(off[key]["replies"])
+    rows.append(
+        "replies identical with speculation on and off: " + ", ".join(f"{m} {a}/{n}" for m, (a, n) in same.items())
+    )
     if results.get("verify costs"):
         rows.append("\nverify cost of k drafted tokens, in steps (42dot-shape model, this machine):")
         rows.append("width " + "".join(f"{'k=' + str(k):>7}" for k in range(1, 9)))

@@ -66,7 +66,9 @@ class PromptCache:
         """Crop to the part of `prompt` already cached; return its length. That is all of `prompt` only when the
         last prefill ended exactly there (its logits are kept: /regen starts from the very same numbers, so a
         greedy reply repeats itself), else at least one token is left to feed."""
-        if self.kv.n != len(self.ids):
+        if self.kv.n > len(self.ids):  # a step or verify stopped (Ctrl+C) after writing, before recording its tokens
+            self.rewind()
+        elif self.kv.n < len(self.ids):
             self.reset()
         n = 0
         limit = min(len(self.ids), len(prompt))

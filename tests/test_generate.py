@@ -120,6 +120,21 @@ def test_static_buffers_give_the_same_tokens_as_growing_ones(smollm2_loaded, tin
         assert static.reused == dynamic.reused > 0
 
 
+def test_a_forward_stopped_before_its_tokens_were_recorded_keeps_the_cache(tiny42_loaded):
+    """Ctrl+C lands between bytecodes: after a step or verify pass wrote its positions and before the cache
+    recorded its tokens. The next prompt still reuses what was recorded (it was all reset before: a stopped
+    reply then cost a whole prefill, seen as "0 from the cache")."""
+    model, _ = tiny42_loaded
+    prompt = list(range(100, 160))
+    cache = open_cache(model, 512)
+    cache.feed(prompt)
+    cache.decoder.step(7)  # written, as if stopped before `ids` took the token
+    cache.decoder.verify([8, 9])
+    assert cache.kv.n == len(prompt) + 3 and len(cache.ids) == len(prompt)
+    assert cache.reuse([*prompt, 5, 6]) == len(prompt)
+    assert cache.kv.n == len(prompt)
+
+
 def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
     """bf16 (and int8) decode steps through llm42's C kernels vs PyTorch's kernels, both against fp32: llm42's
     must not be less accurate than twice PyTorch's error (int8 adds x's rounding to int8 per block)."""

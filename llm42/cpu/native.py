@@ -22,6 +22,9 @@ SOURCE = Path(__file__).parent / "kernels.c"
 VERSION = 4  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
+# no errno from libm, no floating-point exception flags kept (nothing reads them): loops that call floorf or compare
+# floats then vectorize
+MATH = ("-fno-math-errno", "-fno-trapping-math")
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 SIGNATURES = {
     "llm42_gemv_bf16": [P, P, P, I64, I64],
@@ -57,19 +60,7 @@ def build(out: Path, cc: str, arch: str = "native") -> bool:
     else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
     arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
     for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
-        cmd = [
-            cc,
-            "-O3",
-            *flags,
-            "-fno-math-errno",
-            "-fno-trapping-math",
-            "-shared",
-            "-fPIC",
-            str(SOURCE),
-            "-o",
-            str(out),
-            "-lm",
-        ]
+        cmd = [cc, "-O3", *flags, *MATH, "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
         try:
             if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
                 return True

@@ -79,36 +79,12 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
 }
 #elif defined(__AVX2__)
 static inline float hsum8(__m256 v);
+void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t m,
+                     int64_t n, int64_t k);
 
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t n,
                      int64_t k) {
-    /* AVX2 without bf16 arithmetic: a bf16 is the top half of an fp32, so unpacking 16 weights with zeros below
-     * gives 2 x 8 fp32 for free (in the order unpacklo/hi leave them: 0-3 and 8-11, then 4-7 and 12-15, which x
-     * is put in once); 2 accumulators, fp32 throughout. One row after another (four side by side, as this kernel
-     * first did, ran at 60 % of the speed: each thread then streams four places of W at once). */
-    int64_t body = k - k % 16;
-    float *x = aligned_alloc(32, sizeof(float) * (body + 16));
-    for (int64_t i = 0; i < body; i += 16)
-        for (int h = 0; h < 2; h++)
-            for (int q = 0; q < 4; q++) {
-                x[i + h * 8 + q] = bf16(x16[i + h * 4 + q]);
-                x[i + h * 8 + 4 + q] = bf16(x16[i + 8 + h * 4 + q]);
-            }
-    const __m256i zero = _mm256_setzero_si256();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        const uint16_t *wr = w + r * k;
-        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-        for (int64_t i = 0; i < body; i += 16) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(wr + i));
-            lo = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), _mm256_load_ps(x + i), lo);
-            hi = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), _mm256_load_ps(x + i + 8), hi);
-        }
-        float a = hsum8(_mm256_add_ps(lo, hi));
-        for (int64_t i = body; i < k; i++) a += bf16(wr[i]) * bf16(x16[i]);
-        y[r] = to_bf16(a);
-    }
-    free(x);
+    llm42_gemm_bf16(w, x16, y, 1, n, k); /* one row of x: the several-row product below is the same loop */
 }
 #else
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t n,
@@ -212,16 +188,20 @@ static inline __attribute__((always_inline)) void block_bf16(const uint16_t *w, 
 
 void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, uint16_t *restrict y, int64_t m,
                      int64_t n, int64_t k) {
+    /* AVX2 without bf16 arithmetic: a bf16 is the top half of an fp32, so unpacking 16 weights with zeros below
+     * gives 2 x 8 fp32 for free (in the order unpacklo/hi leave them: 0-3 and 8-11, then 4-7 and 12-15, which x
+     * is put in once); 2 accumulators per row of x, fp32 throughout. One weight row after another (four side by
+     * side, as the one-row kernel first did, ran at 60 % of the speed: each thread then streamed four places of W). */
     int64_t body = k - k % 16;
     float *x = aligned_alloc(32, sizeof(float) * m * (body + 16));
-    for (int64_t j = 0; j < m; j++) /* each row of x in the order llm42_gemv_bf16 puts it */
+    for (int64_t j = 0; j < m; j++) /* each row of x in unpacklo/hi's order */
         for (int64_t i = 0; i < body; i += 16)
             for (int h = 0; h < 2; h++)
                 for (int q = 0; q < 4; q++) {
                     x[j * body + i + h * 8 + q] = bf16(x16[j * k + i + h * 4 + q]);
                     x[j * body + i + h * 8 + 4 + q] = bf16(x16[j * k + i + 8 + h * 4 + q]);
                 }
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j0 = 0; j0 < m; j0 += 4) {
             switch (m - j0 < 4 ? m - j0 : 4) {

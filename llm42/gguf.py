@@ -3,6 +3,7 @@ it is used, remade when damaged."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -92,3 +93,41 @@ def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | 
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         return None
+
+
+@contextlib.contextmanager
+def read_once():
+    """While a .gguf model loads: the file parsed once, its metadata read once, each tensor name map built once.
+    transformers parses the whole file (SmolLM2's 49k-token vocabulary and merges: 589k fields) and turns every
+    field into Python values for the config (twice), the tokenizer and the weights, and builds a name map per module
+    (397 for SmolLM2): 28 s of a first start's 52 s on this project's 2-core machines."""
+    import copy
+    import functools
+
+    import gguf
+    import transformers.modeling_gguf_pytorch_utils as hf
+
+    reader, names, checkpoint = gguf.GGUFReader, gguf.get_tensor_name_map, hf.load_gguf_checkpoint
+    readers: dict = {}
+    metadata: dict = {}
+
+    def read(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = reader(path, mode)
+        return readers[key]
+
+    def load(path, return_tensors=False, **kw):
+        if return_tensors:
+            return checkpoint(path, return_tensors, **kw)
+        key = os.fspath(path)
+        if key not in metadata:
+            metadata[key] = checkpoint(path, return_tensors, **kw)
+        return copy.deepcopy(metadata[key])  # the callers change what they are given
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = read, functools.lru_cache(maxsize=None)(names)
+    hf.load_gguf_checkpoint = load
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map, hf.load_gguf_checkpoint = reader, names, checkpoint

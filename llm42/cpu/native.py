@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import torch  # first: its OpenMP runtime is the one the kernels then share
@@ -22,6 +23,7 @@ SOURCE = Path(__file__).parent / "kernels.c"
 VERSION = 4  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
+_lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
 # no errno from libm, no floating-point exception flags kept (nothing reads them): loops that call floorf or compare
 # floats then vectorize
 MATH = ("-fno-math-errno", "-fno-trapping-math")
@@ -132,38 +134,45 @@ def describe() -> str:
     return _why
 
 
+def prefetch() -> None:
+    """Build (or open) the kernels on another thread, while the model loads: a first start's compile (2-3 s) then
+    runs beside the single-threaded parts of loading instead of after them."""
+    if _lib is False:
+        threading.Thread(target=library, name="llm42-kernels", daemon=True).start()
+
+
 def library() -> ctypes.CDLL | None:
     """The compiled kernels (built on first use and kept in the cache folder), or None."""
     global _lib, _why
     if _lib is not False:
         return _lib
-    _lib = None
+    with _lock:
+        if _lib is False:
+            lib, _why = _library()
+            _lib = lib  # set last: a reader that does not take the lock sees False until the answer is there
+    return _lib
+
+
+def _library() -> tuple[ctypes.CDLL | None, str]:
+    """The kernels and what was found, for --debug."""
     if os.environ.get("LLM42_NATIVE", "1") == "0" or sys.platform == "win32":
-        _why = (
-            "llm42's C kernels are off ("
-            + ("LLM42_NATIVE=0" if sys.platform != "win32" else "Windows")
-            + "): PyTorch's kernels run"
-        )
-        return None
+        off = "LLM42_NATIVE=0" if sys.platform != "win32" else "Windows"
+        return None, f"llm42's C kernels are off ({off}): PyTorch's kernels run"
     cc = compiler()
     if cc is None:
-        _why = "no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run"
-        return None
+        return None, "no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run"
     arch = target()
     name = f"decode_kernels-{_key(cc, arch)}"
     folder = cache_dir() / "native"
-    _lib = _cached(folder / f"{name}.so")
-    if _lib is None:
+    lib = _cached(folder / f"{name}.so")
+    if lib is None:
         try:
-            _lib = _build_into(folder, name, cc, arch)
+            lib = _build_into(folder, name, cc, arch)
         except OSError:  # a cache folder that cannot be written: build where we can, for this run only
-            _lib = _build_into(Path(tempfile.mkdtemp(prefix="llm42-")), name, cc, arch)
-    _why = (
-        f"llm42's C kernels, built by {cc} for {arch}"
-        if _lib is not None
-        else f"{cc} could not build llm42's C kernels: PyTorch's kernels run"
-    )
-    return _lib
+            lib = _build_into(Path(tempfile.mkdtemp(prefix="llm42-")), name, cc, arch)
+    if lib is None:
+        return None, f"{cc} could not build llm42's C kernels: PyTorch's kernels run"
+    return lib, f"llm42's C kernels, built by {cc} for {arch}"
 
 
 def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

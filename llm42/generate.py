@@ -14,7 +14,8 @@ from .cudagraph import capture
 from .decode import Decoder, supported
 from .kvcache import KVCache
 from .lookup import Lookup
-from .sampling import Drawn, Seen, pick
+from .penalty import Scope
+from .sampling import Drawn, pick
 from .settings import SamplingSettings
 from .speculate import Speculation
 
@@ -178,6 +179,8 @@ def open_cache(
 
 def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
     """Feed the uncached part of the prompt; (last logits, tokens reused from the cache)."""
+    if cache.threads is not None:
+        cache.threads.look()  # the cores other processes leave free, before the prefill runs on them
     reused = cache.reuse(prompt)
     if reused == len(prompt):
         return cache.last[1], reused
@@ -202,7 +205,9 @@ def generate_steps(
     draw per token in order; a draw equal to the draft accepts it, any other is emitted and ends the pass. The
     tokens, and at a seed the draws, are those of plain decoding; the cache is cropped to what plain decoding
     would hold, also when the reader stops early."""
-    seen = Seen(cache.model.config.vocab_size, cache.model.device, prompt) if s.repetition_penalty != 1.0 else None
+    seen = None
+    if s.repetition_penalty != 1.0:
+        seen = Scope(cache.model.config.vocab_size, cache.model.device, prompt, s.repeat_last_n)
     logits, _ = prefill(cache, prompt)
     lookup = Lookup(prompt, stop_ids) if speculation is not None else None
     rows, draft, before, n = [logits], [], len(cache.ids), 0  # row i: the logits after `before + i` tokens
@@ -232,7 +237,11 @@ def generate_steps(
             k = min(speculation.choose(), s.max_new_tokens - n - 1) if speculation is not None else 0
             draft = lookup.draft(k) if k > 0 else []
             before = consistent + 1
+            started = time.perf_counter()
             rows = cache.verify([token, *draft]) if draft else [cache.step(token)]
+            if speculation is not None:  # its costs are learned from these timings
+                seconds = time.perf_counter() - started
+                speculation.verified(len(draft), seconds) if draft else speculation.stepped(seconds)
     finally:
         if len(cache.ids) > consistent and cache.kv.n == len(cache.ids):
             cache.crop(consistent)  # drafts fed but not (yet) emitted when the reader stopped

@@ -2,17 +2,19 @@
 
 A verify of k drafted tokens feeds k + 1 rows through the model in one pass: on a CPU the weights are read once
 for all rows, so it costs little more than one step while reading the weights dominates, and more where compute
-is close to memory time (two cores, int4). What it costs is measured once per machine, model shape and weight
-width (cached with the kernel choice); how often drafts are accepted is tracked as the chat goes, per position in
-the draft. With a_i the rate at position i (given the ones before were accepted), a pass with k drafts yields
-1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen whenever nothing beats it (an open
-chat with nothing to copy)."""
+is close to memory time (two cores, int4). What it costs is learned from the verify passes a chat runs, each timed
+against the plain steps around it (a first start assumes a price and measures nothing before the first reply; the
+learned price is kept per machine, model shape and weight width for the next start); how often drafts are accepted
+is tracked as the chat goes, per position in the draft. With a_i the rate at position i (given the ones before were
+accepted), a pass with k drafts yields 1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen
+whenever nothing beats it (an open chat with nothing to copy)."""
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .cpu.tuning import remember, remembered
@@ -23,7 +25,10 @@ DECAY = 0.9  # per verify: what the acceptance rates remember (about the last te
 PRIOR = 2.0  # passes' worth of weight a position's rate borrows from the one before it
 PROBE_EVERY = 24  # steps without drafting after which one short draft is tried again (acceptance can rise)
 MARGIN = 1.03  # a draft length must beat plain decoding by this much
-KEY = "verify|2"  # what the verify costs are kept under (with the machine and model): the way they are measured
+KEY = "verify|3"  # what the learned price of a drafted token is kept under (with the machine and model)
+ASSUMED = 0.25  # the price of a drafted token, in steps, until verifies on this machine say otherwise (42dot shape:
+# bf16 0.13-0.16, int8 0.3-0.6, int4 0.4-0.7 on two cores)
+SAMPLES = 16  # verifies the learned price is the median of
 
 
 @dataclass
@@ -40,6 +45,37 @@ class Speculation:
     idle: int = 0  # steps since the last draft
     drafted: int = field(default=0, repr=False)  # totals, for --verbose and /stats
     accepted: int = field(default=0, repr=False)
+    # learning the costs from the chat's own passes (speculation_for): the price of a drafted token in steps, the
+    # recent plain step's seconds, each verify's price, and where a learned price is kept; None: costs as given
+    price: float | None = None
+    step_s: float | None = field(default=None, repr=False)
+    prices: deque = field(default_factory=lambda: deque(maxlen=SAMPLES), repr=False)
+    keep: Callable[[float], None] | None = field(default=None, repr=False)
+    kept: float | None = field(default=None, repr=False)
+
+    @classmethod
+    def learning(cls, price: float | None, keep: Callable[[float], None] | None = None) -> Speculation:
+        """Costs that start from `price` per drafted token (None: ASSUMED) and follow what verifies cost here."""
+        return cls(_linear(price or ASSUMED), price=price or ASSUMED, keep=keep, kept=price)
+
+    def stepped(self, seconds: float) -> None:
+        """A plain step took `seconds` (what verifies are priced against)."""
+        if self.price is not None:
+            self.step_s = seconds if self.step_s is None else 0.7 * self.step_s + 0.3 * seconds
+
+    def verified(self, drafted: int, seconds: float) -> None:
+        """A verify of `drafted` tokens took `seconds`: its price per drafted token goes into the costs (the
+        median of the last few, the assumed price counted while they are fewer than five)."""
+        if self.price is None or self.step_s is None or drafted < 1:
+            return
+        self.prices.append(max(0.0, (seconds / self.step_s - 1) / drafted))
+        seen = list(self.prices)
+        self.price = statistics.median(seen if len(seen) >= 5 else [*seen, self.price])
+        self.costs = _linear(self.price)
+        moved = self.kept is None or abs(self.price - self.kept) > 0.1 * max(self.kept, 0.05)
+        if self.keep is not None and len(seen) >= 5 and moved:
+            self.kept = self.price
+            self.keep(self.price)
 
     @classmethod
     def seeing(cls, costs: list[float], rate: float, passes: float) -> Speculation:
@@ -123,14 +159,16 @@ def measure(cache, sizes=SIZES, context: int = 64, budget: float = 3.0) -> list[
     return costs
 
 
-def speculation_for(cache, status=None) -> Speculation | None:
+def _linear(price: float) -> list[float]:
+    return [1.0 + price * k for k in range(DEPTH + 1)]
+
+
+def speculation_for(cache) -> Speculation | None:
     """The speculation state for a model whose cache runs llm42's own step with growing buffers (the CPU); None
-    elsewhere. Verify costs are measured on the first start on this machine and model shape, then remembered."""
+    elsewhere. Costs start from the price learned on an earlier start on this machine and model shape (else
+    ASSUMED) and are learned as the chat verifies; nothing is measured up front."""
     if cache.decoder is None or cache.kv.static:
         return None
-    costs = remembered(cache.model, KEY)
-    if not (isinstance(costs, list) and len(costs) == DEPTH + 1):
-        with status or contextlib.nullcontext():
-            costs = measure(cache)
-        remember(cache.model, KEY, costs)
-    return Speculation(costs)
+    price = remembered(cache.model, KEY)
+    price = float(price) if isinstance(price, (int, float)) and 0 <= price < 10 else None
+    return Speculation.learning(price, keep=lambda value: remember(cache.model, KEY, value))

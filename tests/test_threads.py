@@ -1,10 +1,15 @@
 """The decode thread count follows the machine: a simulated CPU whose step times change when another process
 takes a core, driven through the real chooser (which sets PyTorch's threads as it goes)."""
 
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
-from llm42.cpu.threads import LONGEST, ThreadChooser
+from llm42.cpu.threads import EARLY, LONGEST, LOOK, ThreadChooser
+from llm42.device import cpu_threads
 
 QUIET = {1: 0.017, 2: 0.010}  # a quiet 2-core machine: two threads win
 BUSY = {1: 0.020, 2: 0.060}  # one core held by another process: every parallel region waits for it
@@ -49,6 +54,34 @@ def test_one_core_has_nothing_to_choose():
 
 def test_a_prefill_runs_on_the_chosen_count_even_mid_trial():
     chooser = ThreadChooser(2)
-    run(chooser, QUIET, 32)  # the next step is the first of a trial, on one thread
+    run(chooser, QUIET, EARLY)  # the next step is the first of a trial, on one thread
     assert chooser.threads() == 1 and torch.get_num_threads() == 1
     assert chooser.settle() == 2 and torch.get_num_threads() == 2
+
+
+def test_a_busy_core_at_the_start_is_left_alone_from_the_first_steps():
+    """A first reply beside a busy process: the steps themselves leave the busy core within a few steps (it used
+    to take 32 steps at half speed or worse before the first trial)."""
+    used = run(ThreadChooser(2), BUSY, 40)
+    first = used.index(1)
+    assert first <= EARLY and used[first:].count(2) <= 4  # a later trial may look at two threads again
+
+
+@pytest.mark.skipif(cpu_threads() < 2, reason="one core: nothing to choose")
+def test_before_a_reply_the_cores_other_processes_keep_busy_are_left_to_them():
+    """The real OS counters: a process spinning on one core while the chat waits (the model loading, the user
+    typing) makes the next reply start on the cores left; once it is gone, every core again."""
+    most = cpu_threads()
+    chooser = ThreadChooser(most)
+    chooser.look()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(LOOK * 3)
+        assert chooser.look() == max(o for o in chooser.options if o <= most - 1)
+        assert 0.6 < chooser.others < most
+    finally:
+        spinner.kill()
+        spinner.wait()
+    time.sleep(LOOK * 3)
+    assert chooser.look() == most and chooser.others < 0.5
+    assert chooser.look() == most  # a look right after another changes nothing

@@ -1,30 +1,75 @@
 """How many threads a CPU decode step runs on, chosen from what the steps themselves measure.
 
 On a quiet machine every core helps. On a busy one (a browser, an IDE, an indexer on one of two cores), each of
-a step's ~170 parallel regions waits for the thread the OS has descheduled: two threads then ran transformers'
-SmolLM2 step in 305 ms where one took 68-113 ms. So the chooser tries the other thread counts now and then for a
-few steps, keeps the fastest, and tries again sooner when steps slow down; while trials keep confirming the
+a step's parallel regions waits for the thread the OS has descheduled, so one thread beats two. Before a reply the
+chooser looks at how much CPU time other processes took on this process's cores since it last looked (the OS's
+counters, less this process's own: the model's loading for a first reply, the user's typing for a later one) and
+leaves the cores they kept busy. Then the steps decide: after a few steps it times the other thread counts for a
+few steps each, keeps the fastest, and tries again sooner when steps slow down; while trials keep confirming the
 choice they grow rarer (a quiet machine pays about 1 % of its steps for them). PyTorch's set_num_threads sets the
 OpenMP runtime that llm42's own kernels share."""
 
 from __future__ import annotations
 
+import math
+import os
+import time
+
 import torch
 
 TRIAL = 2  # steps per option in a trial; the first after a switch is not counted (the pool resizes)
-FIRST, LONGEST = 32, 256  # steps between trials: at first, and at most (sooner when steps slow down)
+EARLY, FIRST, LONGEST = 4, 32, 256  # steps before the first trial of a reply's start, between trials at first, at most
+BUSY = 0.5  # a core kept busy this much of the time by other processes counts as taken
+LOOK = 0.5  # seconds: a shorter interval since the last look says too little (the counters tick every 10 ms)
+
+
+def _cpu_seconds() -> tuple[float, float, float] | None:
+    """(now, busy CPU seconds of this process's cores, CPU seconds of this process and its finished children)."""
+    try:
+        import psutil
+
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        busy = sum(
+            c.user + c.nice + c.system + getattr(c, "irq", 0) + getattr(c, "softirq", 0)
+            for i, c in enumerate(psutil.cpu_times(percpu=True))
+            if cores is None or i in cores
+        )
+        me = psutil.Process().cpu_times()
+        return time.monotonic(), busy, me.user + me.system + me.children_user + me.children_system
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+STARTED = _cpu_seconds()  # when this module was imported: as the model began to load, so a first look spans it
 
 
 class ThreadChooser:
     def __init__(self, most: int):
         self.options = sorted({1, max(1, most // 2), most})
         self.current = most
-        self.period, self.since = FIRST, 0
+        self.period, self.since = FIRST, FIRST - EARLY
         self.trial: list[int] = []  # options still to time in this trial, the one being timed first
         self.samples: list[float] = []
         self.times: dict[int, float] = {}  # option -> its mean step time in the latest trial
         self.recent: float | None = None  # the current option's step time, smoothed
         self.floor: float | None = None  # what the trial measured for it
+        self.mark = STARTED  # the counters at the last look
+        self.others: float | None = None  # cores the other processes kept busy, at the last look
+
+    def look(self) -> int:
+        """Before a reply: start on the cores the other processes left free since the last look (a short interval
+        changes nothing), with a trial a few steps in; the count to start on."""
+        now = _cpu_seconds()
+        if now is None or self.mark is None or now[0] - self.mark[0] < LOOK or len(self.options) == 1:
+            return self.current
+        wall, busy, mine = (b - a for a, b in zip(self.mark, now))
+        self.mark, self.others = now, max(0.0, (busy - mine) / wall)
+        free = max(1, self.options[-1] - math.floor(self.others + 1 - BUSY))
+        start = max(o for o in self.options if o <= free)
+        if start != self.current or self.floor is None:
+            self.current, self.floor, self.recent, self.trial = start, None, None, []
+            self.since, self.period = FIRST - EARLY, FIRST  # the steps confirm it soon
+        return self.current
 
     def threads(self) -> int:
         """Set and return the thread count for the next step."""

@@ -21,26 +21,6 @@ class Drawn:
     probs: torch.Tensor | None = None
 
 
-class Seen:
-    """The distinct tokens of the prompt and the reply so far, for the repetition penalty."""
-
-    def __init__(self, vocab: int, device: torch.device | str, ids: list[int] = ()):
-        self.ids = torch.empty(vocab, dtype=torch.long, device=device)
-        self.known: set[int] = set()
-        self.n = 0
-        for i in ids:
-            self.add(i)
-
-    def add(self, token: int) -> None:
-        if token not in self.known and token < self.ids.shape[0]:
-            self.known.add(token)
-            self.ids[self.n] = token
-            self.n += 1
-
-    def tensor(self) -> torch.Tensor:
-        return self.ids[: self.n]
-
-
 def penalize(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
     """In place: seen tokens' logits divided by `penalty` when positive, multiplied when negative (CTRL's rule,
     as RepetitionPenaltyLogitsProcessor)."""

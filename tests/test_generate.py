@@ -3,6 +3,7 @@
 import torch
 
 from llm42.generate import generate_steps, open_cache
+from llm42.penalty import Scope
 from llm42.settings import SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=40)
@@ -36,14 +37,41 @@ def test_greedy_equals_hf_generate_token_for_token(smollm2_loaded):
     assert "Paris" in tok.decode(ours(model, chat_ids(tok, "What is the capital of France?"), GREEDY))
 
 
+def in_scope(last_n: int, prompt: list[int], vocab: int, penalty: float = 1.2):
+    """transformers' repetition penalty processor over the tokens llm42's scope covers (penalty.py, tested on its
+    own in test_penalty.py), worked out afresh at each step from the reply so far."""
+    from transformers.generation.logits_process import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    inner = RepetitionPenaltyLogitsProcessor(penalty)
+
+    def apply(input_ids, scores):
+        scope = Scope(vocab, "cpu", prompt, last_n)
+        for token in input_ids[0, len(prompt) :].tolist():
+            scope.add(token)
+        ids = scope.tokens()
+        return inner(torch.tensor([ids]), scores) if ids else scores
+
+    return LogitsProcessorList([apply])
+
+
 def test_greedy_with_repetition_penalty_equals_hf(smollm2_loaded):
+    """42dot's scope (-1: the prompt and the reply) is transformers' own processor; the default scope (the reply's
+    last 64 tokens less those quoting the prompt) is that processor over those tokens: a reply that quotes the
+    prompt, and one long enough that the window slides."""
     model, tok = smollm2_loaded
     prompt = chat_ids(tok, "List three colours.")
-    s = SamplingSettings(temperature=0, repetition_penalty=1.2, max_new_tokens=30)
+    s = SamplingSettings(temperature=0, repetition_penalty=1.2, repeat_last_n=-1, max_new_tokens=30)
     expected = theirs(
         model, prompt, do_sample=False, max_new_tokens=30, repetition_penalty=1.2, eos_token_id=tok.eos_token_id
     )
     assert ours(model, prompt, s, {tok.eos_token_id}) == expected
+    quote = "Repeat this sentence exactly: the little brown dog ran over the green hill to find the old red ball."
+    for text, last_n in (("Write a long story about a dragon and a knight.", 8), (quote, 64)):
+        prompt = chat_ids(tok, text)
+        s = SamplingSettings(temperature=0, repetition_penalty=1.2, repeat_last_n=last_n, max_new_tokens=90)
+        scope = in_scope(last_n, prompt, model.config.vocab_size)
+        expected = theirs(model, prompt, do_sample=False, max_new_tokens=90, logits_processor=scope)
+        assert ours(model, prompt, s) == expected, last_n
 
 
 def test_stops_at_eos_and_at_max_new_tokens(smollm2_loaded):

@@ -10,7 +10,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from llm42.sampling import Seen, pick
+from llm42.penalty import Scope
+from llm42.sampling import pick
 from llm42.settings import SamplingSettings
 
 
@@ -34,7 +35,8 @@ def hf_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> torc
 
 
 def ours_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> torch.Tensor:
-    drawn = pick(logits, s, Seen(logits.shape[0], "cpu", seen).tensor(), torch.Generator().manual_seed(0), explain=True)
+    scope = Scope(logits.shape[0], "cpu", seen, last_n=-1).tensor()  # transformers' processor: every token given
+    drawn = pick(logits, s, scope, torch.Generator().manual_seed(0), explain=True)
     out = torch.zeros(logits.shape[0])
     out[drawn.ids] = drawn.probs
     return out
@@ -108,7 +110,7 @@ def test_top_p_keeps_the_smallest_set_over_p():
 
 def test_repetition_penalty_turns_greedy_away_from_a_repeat():
     logits = torch.tensor([2.0, 1.5, 0.0])
-    seen = Seen(3, "cpu", [0]).tensor()
+    seen = Scope(3, "cpu", [0], last_n=-1).tensor()
     assert pick(logits, settings(temperature=0, repetition_penalty=2.0), seen).token == 1
     assert pick(logits, settings(temperature=0, repetition_penalty=1.0), seen).token == 0
 

@@ -40,6 +40,7 @@ class Backend(Protocol):
     name: str  # the model, as shown and recorded
     device: str  # "cpu", "cuda:0", "mps" or "remote"
     window: int  # the context window in tokens; 0 when a server fits the context itself
+    sampling_defaults: dict  # the sampling values the model's own files set (generation_config.json); {}: none
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
         """Stream the reply to the dialog's last user message."""

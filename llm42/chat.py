@@ -205,7 +205,8 @@ class Chat:
     # the record -------------------------------------------------------------------------------
     def settings_dict(self) -> dict:
         switches = {"markdown": self.ui.markdown, "status": self.options.status}
-        return {**asdict(self.sampling), **switches, "speculate": bool(getattr(self.backend, "speculate", False))}
+        speculate = "auto" if getattr(self.backend, "speculate", False) else "off"  # as --speculate names it
+        return {**asdict(self.sampling), **switches, "speculate": speculate}
 
     def log(self, event: str, **data) -> None:
         self.record.log(event, self.dialog, self.settings_dict(), **data)

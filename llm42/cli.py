@@ -80,6 +80,7 @@ def run(settings: Settings) -> int:
             settings.model.name, settings.model.revision, settings.model.trust_remote_code, settings.model.allow_pickle
         )
     backend = connect(settings, ui) if settings.remote.endpoint else open_local(settings, ui)
+    settings = model_defaults(settings, backend.sampling_defaults, ui)
     mode = "one-shot" if one_shot else "chat" if ui.interactive else "piped"
     record = Record(
         folder,
@@ -109,6 +110,22 @@ def run(settings: Settings) -> int:
         return chat.ask_once(text)
     ui.banner(backend.name, t("banner"))
     return chat.run()
+
+
+def model_defaults(settings: Settings, defaults: dict, ui) -> Settings:
+    """The sampling values the model's own files set, where no flag gives one (said in one line)."""
+    from .settings import SPOKEN
+
+    taken = {k: v for k, v in defaults.items() if k not in settings.sampling_flags}
+    if not taken:
+        return settings
+    try:
+        sampling = dataclasses.replace(settings.sampling, **taken)  # checked as a flag would be
+    except Llm42Error as e:
+        ui.warn(t("model_defaults_bad", why=e))
+        return settings
+    ui.info(t("model_defaults", values=", ".join(f"{SPOKEN.get(k, k)} {v}" for k, v in taken.items())))
+    return dataclasses.replace(settings, sampling=sampling)
 
 
 def recorded_backend(settings: Settings, start: dict, ui) -> Settings:
@@ -153,7 +170,10 @@ def connect(settings: Settings, ui):
 
 def open_local(settings: Settings, ui):
     """The local backend: device chosen, model loaded (and saved quantized if asked)."""
-    from .engine import open_engine
+    with ui.status(t("importing")):
+        from .engine import import_libraries, open_engine
+
+        import_libraries()
     from .saved import save_quantized
 
     engine, _, seconds = open_engine(

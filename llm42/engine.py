@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .backend import Response, collect
 from .conversation import Dialog, Role
+from .cpu import native
 from .cpu.tuning import Kernels, cached, tune
 from .device import cpu_threads, probe
 from .download import fetch
 from .generate import PromptCache, open_cache
-from .gguf import from_converted
+from .gguf import from_converted, read_once
 from .i18n import t
-from .loader import load_config, load_model, stop_token_ids
+from .loader import load_config, load_model, model_sampling, stop_token_ids
 from .paths import cache_dir, cache_problem
 from .plan import LoadPlan, plan
 from .saved import saved_kind
@@ -44,6 +45,7 @@ class Engine:
     speculation: Speculation | None = None  # where llm42's step runs: verify costs and acceptance so far
     speculate: bool = False  # draft from the conversation (--speculate, /set speculate)
     left_out: tuple[int, int] = (0, 0)  # turns left out for the last reply, and a fingerprint of them
+    sampling_defaults: dict = field(default_factory=dict)  # what the model's generation_config.json sets
 
     def __post_init__(self) -> None:
         self.cache = self.cache or open_cache(self.model, self.window, self.kernels)
@@ -85,6 +87,12 @@ def _mark(dialog: Dialog, turns: int) -> int:
     return hash(tuple((m.role, m.content) for turn in dialog.turns()[:turns] for m in turn))
 
 
+def import_libraries() -> None:
+    """Import what loading needs (transformers' auto classes and their modelling code: 3-8 s on two cores), so that
+    a status line can say what the wait is for."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+
 def open_engine(
     m: ModelSettings, max_new_tokens: int = 512, *, status=contextlib.nullcontext, info=lambda text: None, warn=None
 ) -> tuple[Engine, LoadPlan, float]:
@@ -94,13 +102,16 @@ def open_engine(
     `warn(text)` one about a flag that has no effect. Everything that can be checked is, before loading."""
     warn = warn or info
     src = locate(m.name, m.revision, m.trust_remote_code, m.allow_pickle)
-    with status(t("reading_config", path=m.name)):
-        config = load_config(src)
-    p = plan(m, max_new_tokens, config, saved_kind(src.path) if src.local and not src.gguf_file else None, probe())
-    for note in p.notes:
-        warn(note)
-    info(p.line)
-    return load(p, src, m.name, status, info, warn)
+    if m.device == "cpu" or (m.device == "auto" and not torch.cuda.is_available()):
+        native.prefetch()  # a first start compiles llm42's kernels beside the loading
+    with read_once() if src.gguf_file else contextlib.nullcontext():
+        with status(t("reading_config", path=m.name)):
+            config = load_config(src)
+        p = plan(m, max_new_tokens, config, saved_kind(src.path) if src.local and not src.gguf_file else None, probe())
+        for note in p.notes:
+            warn(note)
+        info(p.line)
+        return load(p, src, m.name, status, info, warn)
 
 
 def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engine, LoadPlan, float]:
@@ -132,7 +143,7 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engin
         cache = open_cache(model, p.window, kernels, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
-    speculation = speculation_for(cache, status(t("measuring_verify"))) if p.speculate else None
+    speculation = speculation_for(cache) if p.speculate else None
     engine = Engine(
         model,
         tokenizer,
@@ -145,6 +156,7 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engin
         cache,
         speculation,
         speculation is not None,
+        sampling_defaults=model_sampling(model),
     )
     return engine, p, time.perf_counter() - start
 

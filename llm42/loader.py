@@ -101,6 +101,21 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
     return model.eval(), tokenizer
 
 
+SAMPLED = ("temperature", "top_p", "top_k", "repetition_penalty")  # what a generation_config.json may set for us
+
+
+def model_sampling(model) -> dict:
+    """The sampling values the model's own generation_config.json sets (transformers leaves the others None; a
+    model without the file gets none); they are its defaults, ahead of 42dot's recommendation, behind flags."""
+    g = getattr(model, "generation_config", None)
+    out = {}
+    for name in SAMPLED:
+        v = getattr(g, name, None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[name] = int(v) if name == "top_k" else float(v)
+    return out
+
+
 def stop_token_ids(model, tokenizer) -> set[int]:
     ids = set()
     for v in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):

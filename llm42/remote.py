@@ -50,6 +50,7 @@ class RemoteEngine:
     api_key: str
     warn: object = print
     window: int = 0  # unknown: the server fits the context
+    sampling_defaults: dict = field(default_factory=dict)  # the server applies its own
     device: str = "remote"
     extras_ok: bool = True
     client: object = field(init=False, repr=False)

@@ -32,7 +32,13 @@ class SamplingSettings:
     temperature: float = opt(0.5, "0 means greedy", "T")
     top_p: float = opt(0.95, "nucleus sampling mass", "P")
     top_k: int = opt(20, "0 turns it off", "K")
-    repetition_penalty: float = opt(1.2, "over the prompt and the reply; 1 turns it off", "R")
+    repetition_penalty: float = opt(1.2, "1 turns it off", "R")
+    repeat_last_n: int = opt(
+        64,
+        "the penalty covers the reply's last N tokens, less those that quote the conversation; -1: the prompt and "
+        "the whole reply (42dot's script)",
+        "N",
+    )
     max_new_tokens: int = opt(512, "longest reply", "N")
     seed: int | None = opt(None, "fix the sampling seed", "N")
 
@@ -59,6 +65,8 @@ def check_sampling(s: SamplingSettings) -> None:
         raise UsageError(t("bad_top_k", v=s.top_k))
     if not s.repetition_penalty > 0:
         raise UsageError(t("bad_penalty", v=s.repetition_penalty))
+    if s.repeat_last_n < -1:
+        raise UsageError(t("bad_last_n", v=s.repeat_last_n))
     if s.max_new_tokens < 1:
         raise UsageError(t("bad_max_new", v=s.max_new_tokens))
 
@@ -184,15 +192,18 @@ GROUPS = {
     "output": OutputSettings,
     "conversations": ConversationSettings,
 }  # --help's order
-SAMPLING_TITLE = "generation (42dot's recommended defaults)"
+SAMPLING_TITLE = (
+    "generation (defaults: the values the model's generation_config.json sets, else 42dot's recommendation, shown)"
+)
 
 
 SAMPLING_NAMES = tuple(f.name for f in fields(SamplingSettings))
-WHOLE = ("top_k", "max_new_tokens", "seed", "context")  # the sampling settings that are whole numbers
+WHOLE = ("top_k", "repeat_last_n", "max_new_tokens", "seed", "context")  # the sampling settings that are whole numbers
 SPOKEN = {
     "top_p": "top-p",
     "top_k": "top-k",
     "repetition_penalty": "repetition penalty",
+    "repeat_last_n": "repeat last n",
     "max_new_tokens": "max new tokens",
 }  # as messages name them
 

@@ -13,6 +13,10 @@ START: dict[str, tuple[str, str]] = {
         "repetition penalty must be > 0 (1 turns it off), got {v}",
         "repetition penalty 는 0보다 커야 합니다 (1은 끔), 받은 값 {v}",
     ),
+    "bad_last_n": (
+        "repeat last n must be a number of the reply's tokens, or -1 for the prompt and the whole reply; got {v}",
+        "repeat last n 은 응답의 토큰 수이거나, 프롬프트와 응답 전체를 뜻하는 -1 이어야 합니다; 받은 값 {v}",
+    ),
     "bad_max_new": ("max new tokens must be >= 1, got {v}", "max new tokens 는 1 이상이어야 합니다, 받은 값 {v}"),
     "not_whole": ("{name} must be a whole number, got {text!r}", "{name} 는 정수여야 합니다, 받은 값 {text!r}"),
     "not_number": ("{name} must be a number, got {text!r}", "{name} 는 숫자여야 합니다, 받은 값 {text!r}"),
@@ -163,6 +167,15 @@ START: dict[str, tuple[str, str]] = {
         "--dtype {dtype} 는 {kind} 가중치에 효과가 없습니다 (활성값은 bf16)",
     ),
     "reading_config": ("reading {path} config", "{path} 설정을 읽는 중"),
+    "model_defaults": (
+        "sampling: {values}, as the model's generation_config.json sets them (flags override)",
+        "샘플링: 모델의 generation_config.json 이 정한 {values} (플래그가 우선)",
+    ),
+    "model_defaults_bad": (
+        "the model's generation_config.json sets a sampling value llm42 cannot use ({why}); 42dot's defaults apply",
+        "모델의 generation_config.json 에 쓸 수 없는 샘플링 값이 있습니다 ({why}); 42dot 기본값을 씁니다",
+    ),
+    "importing": ("starting PyTorch and transformers", "PyTorch 와 transformers 를 시작하는 중"),
     "loading": ("loading {path}", "{path} 을(를) 불러오는 중"),
     "loading_quantizing": ("loading and quantizing to {kind} {path}", "{path} 을(를) 불러와 {kind} 로 양자화하는 중"),
     # loading
@@ -197,8 +210,4 @@ START: dict[str, tuple[str, str]] = {
         "{path} 은(는) 텍스트 파일이 아닙니다 (UTF-8 또는 CP949/EUC-KR)",
     ),
     "read_empty": ("{path} is empty", "{path} 이(가) 비어 있습니다"),
-    "measuring_verify": (
-        "measuring what verifying drafted tokens costs on this CPU (once for this model shape)",
-        "이 CPU에서 추측 토큰 검증 비용을 측정하는 중 (이 모델 형태에 한 번)",
-    ),
 }

@@ -127,7 +127,13 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure prompt-lookup speculation instead (SmolLM2, grounded and open-chat prompt sets)",
     )
-    p.add_argument("--model-path", default=None, help="with --speculate: another model (default: SmolLM2's GGUF)")
+    p.add_argument(
+        "--start",
+        action="store_true",
+        help="measure the speed a user meets instead: first and second start, a first reply beside a busy core",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --start: first replies per condition")
+    p.add_argument("--model-path", default=None, help="with --speculate or --start: another model (default: SmolLM2)")
     p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate")
     p.add_argument("--no-verify-costs", action="store_true", help="with --speculate: skip the 42dot-shape costs")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -144,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         from .speculation import main as speculation
 
         return speculation(args)
+    if args.start:
+        from .start import main as start
+
+        return start(args)
     if args.worker:
         print(json.dumps(worker(args.worker, args.new_tokens, args.device, args.long_context)))
         return 0

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..extras import can_import
 
 PROMPTS = Path(__file__).parent / "prompts"
 SETS = ("grounded", "open")
-# greedy: what prompt-lookup peers measure; sampled: 42dot's defaults (its repetition penalty of 1.2 counts the prompt
-# too, which keeps a reply off the text it is asked to fix); unpenalized: the same sampling without the penalty
+# the default flags (42dot's sampling; the penalty over the reply's last 64 tokens, less what quotes the prompt),
+# greedy at those flags, and 42dot's own penalty scope (the prompt and the reply), which keeps a reply off the text
+# it is asked to fix
 MODES = {
-    "greedy": dict(temperature=0.0, repetition_penalty=1.0),
-    "sampled": {},
-    "unpenalized": dict(repetition_penalty=1.0),
+    "default flags": {},
+    "temperature 0": dict(temperature=0.0),
+    "42dot's scope": dict(repeat_last_n=-1),
 }
 NEW_TOKENS = 160
 
@@ -95,8 +98,9 @@ def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lo
                 llm.reset()
                 llm.set_seed(i)
                 s = SamplingSettings(**kw)
-                sampling = dict(temp=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=0.0,
-                                repeat_penalty=s.repetition_penalty)  # fmt: skip
+                sampling = dict(
+                    temp=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=0.0, repeat_penalty=s.repetition_penalty
+                )  # fmt: skip (its own scope: the last 64 tokens)
                 times = []
                 for token in llm.generate(ids, **sampling):
                     times.append(time.perf_counter())
@@ -127,16 +131,40 @@ def verify_costs(widths=("bf16", "int8", "int4")) -> dict[str, list[float]]:
     return out
 
 
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def ngrams(ws: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
+
+
+def repeated(reply: str, n: int = 4) -> float:
+    """The share of a reply's word n-grams that repeat an earlier one in it (a loop scores high)."""
+    grams = ngrams(words(reply), n)
+    return sum(c - 1 for c in Counter(grams).values()) / max(1, len(grams))
+
+
+def copied(reply: str, prompt: str, n: int = 3) -> float:
+    """The share of a reply's word n-grams found in the prompt (a reply that quotes or fixes it scores high)."""
+    grams, source = ngrams(words(reply), n), set(ngrams(words(prompt), n))
+    return sum(g in source for g in grams) / max(1, len(grams))
+
+
 def table(results: dict) -> str:
-    rows = [f"{'set/mode':<20} {'llm42 off':>9} {'auto':>7} {'x off':>6} {'accepted':>13} {'llama.cpp':>10} "
-            f"{'lookup':>7} {'auto/lookup':>12}"]  # fmt: skip
+    rows = [f"{'set/mode':<26} {'llm42 off':>9} {'auto':>7} {'x off':>6} {'accepted':>10} {'copied':>7} "
+            f"{'rep4':>6} {'llama.cpp':>10} {'lookup':>7} {'auto/lookup':>12}"]  # fmt: skip
     for key, off in results["llm42 off"].items():
         auto = results["llm42 auto"][key]
+        prompts = prompt_set(key.split("/")[0])
+        copy = sum(copied(r, p) for r, p in zip(off["replies"], prompts)) / len(prompts)
+        rep = sum(repeated(r) for r in off["replies"]) / len(prompts)
         plain = results.get("llama.cpp", {}).get(key, {}).get("tps")
         lookup = max((r[key]["tps"] for n, r in results.items() if n.startswith("llama.cpp lookup")), default=None)
         acc = f"{auto['accepted']}/{auto['drafted']}"
         rows.append(
-            f"{key:<20} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>13} "
+            f"{key:<26} {off['tps']:>9.1f} {auto['tps']:>7.1f} {auto['tps'] / off['tps']:>5.2f}x {acc:>10} "
+            f"{copy:>7.2f} {rep:>6.3f} "
             + (f"{plain:>10.1f} {lookup:>7.1f} {auto['tps'] / lookup:>11.2f}x" if plain and lookup else "")
         )
     off, auto = results["llm42 off"], results["llm42 auto"]

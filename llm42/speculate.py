@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .cpu.tuning import remember, remembered
+from .cpu.tuning import keeper, remembered
 
 SIZES = (1, 2, 3, 4, 6, 8)  # drafted tokens whose verify is timed; the others are interpolated
 DEPTH = max(SIZES)  # the longest draft
@@ -171,4 +171,4 @@ def speculation_for(cache) -> Speculation | None:
         return None
     price = remembered(cache.model, KEY)
     price = float(price) if isinstance(price, (int, float)) and 0 <= price < 10 else None
-    return Speculation.learning(price, keep=lambda value: remember(cache.model, KEY, value))
+    return Speculation.learning(price, keep=keeper(cache.model, KEY))

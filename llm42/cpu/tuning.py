@@ -172,6 +172,12 @@ def remember(model: nn.Module, what: str, value, cache_file: Path | None = CACHE
     _save(cache_file, {**_load(cache_file), _what_key(model, what): value})
 
 
+def keeper(model: nn.Module, what: str, cache_file: Path | None = CACHE_FILE):
+    """remember() for later, under the key of now (the thread count in it may change before the value is known)."""
+    key = _what_key(model, what)
+    return lambda value: _save(cache_file, {**_load(cache_file), key: value})
+
+
 def _what_key(model: nn.Module, what: str) -> str:
     return f"{_model_key(model)}|{what}"
 

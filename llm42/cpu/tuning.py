@@ -168,12 +168,9 @@ def remembered(model: nn.Module, what: str, cache_file: Path | None = CACHE_FILE
     return _load(cache_file).get(_what_key(model, what))
 
 
-def remember(model: nn.Module, what: str, value, cache_file: Path | None = CACHE_FILE) -> None:
-    _save(cache_file, {**_load(cache_file), _what_key(model, what): value})
-
-
 def keeper(model: nn.Module, what: str, cache_file: Path | None = CACHE_FILE):
-    """remember() for later, under the key of now (the thread count in it may change before the value is known)."""
+    """A function that keeps another measurement for this machine and model, under the key of now (the thread count
+    in it may change before the value is known)."""
     key = _what_key(model, what)
     return lambda value: _save(cache_file, {**_load(cache_file), key: value})
 

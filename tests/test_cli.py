@@ -319,3 +319,33 @@ def test_mashing_ctrl_c_to_stop_a_reply_does_not_quit(smollm2):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_models_own_sampling_defaults_apply_where_no_flag_gives_one(tiny42, tmp_path):
+    """Where a model's generation_config.json sets sampling values they are its defaults (said in one line), a flag
+    wins over them, and /set and the transcript show the values in force; 42dot's where the file sets none."""
+    import json
+    import shutil
+
+    from llm42.transcript import load
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny42, model)
+    config = model / "generation_config.json"
+    ids = {k: v for k, v in json.loads(config.read_text()).items() if k.endswith("token_id")} if config.exists() else {}
+    config.write_text(json.dumps({**ids, "do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 40}))
+    history = tmp_path / "h"
+    args = ("--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", "4", "--top-k", "5")
+    r = run_cli(*args, stdin="hello\n/set\n")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "sampling: temperature 0.7, top-p 0.8, as the model's generation_config.json sets them" in err
+    assert "temperature = 0.7" in err and "top_p = 0.8" in err and "top_k = 5" in err  # --top-k wins
+    assert "repetition_penalty = 1.2" in err and "repeat_last_n = 64" in err and "speculate = auto" in err
+    (path,) = history.glob("*.jsonl")
+    assert {k: load(path).settings[k] for k in ("temperature", "top_p", "top_k")} == dict(
+        temperature=0.7, top_p=0.8, top_k=5
+    )
+    r = run_cli("--model-path", str(tiny42), "--no-history", "--max-new-tokens", "4", stdin="hello\n/set\n")
+    err = r.stderr.decode()
+    assert "generation_config.json sets" not in err and "temperature = 0.5" in err and "top_k = 20" in err

@@ -87,6 +87,8 @@ def test_without_a_c_compiler_pytorch_kernels_answer_and_debug_says_so(smollm2, 
         "--max-new-tokens",
         "12",
         "--debug",
+        "--repeat-last-n",  # 42dot's scope: with the default one, SmolLM2 in int4 answered "L'Étoile, la Marseillaise."
+        "-1",
         "--prompt",
         "What is the capital of France?",
         PATH=str(bare),

@@ -70,8 +70,10 @@ def test_greedy_with_repetition_penalty_equals_hf(smollm2_loaded):
         prompt = chat_ids(tok, text)
         s = SamplingSettings(temperature=0, repetition_penalty=1.2, repeat_last_n=last_n, max_new_tokens=90)
         scope = in_scope(last_n, prompt, model.config.vocab_size)
-        expected = theirs(model, prompt, do_sample=False, max_new_tokens=90, logits_processor=scope)
-        assert ours(model, prompt, s) == expected, last_n
+        expected = theirs(
+            model, prompt, do_sample=False, max_new_tokens=90, logits_processor=scope, eos_token_id=tok.eos_token_id
+        )
+        assert ours(model, prompt, s, {tok.eos_token_id}) == expected, last_n
 
 
 def test_stops_at_eos_and_at_max_new_tokens(smollm2_loaded):

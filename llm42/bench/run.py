@@ -17,6 +17,7 @@ from pathlib import Path
 from ..extras import can_import
 from .inputs import bench_model, quantized_model, quantized_path
 from .report import chart, machine_line, ratios, table
+from .timing import spinners
 
 CONFIGS = {
     "hf-fp32": "model.generate + TextIteratorStreamer, fp32 (what most scripts do)",
@@ -59,11 +60,6 @@ def worker(config: str, new_tokens: int, device: str, long_context: int = 0) -> 
         result = run_llama_cpp(config.split("-", 1)[1], new_tokens)
     result.setdefault("peak_gb", peak_memory_gb(torch.device(device if device.startswith("cuda") else "cpu")))
     return result
-
-
-def spinners(n: int) -> list[subprocess.Popen]:
-    """n processes that each keep a core busy, as a browser or an indexer would beside the chat."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 def measure(config: str, new_tokens: int, device: str, long_context: int = 0, busy: int = 0) -> dict:

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .run import spinners
 from .speculation import smollm2_gguf
+from .timing import spinners
 
 STORY = "Write a short story about a robot who learns to paint. Use at least three paragraphs."
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -32,3 +34,8 @@ def points(reply: Reply, prompts: dict[str, list[int]], new_tokens: int) -> dict
     _, _, answer = timed(reply(turn, 40, True), 40)
     follow, _, _ = timed(reply(turn + answer + prompts["follow"], 1, False), 1)
     return dict(ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)
+
+
+def spinners(n: int) -> list[subprocess.Popen]:
+    """n processes that each keep a core busy, as a browser or an indexer would beside the chat."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]

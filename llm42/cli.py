@@ -176,10 +176,10 @@ def open_local(settings: Settings, ui):
         import_libraries()
     from .saved import save_quantized
 
-    engine, _, seconds = open_engine(
+    engine, _, _ = open_engine(
         settings.model, settings.sampling.max_new_tokens, status=ui.status, info=ui.info, warn=ui.warn
     )
-    ui.info(t("loaded_in", s=seconds))
+    ui.info(t("loaded_in", s=since_start()))
     if settings.output.debug:
         from .cpu import native
 
@@ -189,6 +189,15 @@ def open_local(settings: Settings, ui):
             save_quantized(engine.model, engine.tokenizer, settings.model.save_quantized)
         ui.info(t("saved_quantized", path=settings.model.save_quantized))
     return engine
+
+
+def since_start() -> float:
+    """Seconds since this process started (imports included: what the user waited)."""
+    import time
+
+    import psutil
+
+    return max(0.0, time.time() - psutil.Process().create_time())
 
 
 def read_prompt_file(path: str) -> str:

@@ -103,7 +103,7 @@ CHAT: dict[str, tuple[str, str]] = {
     ),
     "connecting": ("connecting to {url}", "{url} 에 연결하는 중"),
     "remote": ("remote: {name} at {url}", "원격: {url} 의 {name}"),
-    "loaded_in": ("loaded in {s:.1f}s", "{s:.1f}초 만에 불러왔습니다"),
+    "loaded_in": ("loaded in {s:.1f}s (since start)", "시작 후 {s:.1f}초 만에 불러왔습니다"),
     "saving": ("saving to {path}", "{path} 에 저장하는 중"),
     "saved_quantized": (
         "saved; next time start with --model-path {path}",

@@ -56,7 +56,8 @@ class Speculation:
     @classmethod
     def learning(cls, price: float | None, keep: Callable[[float], None] | None = None) -> Speculation:
         """Costs that start from `price` per drafted token (None: ASSUMED) and follow what verifies cost here."""
-        return cls(_linear(price or ASSUMED), price=price or ASSUMED, keep=keep, kept=price)
+        start = ASSUMED if price is None else price  # a learned price of 0 is a price, not none
+        return cls(_linear(start), price=start, keep=keep, kept=price)
 
     def stepped(self, seconds: float) -> None:
         """A plain step took `seconds` (what verifies are priced against)."""

@@ -171,3 +171,15 @@ def test_acceptance_is_tracked_per_position_in_the_draft():
     rates = spec.rates()
     assert 0.4 < rates[0] < 0.6 and min(rates[1:]) > 0.85
     assert spec.choose() == 8
+
+
+def test_a_learned_price_starts_the_costs_and_verifies_move_it():
+    assert Speculation.learning(None).costs[1] == pytest.approx(1.25)  # nothing learned yet: the assumed price
+    free = Speculation.learning(0.0)  # verifies that cost no more than a step, learned on an earlier start
+    assert free.costs == [1.0] * 9
+    kept = []
+    spec = Speculation.learning(None, keep=kept.append)
+    spec.stepped(0.010)
+    for _ in range(5):
+        spec.verified(4, 0.014)  # 4 drafts for 0.4 of a step: 0.1 per drafted token
+    assert spec.price == pytest.approx(0.1) and spec.costs[8] == pytest.approx(1.8) and kept == [spec.price]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,15 @@ from tests.support.models import CACHE, build_tiny_42dot, convert_smollm2
 from tests.support.serve import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Sealed: nothing the suite runs writes into the user's own folders. Conversations go to a folder of this run, the
+# cache (compiled kernels, kernel choices, converted models) to one the tests own and keep between runs. Set before
+# any test module is imported (llm42.cpu.tuning reads the cache folder at import), and inherited by every CLI the
+# tests start; a test that needs a folder of its own still passes --history-dir or LLM42_CACHE.
+_HISTORY = tempfile.mkdtemp(prefix="llm42-test-history-")
+atexit.register(shutil.rmtree, _HISTORY, ignore_errors=True)
+os.environ["LLM42_HISTORY_DIR"] = _HISTORY
+os.environ["LLM42_CACHE"] = str(CACHE / "llm42-cache")
 
 
 def _cached(name: str, build) -> Path:

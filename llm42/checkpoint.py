@@ -25,6 +25,10 @@ DTYPES = {
 }
 
 
+class Damaged(ValueError):
+    """A safetensors file whose header or length does not add up (cut short, overwritten)."""
+
+
 class Checkpoint:
     """The tensors of one safetensors file or of a sharded set (model.safetensors.index.json)."""
 
@@ -35,11 +39,26 @@ class Checkpoint:
         self.where: dict[str, tuple[Path, dict, int]] = {}
         for name in files:
             path = folder / name
+            size = path.stat().st_size
             with open(path, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
+                head = f.read(8)
+                n = struct.unpack("<Q", head)[0] if len(head) == 8 else size
+                if n > size - 8:
+                    raise Damaged(f"{name} is shorter than its header says")
+                try:
+                    header = json.loads(f.read(n))
+                except ValueError:
+                    raise Damaged(f"{name} has no readable header") from None
+            if not isinstance(header, dict):
+                raise Damaged(f"{name} has a malformed header")
             header.pop("__metadata__", None)
             for key, info in header.items():
+                try:
+                    end = 8 + n + int(info["data_offsets"][1])
+                except (KeyError, TypeError, IndexError, ValueError):
+                    raise Damaged(f"{name} has a malformed header") from None
+                if end > size:
+                    raise Damaged(f"{name} is cut short: {key} lies past its end")
                 self.where[key] = (path, info, 8 + n)
 
     def keys(self) -> list[str]:
@@ -49,13 +68,16 @@ class Checkpoint:
         return key in self.where
 
     def get(self, key: str) -> torch.Tensor:
+        """The tensor read straight into memory PyTorch allocated (aligned as its kernels expect: an fp32 product
+        over a weight at another alignment can sum in another order)."""
         path, info, base = self.where[key]
         start, end = info["data_offsets"]
-        buf = bytearray(end - start)
-        with open(path, "rb") as f:
-            f.seek(base + start)
-            f.readinto(buf)
-        dtype = DTYPES[info["dtype"]]
-        if not buf:
-            return torch.empty(info["shape"], dtype=dtype)
-        return torch.frombuffer(buf, dtype=dtype).reshape(info["shape"])
+        out = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]])
+        raw = out.view(-1).view(torch.uint8) if out.numel() else out.view(torch.uint8)
+        if raw.numel() != end - start:
+            raise Damaged(f"{path.name}: {key} has {end - start} bytes for {raw.numel()}")
+        if raw.numel():
+            with open(path, "rb") as f:
+                f.seek(base + start)
+                f.readinto(memoryview(raw.numpy()))
+        return out

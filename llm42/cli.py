@@ -170,10 +170,8 @@ def connect(settings: Settings, ui):
 
 def open_local(settings: Settings, ui):
     """The local backend: device chosen, model loaded (and saved quantized if asked)."""
-    with ui.status(t("importing")):
-        from .engine import import_libraries, open_engine
-
-        import_libraries()
+    with ui.status(t("importing")):  # transformers is imported later, and only for a model llm42's Llama cannot run
+        from .engine import open_engine
     from .saved import save_quantized
 
     engine, _, _ = open_engine(

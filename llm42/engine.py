@@ -16,7 +16,7 @@ from .cpu.tuning import Kernels, cached, tune
 from .device import cpu_threads, probe
 from .download import fetch
 from .generate import PromptCache, open_cache
-from .gguf import from_converted, read_once
+from .gguf import converted_before, from_converted, read_once
 from .i18n import t
 from .loader import load_config, load_model, model_sampling, stop_token_ids
 from .paths import cache_dir, cache_problem
@@ -87,12 +87,6 @@ def _mark(dialog: Dialog, turns: int) -> int:
     return hash(tuple((m.role, m.content) for turn in dialog.turns()[:turns] for m in turn))
 
 
-def import_libraries() -> None:
-    """Import what loading needs (transformers' auto classes and their modelling code: 3-8 s on two cores), so that
-    a status line can say what the wait is for."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-
-
 def open_engine(
     m: ModelSettings, max_new_tokens: int = 512, *, status=contextlib.nullcontext, info=lambda text: None, warn=None
 ) -> tuple[Engine, LoadPlan, float]:
@@ -104,7 +98,7 @@ def open_engine(
     src = locate(m.name, m.revision, m.trust_remote_code, m.allow_pickle)
     if m.device == "cpu" or (m.device == "auto" and not torch.cuda.is_available()):
         native.prefetch()  # a first start compiles llm42's kernels beside the loading
-    with read_once() if src.gguf_file else contextlib.nullcontext():
+    with read_once() if src.gguf_file and not converted_before(src) else contextlib.nullcontext():
         with status(t("reading_config", path=m.name)):
             config = load_config(src)
         p = plan(m, max_new_tokens, config, saved_kind(src.path) if src.local and not src.gguf_file else None, probe())

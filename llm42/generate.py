@@ -33,8 +33,9 @@ class PromptCache:
     """The KV cache of the tokens fed so far, kept across turns.
 
     A new prompt reuses the longest common prefix and prefills only the rest, so edits, /undo, /regen,
-    truncation or a new system prompt invalidate exactly what changed. Prefill is transformers' forward;
-    a decode step is llm42's own (decode.py) where the model is a Llama, else transformers' forward too."""
+    truncation or a new system prompt invalidate exactly what changed. Prefill is the model's forward (llm42's own
+    Llama's, llama.py, or transformers'); a decode step is llm42's own (decode.py) where the model is a Llama, else
+    transformers' forward too."""
 
     def __init__(self, model, kv: KVCache, decoder: Decoder | None = None, graph=None, kernels: Kernels | None = None):
         """`decoder`: llm42's decode step over `kv` (None: transformers' forward for steps too, the slow twin);
@@ -85,21 +86,25 @@ class PromptCache:
 
     @torch.inference_mode()
     def feed(self, ids: list[int]) -> torch.Tensor:
-        """Run transformers' forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
+        """Run the model's forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         self.kernels.use(len(ids))
         if self.threads is not None and len(ids) > 1:
             self.threads.settle()
         try:
             self.kv.begin(len(ids))
-            out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)
+            if hasattr(self.model, "prefill"):  # llm42's own Llama (llama.py)
+                logits = self.model.prefill(x, self.kv)
+            else:
+                out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)
+                logits = out.logits[:, -1]
             self.kv.commit()
         except BaseException:
             self.rewind()
             raise
         self.ids.extend(ids)
-        self.last = (len(self.ids), out.logits[:, -1, :])
-        return self.last[1]
+        self.last = (len(self.ids), logits)
+        return logits
 
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:

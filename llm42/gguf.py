@@ -72,6 +72,12 @@ def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> S
     return None
 
 
+def converted_before(src: Source) -> Path | None:
+    """A whole copy of this .gguf file converted on an earlier start (in any dtype), or None."""
+    done = [f.parent for f in sorted(conversions(src).glob("*/config.json")) if whole(f.parent)]
+    return done[0] if done else None
+
+
 def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | None:
     """Save a model just read from a .gguf file as safetensors, so the next start loads in a second, not
     a quarter of a minute; None if the cache cannot be written (the chat goes on)."""

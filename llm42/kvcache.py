@@ -1,14 +1,14 @@
 """The KV cache: each layer's keys and values written in place into buffers, read back as views.
 
 Buffers grow by doubling (a decode step never copies the past), or are allocated whole and zeroed
-(`static`: fixed addresses and shapes, as a CUDA graph needs). transformers' own forward (prefill, and
-models without llm42's decode step) writes here through `hf_cache()`."""
+(`static`: fixed addresses and shapes, as a CUDA graph needs). transformers' own forward (the prefill of models it
+loads, and models without llm42's decode step) writes here through `hf_cache()`; importing this does not import it."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 
 class KVCache:
@@ -61,35 +61,43 @@ class KVCache:
         self.v[layer][:, self.n : end] = v
         return self.k[layer][:, :end], self.v[layer][:, :end]
 
-    def hf_cache(self) -> DynamicCache:
-        """A transformers cache whose layers write into these buffers."""
+    def hf_cache(self):
+        """A transformers DynamicCache whose layers write into these buffers."""
+        from transformers import DynamicCache
+
         cache = DynamicCache()
-        cache.layers = [BufferLayer(self, i) for i in range(self.layers)]
+        layer = _buffer_layer()
+        cache.layers = [layer(self, i) for i in range(self.layers)]
         return cache
 
 
-class BufferLayer(DynamicLayer):
-    """One layer of a KVCache, as transformers' forward expects a cache layer to behave."""
+@functools.cache
+def _buffer_layer() -> type:
+    """One layer of a KVCache, as transformers' forward expects a cache layer to behave (made when first needed)."""
+    from transformers.cache_utils import DynamicLayer
 
-    def __init__(self, kv: KVCache, index: int):
-        super().__init__()
-        self.kv, self.index = kv, index
-        self.is_initialized = True
-        self.device = kv.device
+    class BufferLayer(DynamicLayer):
+        def __init__(self, kv: KVCache, index: int):
+            super().__init__()
+            self.kv, self.index = kv, index
+            self.is_initialized = True
+            self.device = kv.device
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        keys, values = self.kv.write(self.index, key_states[0], value_states[0])  # batch of one
-        self.keys, self.values = keys[None], values[None]
-        return self.keys, self.values
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            keys, values = self.kv.write(self.index, key_states[0], value_states[0])  # batch of one
+            self.keys, self.values = keys[None], values[None]
+            return self.keys, self.values
 
-    def get_seq_length(self) -> int:
-        return self.kv.n
+        def get_seq_length(self) -> int:
+            return self.kv.n
 
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.kv.n + query_length, 0
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return self.kv.n + query_length, 0
 
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("crop through KVCache.crop")
+        def crop(self, tokens_to_remove: int) -> None:
+            raise NotImplementedError("crop through KVCache.crop")
 
-    def reset(self) -> None:
-        self.kv.crop(0)
+        def reset(self) -> None:
+            self.kv.crop(0)
+
+    return BufferLayer

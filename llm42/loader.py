@@ -1,5 +1,6 @@
 """Loading: read a located model's config, load its weights and tokenizer (a saved quantized folder as it is,
-a .gguf file through its converted copy), quantize if asked. Imports the heavy libraries only when called."""
+a .gguf file through its converted copy), quantize if asked. A plain Llama in safetensors with a tokenizer.json is
+llm42's own (llama.py, tokenizer.py) and transformers is never imported for it; other models load through it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import llama
+from .checkpoint import Damaged
 from .download import silent
-from .gguf import conversions, keep_converted, whole
+from .gguf import converted_before, keep_converted
 from .i18n import t
+from .llama import Config
 from .source import LoadError, Source, first_line, has_weights, hint, hub_reachable, offline_error
+from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -29,12 +34,14 @@ def _from_hub(fn, src: Source, **kw):
 
 
 def load_config(src: Source):
+    """llm42's own Config where its Llama runs the model (transformers is not imported for it), else transformers'."""
+    if src.gguf_file and (done := converted_before(src)):  # its config.json, not the GGUF's metadata
+        src = replace(src, path=str(done), gguf_file=None)
+    folder = _folder(src)
+    if folder is not None and (own := Config.read(folder)) is not None:
+        return own
     from transformers import AutoConfig
 
-    if src.gguf_file:  # converted on an earlier start (in any dtype): its config.json, not the GGUF's metadata
-        done = [f.parent for f in sorted(conversions(src).glob("*/config.json")) if whole(f.parent)]
-        if done:
-            src = replace(src, path=str(done[0]), gguf_file=None)
     try:
         return _from_hub(AutoConfig.from_pretrained, src)
     except LoadError:
@@ -56,35 +63,30 @@ def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "no
 
 
 def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, info):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
-
     from .quantize import quantize_model
     from .saved import load_quantized, looks_saved, quantized
 
-    logging.set_verbosity_error()  # our spinner replaces their progress bars and notices
-    logging.disable_progress_bar()
+    plain = src.local and not src.gguf_file
+    own = plain and not src.trust_remote_code and Config.read(src.path) is not None
     try:
-        tokenizer = _from_hub(AutoTokenizer.from_pretrained, src)
-        if src.local and not src.gguf_file and looks_saved(src.path):
+        tokenizer = Tokenizer.read(src.path) if own else None
+        tokenizer = tokenizer or _from_hub(_transformers().AutoTokenizer.from_pretrained, src)
+        if plain and looks_saved(src.path):
             return load_quantized(src.path, dtype), tokenizer
-        if quantize != "none" and src.local and not src.gguf_file and has_weights(Path(src.path)):
+        if quantize != "none" and plain and has_weights(Path(src.path)):
             try:  # layer by layer from the file (the full-precision model is never in memory), once: then cached
                 return quantized(src.path, quantize, dtype, info), tokenizer
-            except (KeyError, ValueError):
-                pass  # names that need transformers' own loading: take the longer way below
-        kw = {"dtype": dtype}
-        if not src.allow_pickle and not src.gguf_file:
-            kw["use_safetensors"] = True  # never unpickle unless asked: it can run code
-        if device != "cpu":
-            kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
-        if src.gguf_file:  # its own tqdm bar would fight the status line (a new line per redraw in a terminal)
-            import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-            gguf_utils.tqdm = silent()
-        model = _from_hub(AutoModelForCausalLM.from_pretrained, src, **kw)
+            except (KeyError, ValueError) as e:
+                if isinstance(e, Damaged):
+                    raise
+                # names that need transformers' own loading: take the longer way below
+        model = llama.load(src.path, dtype, device) if own and device in ("cpu", "cuda") else None
+        if model is None:
+            model = _transformers_model(src, device, dtype)
     except LoadError:
         raise
+    except Damaged as e:
+        raise LoadError(t("damaged", name=src.name, why=str(e))) from None
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise LoadError(t("cannot_load", name=src.name, why=first_line(e), hint=hint(e))) from None
     except Exception as e:  # safetensors' own error for a damaged file is none of the above
@@ -99,6 +101,42 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
     if quantize != "none":
         quantize_model(model, quantize)
     return model.eval(), tokenizer
+
+
+def _transformers():
+    """transformers' auto classes, its own progress bars and notices off (our spinner says what is loading)."""
+    import transformers
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    return transformers
+
+
+def _transformers_model(src: Source, device: str, dtype: torch.dtype):
+    kw = {"dtype": dtype}
+    if not src.allow_pickle and not src.gguf_file:
+        kw["use_safetensors"] = True  # never unpickle unless asked: it can run code
+    if device != "cpu":
+        kw["device_map"] = device  # weights go straight to the GPU, no CPU copy
+    auto = _transformers().AutoModelForCausalLM
+    if src.gguf_file:  # its own tqdm bar would fight the status line (a new line per redraw in a terminal)
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+        gguf_utils.tqdm = silent()
+    return _from_hub(auto.from_pretrained, src, **kw)
+
+
+def _folder(src: Source) -> Path | None:
+    """The folder the config comes from: a local one, or a hub model's copy in the hub cache (None: not there)."""
+    if src.local:
+        return Path(src.path)
+    if src.trust_remote_code:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(src.path, "config.json", revision=src.revision)
+    return Path(found).parent if isinstance(found, str) else None
 
 
 SAMPLED = ("temperature", "top_p", "top_k", "repetition_penalty")  # what a generation_config.json may set for us

@@ -48,7 +48,12 @@ def quantize_model(model: nn.Module, kind: str) -> nn.Module:
 
 
 def skeleton(path: Path, dtype: torch.dtype):
-    """The model with every tensor on the meta device: structure, no memory."""
+    """The model with every tensor on the meta device: structure, no memory (llm42's own Llama where it fits)."""
+    from .llama import skeleton as own
+
+    built = own(path, dtype)
+    if built is not None:
+        return built
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(path)
@@ -62,8 +67,6 @@ def place(model: nn.Module, prefix: str, module: nn.Module) -> None:
 
 
 def finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], kind: str) -> nn.Module:
-    from transformers import GenerationConfig
-
     model.load_state_dict(rest, strict=False, assign=True)
     for module in model.modules():  # non-persistent buffers (rotary frequencies) are recomputed
         if hasattr(module, "inv_freq") and any(b.is_meta for b in module.buffers(recurse=False)):
@@ -75,7 +78,9 @@ def finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], 
     left = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
     if left:
         raise ValueError(f"{path} lacks {len(left)} tensors (first: {left[0]})")
-    if (path / "generation_config.json").is_file():
+    if (path / "generation_config.json").is_file() and not hasattr(model, "prefill"):  # llm42's Llama read it
+        from transformers import GenerationConfig
+
         model.generation_config = GenerationConfig.from_pretrained(path)
     model.llm42_quantize = kind
     return model.eval()

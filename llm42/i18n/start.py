@@ -175,7 +175,7 @@ START: dict[str, tuple[str, str]] = {
         "the model's generation_config.json sets a sampling value llm42 cannot use ({why}); 42dot's defaults apply",
         "모델의 generation_config.json 에 쓸 수 없는 샘플링 값이 있습니다 ({why}); 42dot 기본값을 씁니다",
     ),
-    "importing": ("starting PyTorch and transformers", "PyTorch 와 transformers 를 시작하는 중"),
+    "importing": ("starting PyTorch", "PyTorch 를 시작하는 중"),
     "loading": ("loading {path}", "{path} 을(를) 불러오는 중"),
     "loading_quantizing": ("loading and quantizing to {kind} {path}", "{path} 을(를) 불러와 {kind} 로 양자화하는 중"),
     # loading

@@ -80,7 +80,7 @@ def test_a_greedy_chat_reply_is_transformers_reply(pair):
     s = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=24)
     caches = [open_cache(m) for m in (own, hf)]
     dialog = [{"role": "user", "content": "What is the capital of France?"}]
-    for turn in range(2):
+    for _ in range(2):
         prompt = fmt.encode(dialog)
         replies = []
         for cache in caches:

@@ -10,3 +10,10 @@ if __name__ == "__main__":
     except KeyboardInterrupt:  # Ctrl+C before the CLI's own handling is in place (while importing)
         print("\nllm42: interrupted", file=sys.stderr)
         sys.exit(130)
+    except ModuleNotFoundError as e:  # run outside llm42's virtual environment: one line, not a traceback
+        from llm42.errors import missing_packages
+
+        if (line := missing_packages(e)) is None:
+            raise
+        print(line, file=sys.stderr)
+        sys.exit(1)

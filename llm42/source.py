@@ -63,6 +63,11 @@ def _locate(model_path: str, revision: str | None, trust_remote_code: bool) -> S
         if not (p / "config.json").is_file():
             raise LoadError(t("no_config", path=model_path))
         return Source(model_path, str(p), None, True, revision, trust_remote_code)
+    if p.is_file():  # a GGUF by its content (a renamed download), else a file that is no model
+        with open(p, "rb") as f:
+            if f.read(4) == b"GGUF":
+                return Source(model_path, str(p.parent), p.name, True, revision, trust_remote_code)
+        raise LoadError(t("not_a_model_file", path=model_path))
     if p.exists() or model_path.startswith((".", "/", "~")) or model_path.count("/") > 1:
         raise LoadError(t("no_folder", path=model_path))
     return Source(model_path, model_path, None, False, revision, trust_remote_code)

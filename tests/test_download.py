@@ -102,3 +102,18 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
     assert second.returncode == 0 and "loading the GGUF model as converted on an earlier start" in err, err
     assert "converted the GGUF model once" not in err
     assert second.stdout == first.stdout  # the same model either way
+
+
+def test_a_gguf_file_by_another_name_is_known_by_its_content(smollm2_gguf, tmp_path):
+    """A renamed GGUF download (no .gguf suffix) is read as a GGUF; any other file is said to be no model."""
+    import os
+
+    from llm42.source import LoadError, locate
+
+    renamed = tmp_path / "smollm2-download"
+    os.symlink(smollm2_gguf, renamed)
+    src = locate(str(renamed))
+    assert src.gguf_file == "smollm2-download" and src.local and src.path == str(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(LoadError, match="notes.txt is a file, but neither a model folder nor a .gguf file"):
+        locate(str(tmp_path / "notes.txt"))

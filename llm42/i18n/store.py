@@ -71,6 +71,12 @@ STORE: dict[str, tuple[str, str]] = {
         "{path} 에 config.json 이 없습니다; --model-path 에 save_pretrained 로 저장한 폴더, .gguf 파일, "
         "또는 42dot/42dot_LLM-SFT-1.3B 같은 허브 id 를 주세요",
     ),
+    "not_a_model_file": (
+        "{path} is a file, but neither a model folder nor a .gguf file: pass a folder with config.json and weights, "
+        "a .gguf file or a hub id",
+        "{path} 은(는) 파일이지만 모델 폴더도 .gguf 파일도 아닙니다: config.json 과 가중치가 있는 폴더, .gguf 파일, "
+        "또는 hub id 를 주세요",
+    ),
     "no_folder": ("no model folder at {path}; check the path", "{path} 에 모델 폴더가 없습니다; 경로를 확인하세요"),
     "offline": (
         "{name} is not in the local cache and the Hugging Face hub cannot be reached; download it once online, "

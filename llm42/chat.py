@@ -15,7 +15,7 @@ from .record import Record
 from .render import safe
 from .settings import SAMPLING_NAMES, SamplingSettings, check_sampling, reply_fits
 from .signals import install as install_signals
-from .signals import stoppable
+from .signals import leaving, stoppable
 from .ui import UI
 
 MASHING = 1.0  # s after a reply during which Ctrl+C at the prompt neither arms nor quits (a person stopping it)
@@ -120,14 +120,24 @@ class Chat:
                 if time.monotonic() < busy_until:
                     continue  # the tail of presses that stopped a reply: "stop", not "quit"
                 if armed:
+                    self.leave()
                     return 0
                 armed = True
                 self.ui.info(t("again_to_quit"))
                 continue
             armed = False
-            if text is None or not self.handle(text):
+            if text is None or not self.handle(text) or leaving():
+                self.leave()
                 return 0
             busy_until = time.monotonic() + MASHING
+
+    def leave(self) -> None:
+        """At the end of a terminal chat: where the conversation is kept and how to come back to it, one line."""
+        path = self.record.path
+        if not self.ui.interactive or path is None or not self.dialog.messages:
+            return
+        ref = path.stem if path.parent.resolve() == self.record.folder.resolve() else str(path)
+        self.ui.info(t("kept", path=path, ref=ref))
 
     def ask_once(self, text: str) -> int:
         """One message and its reply (--prompt); errors end the run at the CLI's edge. The exit status."""
@@ -225,6 +235,8 @@ class Chat:
         except (UsageError, TypeError):
             pass  # a hand-edited file: keep the current settings
         self.ui.info(t(verb, n=len(self.dialog.messages), path=path))
+        for m in self.dialog.messages[-2:]:  # where the user is: the last exchange, shortened
+            self.ui.info(f"  {t('you') if m.role is Role.USER else t('bot')}: {_short(m.content)}")
         if loaded.dropped_unanswered:
             self.ui.info(t("unanswered"))
         if loaded.skipped:
@@ -244,3 +256,8 @@ class Chat:
         if not reply_fits(s.max_new_tokens, self.backend.window):
             raise UsageError(t("max_new_below", window=self.backend.window))
         return s
+
+
+def _short(text: str, room: int = 72) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= room else line[: room - 1] + "…"

@@ -79,7 +79,12 @@ def run(settings: Settings) -> int:
         locate(
             settings.model.name, settings.model.revision, settings.model.trust_remote_code, settings.model.allow_pickle
         )
-    backend = connect(settings, ui) if settings.remote.endpoint else open_local(settings, ui)
+    if settings.remote.endpoint:
+        backend = connect(settings, ui)
+    else:
+        backend, longest = open_local(settings, ui)
+        sampling = dataclasses.replace(settings.sampling, max_new_tokens=longest)
+        settings = dataclasses.replace(settings, sampling=sampling)
     settings = model_defaults(settings, backend.sampling_defaults, ui)
     mode = "one-shot" if one_shot else "chat" if ui.interactive else "piped"
     record = Record(
@@ -169,13 +174,14 @@ def connect(settings: Settings, ui):
 
 
 def open_local(settings: Settings, ui):
-    """The local backend: device chosen, model loaded (and saved quantized if asked)."""
+    """The local backend: device chosen, model loaded (and saved quantized if asked); (engine, the longest reply)."""
     with ui.status(t("importing")):  # transformers is imported later, and only for a model llm42's Llama cannot run
         from .engine import open_engine
     from .saved import save_quantized
 
-    engine, _, _ = open_engine(
-        settings.model, settings.sampling.max_new_tokens, status=ui.status, info=ui.info, warn=ui.warn
+    fit = "max_new_tokens" not in settings.sampling_flags
+    engine, p, _ = open_engine(
+        settings.model, settings.sampling.max_new_tokens, fit_reply=fit, status=ui.status, info=ui.info, warn=ui.warn
     )
     ui.info(t("loaded_in", s=since_start()))
     if settings.output.debug:
@@ -186,7 +192,7 @@ def open_local(settings: Settings, ui):
         with ui.status(t("saving", path=settings.model.save_quantized)):
             save_quantized(engine.model, engine.tokenizer, settings.model.save_quantized)
         ui.info(t("saved_quantized", path=settings.model.save_quantized))
-    return engine
+    return engine, p.max_new_tokens
 
 
 def since_start() -> float:

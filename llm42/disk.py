@@ -71,14 +71,19 @@ def read_(chat: Session, arg: str) -> None:
     except FileError as e:
         chat.ui.warn(str(e))
         return
+    if (name, text) in chat.attached:
+        chat.ui.info(t("read_again", name=name))
+        return
     window, count = chat.backend.window, getattr(chat.backend, "count_tokens", None)
-    n = count(attach([*chat.attached, (name, text)], "")) if count else None
-    if n is not None and window and n > window - chat.sampling.max_new_tokens - 16:
-        chat.ui.warn(t("read_too_long", name=name, n=n, window=window, max_new=chat.sampling.max_new_tokens))
+    total = count(attach([*chat.attached, (name, text)], "")) if count else None
+    if total is not None and window and total > window - chat.sampling.max_new_tokens - 16:
+        chat.ui.warn(t("read_too_long", name=name, n=total, window=window, max_new=chat.sampling.max_new_tokens))
         return
     chat.attached.append((name, text))
-    tokens = t("read_tokens", n=n) if n is not None else ""
+    tokens = t("read_tokens", n=count(attach([(name, text)], ""))) if count else ""  # this file's own
     chat.ui.info(t("read_done", name=name, chars=len(text), tokens=tokens))
+    if len(chat.attached) > 1:
+        chat.ui.info(t("read_total", k=len(chat.attached), n=total) if total is not None else t("read_total_files"))
 
 
 def _folder_exists(chat: Session, path: Path) -> bool:

@@ -88,9 +88,16 @@ def _mark(dialog: Dialog, turns: int) -> int:
 
 
 def open_engine(
-    m: ModelSettings, max_new_tokens: int = 512, *, status=contextlib.nullcontext, info=lambda text: None, warn=None
+    m: ModelSettings,
+    max_new_tokens: int = 512,
+    *,
+    fit_reply: bool = False,
+    status=contextlib.nullcontext,
+    info=lambda text: None,
+    warn=None,
 ) -> tuple[Engine, LoadPlan, float]:
-    """Load the model `m` names on the best device; (engine, plan, load seconds).
+    """Load the model `m` names on the best device; (engine, plan, load seconds). `fit_reply`: max_new_tokens is
+    the default, not asked for: a smaller window fits it (plan.max_new_tokens).
 
     `status(text)` is a context manager shown while waiting (a spinner), `info(text)` a one-line note,
     `warn(text)` one about a flag that has no effect. Everything that can be checked is, before loading."""
@@ -101,7 +108,8 @@ def open_engine(
     with read_once() if src.gguf_file and not converted_before(src) else contextlib.nullcontext():
         with status(t("reading_config", path=m.name)):
             config = load_config(src)
-        p = plan(m, max_new_tokens, config, saved_kind(src.path) if src.local and not src.gguf_file else None, probe())
+        saved = saved_kind(src.path) if src.local and not src.gguf_file else None
+        p = plan(m, max_new_tokens, config, saved, probe(), fit_reply)
         for note in p.notes:
             warn(note)
         info(p.line)

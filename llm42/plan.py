@@ -24,7 +24,8 @@ class LoadPlan:
     reason: str  # why this device and dtype, for the device line
     graph: bool  # whole-window buffers and the decode step captured as a CUDA graph
     speculate: bool = False  # draft from the conversation and verify several tokens per pass (the CPU)
-    notes: list[str] = field(default_factory=list)  # flags that have no effect, a context capped
+    notes: list[str] = field(default_factory=list)  # flags that have no effect, a context capped, a reply fitted
+    max_new_tokens: int = 512  # the longest reply: as asked, or fitted to a window too small for the default
 
     @property
     def line(self) -> str:
@@ -36,15 +37,17 @@ def window_of(config) -> int:
     return int(getattr(config, "max_position_embeddings", None) or 2048)
 
 
-def plan(m: ModelSettings, max_new_tokens: int, config, saved: str | None, machine: Machine) -> LoadPlan:
+def plan(
+    m: ModelSettings, max_new_tokens: int, config, saved: str | None, machine: Machine, fit_reply: bool = False
+) -> LoadPlan:
     """The plan for model settings `m`; `saved` is the kind of a saved quantized folder (None if not one).
-    UsageError for what cannot work (a reply as long as the window, quantized weights on a GPU)."""
+    `fit_reply`: the longest reply was not asked for, so a window too small for it halves it instead (said).
+    UsageError for what cannot work (a reply asked as long as the window, quantized weights on a GPU)."""
     notes = []
     window = min(window_of(config), m.context or 1 << 30)
     if m.context and m.context > window:
         notes.append(t("context_capped", asked=m.context, most=window))
-    if not reply_fits(max_new_tokens, window):
-        raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
+    max_new_tokens = _reply_room(max_new_tokens, window, fit_reply, m.context == window, notes)
     if saved and m.quantize not in ("none", saved):
         notes.append(t("no_effect_quantize", asked=m.quantize, path=m.name, kind=saved))
     kind = saved or m.quantize
@@ -57,8 +60,7 @@ def plan(m: ModelSettings, max_new_tokens: int, config, saved: str | None, machi
     if kind != "none":  # quantized layers take bf16 activations
         choice.dtype, choice.reason = torch.bfloat16, t("quantized_reason", kind=kind, ram=gib(machine.cpu_available))
     window = choice.window or window
-    if not reply_fits(max_new_tokens, window):
-        raise UsageError(t("max_new_window", n=max_new_tokens, window=window))
+    max_new_tokens = _reply_room(max_new_tokens, window, fit_reply, m.context == window, notes)
     return LoadPlan(
         choice.device,
         choice.dtype,
@@ -69,4 +71,17 @@ def plan(m: ModelSettings, max_new_tokens: int, config, saved: str | None, machi
         graph=choice.device.startswith("cuda"),
         speculate=m.speculate == "auto" and choice.device == "cpu",
         notes=notes,
+        max_new_tokens=max_new_tokens,
     )
+
+
+def _reply_room(max_new_tokens: int, window: int, fit: bool, asked: bool, notes: list[str]) -> int:
+    """The longest reply for this window: as given if it leaves room for a prompt, else half the window where it
+    was not asked for (a note says so), else a UsageError naming the flags. `asked`: the window is --context's."""
+    if reply_fits(max_new_tokens, window):
+        return max_new_tokens
+    whose = f"--context {window}" if asked else t("models_window")
+    if not fit:
+        raise UsageError(t("max_new_window", n=max_new_tokens, window=window, whose=whose))
+    notes.append(t("reply_fitted", n=window // 2, window=window, whose=whose))
+    return window // 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .conversation import Dialog
 from .i18n import t
-from .transcript import Loaded, Transcript, find, load, summaries
+from .transcript import Loaded, Transcript, find, load, note_active, summaries
 
 
 class Record:
@@ -58,6 +58,8 @@ class Record:
         loaded = load(path)
         if self.write:
             self.transcript, self.started = Transcript(path, self.warn), True
+            if self.mode == "chat":
+                note_active(self.folder, path)
             if loaded.dropped_unanswered:
                 self.transcript.write("truncate", keep=len(loaded.dialog.messages))
         return path, loaded

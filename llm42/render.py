@@ -3,6 +3,7 @@ or plain text, and model text made safe to print."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.console import Console, Group
@@ -39,13 +40,47 @@ class NumberedItem(ListItem):
         return list(super().render_bullet(console, options)) or [Segment(" • ", bullet), Segment("\n")]  # as above
 
 
+_LIST = re.compile(r"\s*([-*+]|\d+[.)])\s")
+_OPENS = (":", "{", "(", "[", ",", "=", "\\", "->", "=>")  # a line after which code goes on indented
+
+
+def fence_code(markup: str) -> str:
+    """Code the model wrote without a fence (`def f(s):`, then an indented `return ...`) as a code block: as a
+    paragraph, Markdown strips the indentation of its later lines, and the code copied off the screen breaks. A
+    paragraph is code here where an indented line follows one that opens a block or goes on (`:`, `{`, `(`, `,`)."""
+    out: list[str] = []
+    block: list[str] = []
+    fence = None
+    for line in [*markup.split("\n"), None]:
+        mark = "" if line is None else line.lstrip()[:3]
+        if fence is None and (line is None or not line.strip() or mark in ("```", "~~~")):
+            out += ["```", *block, "```"] if _code_like(block) else block
+            block = []
+            fence = mark if mark in ("```", "~~~") else None
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            block.append(line)
+            continue
+        if line is not None:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _code_like(lines: list[str]) -> bool:
+    if len(lines) < 2 or _LIST.match(lines[0]) or lines[0].lstrip().startswith((">", "|", "#")):
+        return False
+    return any(b[:1] in (" ", "\t") and a.rstrip().endswith(_OPENS) for a, b in zip(lines, lines[1:]))
+
+
 class ChatMarkdown(Markdown):
-    """Markdown as a chat model means it: a single line break is a line break (a poem keeps its lines)."""
+    """Markdown as a chat model means it: a single line break is a line break (a poem keeps its lines), and code
+    written without a fence keeps its indentation."""
 
     elements = {**Markdown.elements, "list_item_open": NumberedItem}
 
     def __init__(self, markup: str, **kw):
-        super().__init__(markup, **kw)
+        super().__init__(fence_code(markup), **kw)
         stack = list(self.parsed)
         while stack:
             token = stack.pop()

@@ -12,6 +12,7 @@ _pressed = False  # Ctrl+C while bookkeeping (writing the transcript, printing t
 _terminated = False  # SIGTERM while bookkeeping
 _installed = False  # a terminal chat began
 _pressed_starting = False  # Ctrl+C while importing and loading
+_leaving = False  # Ctrl+D during a reply (the terminal sends it as SIGQUIT then, see ui.replying): stop and leave
 
 
 def install() -> None:
@@ -20,6 +21,13 @@ def install() -> None:
     _live, _installed = False, True
     signal.signal(signal.SIGINT, _on_interrupt)
     signal.signal(signal.SIGTERM, _on_terminate)
+    if hasattr(signal, "SIGQUIT"):
+        signal.signal(signal.SIGQUIT, _on_leave)
+
+
+def leaving() -> bool:
+    """Whether Ctrl+D was pressed during a reply: the chat ends after it stopped."""
+    return _leaving
 
 
 def discard_typeahead() -> None:
@@ -59,6 +67,13 @@ def _on_interrupt(signum, frame) -> None:
     if _live:
         raise KeyboardInterrupt
     _pressed = True
+
+
+def _on_leave(signum, frame) -> None:
+    """Ctrl+D during a reply: the reply stops as for Ctrl+C, then the chat ends as Ctrl+D at the prompt ends it."""
+    global _leaving
+    _leaving = True
+    _on_interrupt(signum, frame)
 
 
 def _on_terminate(signum, frame) -> None:

@@ -152,10 +152,35 @@ def find(ref: str | None, folder: Path) -> Path:
         if first_event(found).get("event") != "start":  # never read into, nor appended to, another kind of file
             raise TranscriptError(t("not_conversation", path=found))
         return found
-    chats = [f for f in newest_first(folder) if first_event(f).get("mode", "chat") == "chat"]
+    elsewhere = _last_elsewhere(folder)
+    files = sorted([*newest_first(folder), *elsewhere], key=lambda f: f.stat().st_mtime, reverse=True)
+    chats = [f for f in files if first_event(f).get("mode", "chat") == "chat"]
     if not chats:
         raise TranscriptError(t("nothing_to_resume", folder=folder))
     return chats[0]
+
+
+LAST = ".last"  # in the history folder: the chat last active when its file lies elsewhere (continued with /load)
+
+
+def note_active(folder: Path, path: Path) -> None:
+    """A chat in a file outside the history folder is being continued: --resume should find it there."""
+    try:
+        if path.resolve().parent == folder.resolve() or not folder.is_dir():
+            return
+        tmp = folder / f"{LAST}.{os.getpid()}"
+        tmp.write_text(str(path.resolve()), encoding="utf-8")
+        tmp.replace(folder / LAST)
+    except OSError:
+        pass  # a convenience: --resume then takes the newest in the folder
+
+
+def _last_elsewhere(folder: Path) -> list[Path]:
+    try:
+        path = Path((folder / LAST).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return []
+    return [path] if path.is_absolute() and path.is_file() else []
 
 
 def newest_first(folder: Path) -> list[Path]:

@@ -15,8 +15,10 @@ from .signals import stoppable
 
 
 @contextlib.contextmanager
-def unechoed() -> Iterator[None]:
-    """The terminal's echo of typed keys off, and back as it was afterwards."""
+def replying() -> Iterator[None]:
+    """While a reply streams in a terminal: typed keys not echoed, and Ctrl+D sent as SIGQUIT (the chat's handler
+    stops the reply and leaves; signals.py), since no one reads the terminal then to see its end of input.
+    Both back as they were afterwards."""
     try:
         import termios
 
@@ -30,6 +32,10 @@ def unechoed() -> Iterator[None]:
         return
     quiet = list(before)
     quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    quiet[6] = list(before[6])
+    if quiet[6][termios.VEOF] not in (0, b"\x00"):
+        quiet[6][termios.VQUIT] = quiet[6][termios.VEOF]  # the key that ends input, as a signal
+        quiet[6][termios.VEOF] = b"\x00"  # and no longer as the end of input
     termios.tcsetattr(fd, termios.TCSANOW, quiet)
     try:
         yield
@@ -44,7 +50,7 @@ class UI:
         self.interactive = sys.stdin.isatty() and sys.stdout.isatty() if interactive is None else interactive
         self.out = Console(highlight=False, soft_wrap=False)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.markdown = markdown and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
+        self.markdown = markdown and self.out.is_terminal and not self.out.is_dumb_terminal  # a pipe gets plain text
         self._session = None
         self._debug_lines: list[Text] = []
         self.conversations = lambda: []  # ids that Tab offers after /load (the CLI sets it to its history folder's)
@@ -70,7 +76,7 @@ class UI:
         self.err.print(Text(safe(text)), soft_wrap=not self.err.is_terminal)
 
     def set_markdown(self, on: bool) -> None:
-        self.markdown = on and self.interactive and self.out.is_terminal and not self.out.is_dumb_terminal
+        self.markdown = on and self.out.is_terminal and not self.out.is_dumb_terminal
 
     def banner(self, model: str, keys: str) -> None:
         if self.interactive:
@@ -99,8 +105,8 @@ class UI:
     def reply_stream(self) -> Iterator[MarkdownStream | PlainStream]:
         """Where a reply is drawn as it streams. In a terminal, keys typed meanwhile are not echoed: the
         terminal's "^C" would move the cursor behind the live view's back, which then erased the wrong
-        lines. They still reach the next prompt."""
-        with unechoed() if self.interactive else contextlib.nullcontext():
+        lines. They still reach the next prompt; Ctrl+D stops the reply and ends the chat."""
+        with replying() if self.interactive else contextlib.nullcontext():
             with MarkdownStream(self.out) if self.markdown else PlainStream(sys.stdout) as view:
                 yield view
 

@@ -382,3 +382,86 @@ def test_list_leaves_out_empty_chats_and_help_shows_every_argument(tmp_path):
     rows = list_text(tmp_path).splitlines()
     assert len(rows) == 1 and "bbbb" in rows[0] and rows[0].endswith("…") and len(rows[0]) <= 120
     assert "/edit [text]" in help_text() and "system prompt you set stays" in help_text()
+
+
+def test_leaving_a_chat_says_how_to_come_back_and_resuming_shows_where_it_was(smollm2, tmp_path):
+    """Ctrl+D in a terminal chat: one line with the file and the --resume that continues it (nothing when nothing
+    was said); --resume and /load then show the last exchange, shortened to a line each."""
+    import pexpect
+
+    args = ("--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0")
+    child = spawn_cli(*args, "--max-new-tokens", "60")
+    child.expect(">>>")
+    child.sendline("Tell me about Paris in three sentences.")
+    child.expect(r"context \d+/8192")  # the reply ended (a Ctrl+D during it would stop it)
+    child.expect(">>>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    path = only_transcript(tmp_path)
+    said = "".join(child.before.split())  # the terminal may wrap a long path anywhere
+    assert child.exitstatus == 0 and f"conversationkeptin{path};--resume{path.stem}continuesit" in said
+    reply = load(path).dialog.messages[1].content
+    for way in (["--resume", path.stem], ["--resume", str(path)]):
+        _, err = chat(smollm2, tmp_path, [], *way)
+        lines = err.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("resumed 2 messages"))
+        assert lines[at + 1] == "  you: Tell me about Paris in three sentences."
+        shown = lines[at + 2]
+        assert (
+            shown.startswith("  bot: ")
+            and len(shown) <= 7 + 72
+            and " ".join(reply.split()).startswith(shown[7:].rstrip("…"))
+        )
+    _, err = chat(smollm2, tmp_path / "other", [f"/load {path}"])
+    assert "  you: Tell me about Paris in three sentences." in err
+    child = spawn_cli(*args)  # nothing said: nothing kept, nothing to say
+    leave(child)
+    assert "kept in" not in child.before
+
+
+def test_ctrl_d_during_a_reply_stops_it_and_leaves(smollm2, tmp_path):
+    """No one reads the terminal while a reply streams, so its end of input would wait for the next prompt and be
+    lost there: pressed during a reply, Ctrl+D stops the reply (kept as stopped, as Ctrl+C keeps it) and the chat
+    ends at once, saying how to come back; the terminal's keys are as they were after."""
+    import pexpect
+
+    child = spawn_cli(
+        "--model-path", str(smollm2), "--history-dir", str(tmp_path), "--temperature", "0", "--max-new-tokens", "400"
+    )
+    one_turn_then_a_long_reply(child)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    said = "".join(child.before.split())
+    path = only_transcript(tmp_path)
+    assert child.exitstatus == 0 and "[replystopped]" in said and f"--resume{path.stem}continuesit" in said
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    users = [e["content"] for e in events if e["event"] == "user"]
+    last = [e for e in events if e["event"] == "assistant"][-1]
+    assert users[-1] == "Write a very long story about a dragon." and last["interrupted"] and last["content"]
+
+
+def test_resume_takes_the_chat_last_continued_even_from_a_file_elsewhere(tiny42, tmp_path):
+    """A chat kept outside the history folder, continued there with /load after a newer chat in the folder:
+    a bare --resume goes on with it, the one last active, not the newest file in the folder."""
+    history, elsewhere = tmp_path / "history", tmp_path / "kept"
+    args = ("--model-path", str(tiny42), "--max-new-tokens", "4")
+
+    def terminal_chat(folder, *lines):
+        child = spawn_cli(*args, "--history-dir", str(folder))
+        for line in lines:
+            child.expect(">>>")
+            child.sendline(line)
+            if not line.startswith("/"):
+                child.expect(r"context \d+/320")
+        leave(child)
+
+    terminal_chat(elsewhere, "a chat kept elsewhere")
+    (kept,) = elsewhere.glob("*.jsonl")
+    terminal_chat(history, "a newer chat in the folder")
+    terminal_chat(history, f"/load {kept}", "going on with the kept one")
+    r = run_cli(*args, "--history-dir", str(history), "--resume", stdin="/history\n")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and f"resumed 4 messages from {kept}" in err, err
+    assert ">>> going on with the kept one" in err and "newer chat" not in err

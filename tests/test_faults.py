@@ -63,7 +63,7 @@ FATAL = [
     ("top-p above one", ["--top-p", "1.01"], None, "", 2, "top-p must be in (0, 1]"),
     ("negative top-k", ["--top-k", "-3"], None, "", 2, "top-k must be >= 0"),
     ("zero max tokens", ["--max-new-tokens", "0"], None, "", 2, "max new tokens must be >= 1"),
-    ("max tokens beyond the window", ["--max-new-tokens", "400"], None, "", 2, "must be below the model's 320-token"),
+    ("max tokens beyond the window", ["--max-new-tokens", "400"], None, "", 2, "400 must be below the 320-token"),
     ("unknown device", ["--device", "tpu"], None, "", 2, "unknown device 'tpu'"),
     (
         "endpoint with quantize",

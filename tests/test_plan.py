@@ -39,3 +39,16 @@ def test_the_window_shrinks_to_fit_the_ram_and_the_reply_must_leave_room_for_a_p
     ]
     with pytest.raises(UsageError, match="512"):
         plan(ModelSettings(context=512), 512, CFG_42DOT, None, LAPTOP)
+
+
+def test_a_default_reply_too_long_for_the_window_is_halved_and_said():
+    p = plan(ModelSettings(context=256), 512, CFG_42DOT, None, LAPTOP, fit_reply=True)
+    assert p.window == 256 and p.max_new_tokens == 128
+    assert p.notes == [
+        "replies up to 128 tokens: half the 256-token context window (--context 256); --max-new-tokens N to choose"
+    ]
+    assert plan(ModelSettings(context=1024), 512, CFG_42DOT, None, LAPTOP, fit_reply=True).max_new_tokens == 512
+    with pytest.raises(
+        UsageError, match=r"--max-new-tokens 512 must be below the 512-token context window \(--context"
+    ):
+        plan(ModelSettings(context=512), 512, CFG_42DOT, None, LAPTOP)

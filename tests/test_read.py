@@ -80,3 +80,23 @@ def test_speculation_shows_in_the_meter_and_stats_and_can_be_turned_off(smollm2,
     off = run_cli("--model-path", str(smollm2), "--speculate", "off", "--verbose", "--no-history", "--temperature",
                   "0", "--repetition-penalty", "1", "--max-new-tokens", "16", "--prompt", text)  # fmt: skip
     assert off.returncode == 0 and "drafted" not in off.stderr.decode()
+
+
+def test_each_file_shows_its_own_count_and_the_same_file_is_attached_once(smollm2, tmp_path):
+    """Per file its own tokens, the total apart; the same file again is said, not attached twice."""
+    from llm42.files import attach
+    from llm42.tokenizer import Tokenizer
+
+    tok = Tokenizer.read(smollm2)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("The quick brown fox jumps over the lazy dog.\n")
+    b.write_text(KOREAN, encoding="utf-8")
+    own = {p.name: len(tok.encode(attach([(p.name, p.read_text())], ""), add_special_tokens=False)) for p in (a, b)}
+    both = len(tok.encode(attach([(p.name, p.read_text()) for p in (a, b)], ""), add_special_tokens=False))
+    _, err = chat(smollm2, tmp_path / "h", [f"/read {a}", f"/read {b}", f"/read {a}", "Compare them."])
+    assert f"read a.txt: 45 characters ({own['a.txt']} tokens)" in err
+    assert f"read b.txt: {len(KOREAN)} characters ({own['b.txt']} tokens)" in err
+    assert f"attached to your next message: 2 files, {both} tokens in all" in err
+    assert "a.txt is already attached to your next message" in err
+    (first,) = sent(tmp_path / "h")
+    assert first.count("a.txt:") == 1 and first.count("b.txt:") == 1

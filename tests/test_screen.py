@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.support import fake_server
-from tests.support.cli import Screen, spawn_cli
+from tests.support.cli import Screen, run_cli, spawn_cli
 
 POEM = [
     "An old silent pond\n",
@@ -64,14 +64,17 @@ def test_history_wraps_between_words(fake, tmp_path):
     screen = Screen(child, columns=50)
     screen.expect(">>>")
     child.sendline("Say something long.")
+    screen.expect(r"context \d+ tokens")  # the reply ended: the next prompt is the one that reads /history
     screen.expect(">>>")
     child.sendline("/history")
+    screen.expect(r"window\.")  # the end of the history shown
     screen.expect(">>>")
     child.sendcontrol("d")
     screen.settle()
     shown = screen.lines()
-    start = max(i for i, line in enumerate(shown) if line.startswith(">>> /history"))
-    history = [line for line in shown[start + 1 :] if line and not line.startswith(">>>")]
+    start = max(i for i, line in enumerate(shown) if line.startswith(">>> Say something long."))  # in /history
+    end = next(i for i in range(start + 1, len(shown)) if shown[i].startswith(">>>"))
+    history = [line for line in shown[start + 1 : end] if line]
     reply_words = set(words(handler.reply[0]))
     assert len(history) >= 3  # wrapped
     for line in history[1:]:
@@ -120,3 +123,37 @@ def test_debug_candidates_wait_below_the_reply_on_a_terminal(tiny42):
     debug = [line for line in text.splitlines() if "[debug]" in line]
     assert len(debug) >= 10 and all(line.startswith("[debug]") for line in debug), debug[:3]
     assert "\\\\x" not in text
+
+
+CODE = ["Here it is:\n", "\n", "def reverse_string(s):\n", "    return s[::-1]\n", "\n", "Done."]
+
+
+def test_code_without_a_fence_keeps_its_indentation_on_screen(fake, tmp_path):
+    """The model wrote a function without a code fence: the indented line keeps its four spaces on the screen, as
+    in /history and the transcript (as a paragraph, Markdown strips them and the copied code breaks)."""
+    url, handler = fake
+    handler.reply = CODE
+    screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
+    screen.expect(">>>")
+    screen.child.sendline("Reverse a string in Python.")
+    screen.expect("Done")
+    screen.leave()
+    lines = screen.lines()
+    at = next(i for i, line in enumerate(lines) if "def reverse_string(s):" in line)
+    margin = lines[at].index("def")
+    assert lines[at + 1][margin:] == "    return s[::-1]"
+
+
+def test_a_one_shot_prompt_in_a_terminal_renders_markdown(fake, tmp_path):
+    """--prompt with a terminal on stdout gets the table drawn, as the chat draws it; into a pipe, plain text."""
+    import pexpect
+
+    url, handler = fake
+    handler.reply = ["| Name | Age |\n", "| --- | --- |\n", "| Emily | 28 |\n"]
+    args = ("--endpoint", url, "--history-dir", str(tmp_path), "--prompt", "A table, please.")
+    screen = Screen(spawn_cli(*args))
+    screen.expect(pexpect.EOF)
+    row = next(line for line in screen.lines() if "Emily" in line)
+    assert "28" in row and "|" not in row  # drawn as a table, not the Markdown source
+    r = run_cli(*args)
+    assert "| Emily | 28 |" in r.stdout.decode()

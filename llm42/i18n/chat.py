@@ -37,6 +37,12 @@ CHAT: dict[str, tuple[str, str]] = {
     "set_usage": ("usage: /set NAME VALUE, NAME one of {names}", "사용법: /set 이름 값 (이름: {names})"),
     "saved": ("saved to {path}", "{path} 에 저장했습니다"),
     "save_where": ("this conversation is being written to {path}", "이 대화는 {path} 에 기록되고 있습니다"),
+    "kept": (
+        "conversation kept in {path}; --resume {ref} continues it",
+        "대화를 {path} 에 보관했습니다; --resume {ref} 로 이어 갑니다",
+    ),
+    "you": ("you", "나"),
+    "bot": ("bot", "봇"),
     "loaded": ("loaded {n} (message|messages) from {path}", "{path} 에서 메시지 {n}개를 불러왔습니다"),
     "resumed": ("resumed {n} (message|messages) from {path}", "{path} 에서 메시지 {n}개로 대화를 이어갑니다"),
     "unanswered": (
@@ -136,6 +142,12 @@ CHAT: dict[str, tuple[str, str]] = {
         "{name} 을(를) 읽었습니다: {chars}자{tokens}; 다음 메시지와 함께 보냅니다",
     ),
     "read_tokens": (" ({n} (token|tokens))", " ({n} 토큰)"),
+    "read_again": ("{name} is already attached to your next message", "{name} 은(는) 이미 다음 메시지에 붙어 있습니다"),
+    "read_total": (
+        "attached to your next message: {k} files, {n} tokens in all",
+        "다음 메시지에 붙은 파일 {k}개, 모두 {n} 토큰",
+    ),
+    "read_total_files": ("attached to your next message: {k} files", "다음 메시지에 붙은 파일 {k}개"),
     "read_too_long": (
         "{name} is {n} tokens; with what is attached it would not fit the {window}-token window ({max_new} kept "
         "for the reply)",

@@ -70,9 +70,14 @@ START: dict[str, tuple[str, str]] = {
         "--save-quantized {path} 이(가) 이미 있고 비어 있지 않습니다; 새 폴더를 고르거나 먼저 지우세요",
     ),
     "max_new_window": (
-        "max new tokens ({n}) must be below the model's {window}-token context window",
-        "max new tokens ({n}) 는 모델의 문맥 창 {window} 토큰보다 작아야 합니다",
+        "--max-new-tokens {n} must be below the {window}-token context window ({whose}); give a smaller one",
+        "--max-new-tokens {n} 는 문맥 창 {window} 토큰({whose})보다 작아야 합니다; 더 작은 값을 주세요",
     ),
+    "reply_fitted": (
+        "replies up to {n} tokens: half the {window}-token context window ({whose}); --max-new-tokens N to choose",
+        "답변은 최대 {n} 토큰: 문맥 창 {window} 토큰({whose})의 절반; --max-new-tokens N 으로 정하세요",
+    ),
+    "models_window": ("the model's", "모델의 창"),
     "max_new_below": (
         "max new tokens must be below the {window}-token window",
         "max new tokens 는 문맥 창 {window} 토큰보다 작아야 합니다",

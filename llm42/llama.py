@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -200,6 +201,19 @@ class Llama(nn.Module):
     @torch.inference_mode()
     def prefill(self, input_ids: torch.Tensor, kv) -> torch.Tensor:
         """input_ids [1, m] after the kv.n cached positions (kv.begin(m) done); the logits [1, vocab] after the last."""
+        return self.lm_head(self._hidden(input_ids, kv)[:, -1:, :])[:, -1, :]
+
+    @torch.inference_mode()
+    def forward(self, input_ids: torch.Tensor, **_) -> SimpleNamespace:
+        """transformers' call on a whole sequence [1, n], no cache (evaluation, tests): `.logits` [1, n, vocab]."""
+        from .kvcache import KVCache
+
+        kv = KVCache(self.config, input_ids.shape[1], self.dtype, self.device)
+        kv.begin(input_ids.shape[1])
+        return SimpleNamespace(logits=self.lm_head(self._hidden(input_ids, kv)))
+
+    def _hidden(self, input_ids: torch.Tensor, kv) -> torch.Tensor:
+        """The final norm's output [1, m, hidden] for input_ids after the kv.n cached positions, written into kv."""
         m, past = input_ids.shape[1], kv.n
         x = self.model.embed_tokens(input_ids)
         positions = torch.arange(past, past + m, device=x.device)[None]
@@ -211,7 +225,7 @@ class Llama(nn.Module):
         for i, layer in enumerate(self.model.layers):
             x = x + self._attend(i, layer.self_attn, layer.input_layernorm(x), cos, sin, mask, kv)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.lm_head(self.model.norm(x)[:, -1:, :])[:, -1, :]
+        return self.model.norm(x)
 
     @staticmethod
     def _attend(i: int, a: Attention, h: torch.Tensor, cos, sin, mask, kv) -> torch.Tensor:

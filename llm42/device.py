@@ -46,6 +46,7 @@ class Machine:
     mps: bool = False
     ram_limit: str = ""  # what sets cpu_available when it is not the machine's free RAM, e.g. " under ulimit -v"
     cpu_fp16: bool = False  # an Arm CPU with fp16 arithmetic (Apple M1 and later): fp16 when there is no bf16
+    cpu_class: str = ""  # the instruction sets the CPU kernels use, as a user knows them ("AVX512-BF16, VNNI, AMX")
 
 
 @dataclass
@@ -65,7 +66,31 @@ def probe() -> Machine:
             gpus.append(Gpu(i, torch.cuda.get_device_name(i), free, total, torch.cuda.is_bf16_supported()))
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     ram, limit = available_ram()
-    return Machine(ram, cpu_supports_bf16(), gpus, mps, limit, cpu_supports_fp16())
+    bf16 = cpu_supports_bf16()
+    return Machine(ram, bf16, gpus, mps, limit, cpu_supports_fp16(), cpu_class(cpu_flags(), _capability(), bf16))
+
+
+def _capability() -> str:
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return ""
+
+
+def cpu_class(flags: str, capability: str, bf16: bool) -> str:
+    """What PyTorch's kernels (its capability: "AVX512", "AVX2", ...; ATEN_CPU_CAPABILITY lowers it) and oneDNN use
+    on this CPU, named as its maker does: "AVX512-BF16, VNNI, AMX" on a Sapphire Rapids, "AVX2" on a Zen 3."""
+    have = set(flags.split())
+    if capability.startswith("AVX512"):
+        out = ["AVX512-BF16" if bf16 and "avx512_bf16" in have else "AVX512"]
+        out += ["VNNI"] if "avx512_vnni" in have else []
+        out += ["AMX"] if bf16 and "amx_bf16" in have else []
+        return ", ".join(out)
+    if capability in ("AVX2", "SVE256", "SVE"):
+        return capability
+    if "asimd" in have:  # Arm
+        return "NEON" + (", bf16" if "bf16" in have and bf16 else "") + (", fp16" if "fphp" in have else "")
+    return capability.lower() if capability and capability != "DEFAULT" else ""
 
 
 def available_ram() -> tuple[int, str]:
@@ -191,11 +216,12 @@ def _dtype_for(device: str, requested: str, m: Machine) -> tuple[torch.dtype, st
         return (torch.bfloat16, t("dtype_gpu_bf16")) if gpu.bf16 else (torch.float16, t("dtype_gpu_fp16"))
     if device == "mps":
         return torch.float16, t("dtype_mps")
+    cls = f" ({m.cpu_class})" if m.cpu_class else ""
     if m.cpu_bf16:
-        return torch.bfloat16, t("dtype_cpu_bf16")
+        return torch.bfloat16, t("dtype_cpu_bf16", cls=cls)
     if m.cpu_fp16:
-        return torch.float16, t("dtype_cpu_fp16")
-    return torch.bfloat16, t("dtype_cpu_bf16_widened")
+        return torch.float16, t("dtype_cpu_fp16", cls=cls)
+    return torch.bfloat16, t("dtype_cpu_bf16_widened", cls=cls)
 
 
 def choose(requested: str, dtype: str, m: Machine, need: Callable[[torch.dtype, int], int], window: int) -> Choice:

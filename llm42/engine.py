@@ -113,11 +113,12 @@ def open_engine(
         for note in p.notes:
             warn(note)
         info(p.line)
-        return load(p, src, m.name, status, info, warn)
+        return load(p, src, m.name, status, info, warn, keep=not m.save_quantized)
 
 
-def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engine, LoadPlan, float]:
-    """Carry out the plan: fetch, load (converting a GGUF, quantizing), choose the kernels, open the cache."""
+def load(p: LoadPlan, src: Source, name: str, status, info, warn, keep: bool = True) -> tuple[Engine, LoadPlan, float]:
+    """Carry out the plan: fetch, load (converting a GGUF, quantizing: the quantized copy kept in the cache unless
+    `keep` is False), choose the kernels, open the cache."""
     if p.device == "cpu":
         torch.set_num_threads(cpu_threads())
     if (why := cache_problem()) is not None:
@@ -135,7 +136,7 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn) -> tuple[Engin
         else t("loading", path=name)
     )
     with status(verb):
-        model, tokenizer = load_model(src, p.device, p.dtype, p.quantize, info)
+        model, tokenizer = load_model(src, p.device, p.dtype, p.quantize, info, keep)
     kernels = cached(model)
     if kernels is None:  # the first start on this CPU, torch and model shape
         with status(t("measuring_kernels")):

@@ -55,3 +55,15 @@ def attach(files: list[tuple[str, str]], message: str) -> str:
         fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`{3,}", text)), default=0))
         parts.append(f"{name}:\n{fence}\n{text.rstrip()}\n{fence}")
     return "\n\n".join([*parts, message])
+
+
+_ATTACHED = re.compile(r"([^\n`]+):\n(`{3,})\n.*?\n\2(?:\n\n|\Z)", re.S)
+
+
+def typed(message: str) -> tuple[str, list[str]]:
+    """`attach` undone: (what the user typed, the names of the files that went with it)."""
+    names = []
+    while m := _ATTACHED.match(message):
+        names.append(m.group(1))
+        message = message[m.end() :]
+    return message, names

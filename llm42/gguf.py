@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .i18n import t
-from .paths import cache_dir
+from .paths import cache_dir, trim_models, used
 from .source import Source
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def from_converted(src: Source, dtype: torch.dtype, info=lambda text: None) -> S
         if not folder.exists():
             continue
         if whole(folder):  # another dtype's copy serves too: loading casts it, no second conversion
+            used(folder)
             return replace(src, path=str(folder), gguf_file=None)
         info(t("cache_remade", path=folder))
         shutil.rmtree(folder, ignore_errors=True)
@@ -95,6 +96,7 @@ def keep_converted(model, tokenizer, src: Source, dtype: torch.dtype) -> Path | 
         (tmp / CONVERTED).write_text(json.dumps({"files": sizes}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
+        trim_models(keep=folder)
         return folder
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -50,11 +50,13 @@ def load_config(src: Source):
         raise LoadError(t("bad_config", name=src.name, why=first_line(e), hint=hint(e))) from None
 
 
-def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "none", info=lambda text: None):
+def load_model(
+    src: Source, device: str, dtype: torch.dtype, quantize: str = "none", info=lambda text: None, keep: bool = True
+):
     """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it.
     A .gguf model is converted once and kept in the cache (`info` says where). On a CPU without bf16
     arithmetic, its bf16 layers take their prefill through fp32 (widen.py)."""
-    model, tokenizer = _load_model(src, device, dtype, quantize, info)
+    model, tokenizer = _load_model(src, device, dtype, quantize, info, keep)
     if device == "cpu":
         from .cpu.widen import widen_prefill
 
@@ -62,7 +64,7 @@ def load_model(src: Source, device: str, dtype: torch.dtype, quantize: str = "no
     return model, tokenizer
 
 
-def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, info):
+def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, info, keep: bool):
     from .quantize import quantize_model
     from .saved import load_quantized, looks_saved, quantized
 
@@ -75,7 +77,7 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
             return load_quantized(src.path, dtype), tokenizer
         if quantize != "none" and plain and has_weights(Path(src.path)):
             try:  # layer by layer from the file (the full-precision model is never in memory), once: then cached
-                return quantized(src.path, quantize, dtype, info), tokenizer
+                return quantized(src.path, quantize, dtype, info, keep), tokenizer
             except (KeyError, ValueError) as e:
                 if isinstance(e, Damaged):
                     raise
@@ -97,7 +99,19 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
         folder = keep_converted(model, tokenizer, src, dtype)
         if folder is not None:
-            info(t("gguf_converted", path=folder))
+            mb = lambda files: sum(f.stat().st_size for f in files) / 1e6  # noqa: E731
+            size = mb(folder.glob("*.safetensors"))
+            info(
+                t(
+                    "gguf_converted",
+                    path=folder,
+                    gguf=mb([Path(src.path) / src.gguf_file]),
+                    mb=size,
+                    dtype=str(dtype).removeprefix("torch."),
+                )
+            )
+            if quantize == "none" and size > 1.5 * mb([Path(src.path) / src.gguf_file]):
+                info(t("gguf_bigger"))
     if quantize != "none":
         quantize_model(model, quantize)
     return model.eval(), tokenizer

@@ -40,3 +40,48 @@ def cache_problem() -> str | None:
     except OSError as e:
         return e.strerror or str(e)
     return None
+
+
+MODELS = ("gguf", "quantized")  # the cache's model copies: converted GGUF files, quantized checkpoints
+MODELS_GB = 20.0  # their default bound ($LLM42_MODEL_CACHE_GB; 0 keeps none): a 1.3B model is 2.7 GB in bf16
+
+
+def models_limit() -> int:
+    """Bytes the cached model copies may take together."""
+    try:
+        return int(float(os.environ.get("LLM42_MODEL_CACHE_GB", MODELS_GB)) * 2**30)
+    except ValueError:
+        return int(MODELS_GB * 2**30)
+
+
+def used(folder: Path) -> None:
+    """Mark a cached model copy as used now: the least recently used go first when the cache is full."""
+    try:
+        os.utime(folder)
+    except OSError:
+        pass
+
+
+def trim_models(keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used model copies until they fit `models_limit()` (`keep`, just made, stays while
+    it alone fits); the folders removed."""
+    import shutil
+
+    copies = []
+    for kind in MODELS:
+        for folder in (cache_dir() / kind).glob("*"):
+            leaves = [p for p in folder.glob("*") if p.is_dir()] if kind == "gguf" else [folder]  # gguf: per dtype
+            for leaf in leaves:
+                if leaf.is_dir() and not leaf.name.endswith(".partial"):
+                    size = sum(f.stat().st_size for f in leaf.rglob("*") if f.is_file())
+                    copies.append((leaf.stat().st_mtime, size, leaf))
+    total, limit, gone = sum(size for _, size, _ in copies), models_limit(), []
+    for _, size, leaf in sorted(copies, key=lambda c: (c[2] == keep, c[0])):  # oldest first, the new one last
+        if total <= limit:
+            break
+        shutil.rmtree(leaf, ignore_errors=True)
+        if leaf.parent.parent.name == "gguf" and not any(leaf.parent.iterdir()):
+            leaf.parent.rmdir()
+        total -= size
+        gone.append(leaf)
+    return gone

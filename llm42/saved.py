@@ -20,7 +20,7 @@ from .cpu.layers import Int4Linear, Int8Linear
 from .cpu.memory import release_free_memory
 from .errors import Llm42Error
 from .i18n import t
-from .paths import cache_dir
+from .paths import cache_dir, trim_models, used
 from .quantize import finish, place, quantize_checkpoint, skeleton
 
 QUANT_FILE = "llm42_quant.json"
@@ -180,22 +180,27 @@ def cached_folder(path: str | Path, kind: str, dtype: torch.dtype) -> Path:
     return cache_dir() / "quantized" / f"{path.name}-{kind}-{key}"
 
 
-def quantized(path: str | Path, kind: str, dtype: torch.dtype, info=lambda text: None) -> nn.Module:
+def quantized(path: str | Path, kind: str, dtype: torch.dtype, info=lambda text: None, keep: bool = True) -> nn.Module:
     """A local checkpoint quantized to `kind`: from the cache when it was quantized before (and the cached folder
     checks out), else quantized layer by layer and kept for the next start (without the cache, when it cannot
-    be written: said in one line)."""
+    be written: said in one line); not kept where `keep` is False (--save-quantized writes the copy the user
+    keeps, and the cache would hold a second)."""
     folder = cached_folder(path, kind, dtype)
     if folder.is_dir():
         try:
             model = load_quantized(folder, dtype)
+            used(folder)
             info(t("quantized_cached", kind=kind, path=folder))
             return model
         except SavedError:
             info(t("cache_remade", path=folder))
             shutil.rmtree(folder, ignore_errors=True)
     model = quantize_checkpoint(path, kind, dtype)
+    if not keep:
+        return model
     try:
         save_quantized(model, None, folder)
+        trim_models(keep=folder)
         info(t("quantized_kept", kind=kind, path=folder))
     except SavedError as e:
         info(t("quantized_not_kept", why=str(e)))

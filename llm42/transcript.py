@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .conversation import Dialog, Role
 from .errors import Llm42Error
+from .files import typed
 from .i18n import t
 
 VERSION = 1
@@ -220,7 +221,8 @@ def summaries(folder: Path) -> list[Summary]:
             loaded = load(path)
         except TranscriptError:  # unreadable now (permissions, removed meanwhile): left out of the list
             continue
-        first = next((m.content for m in loaded.dialog.messages if m.role is Role.USER), "")
+        message, files = typed(next((m.content for m in loaded.dialog.messages if m.role is Role.USER), ""))
+        first = f"{message} [{', '.join(files)}]" if files else message  # what was typed, and the files read for it
         turns = sum(1 for m in loaded.dialog.messages if m.role is Role.ASSISTANT)
         when = start.get("time")
         when = float(when) if type(when) in (int, float) else path.stat().st_mtime

@@ -383,3 +383,15 @@ def test_outside_the_virtual_environment_one_line_names_what_is_missing(entry):
     assert r.returncode == 1 and "\n" not in err and "Traceback" not in err
     assert err.startswith("llm42: error: missing Python packages: torch,") and "rich" in err
     assert err.endswith("install them with: python -m llm42.install")
+
+
+def test_runs_as_the_tests_make_them_leave_the_users_folders_alone(smollm2, tmp_path):
+    """Sealed: with the suite's environment (conftest points conversations and the cache at folders of its own), a
+    one-shot run and a piped chat write nothing under a fresh HOME: no history, no cache, no settings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_DATA_HOME": "", "XDG_CONFIG_HOME": ""}
+    one = run_cli("--model-path", str(smollm2), "--max-new-tokens", "4", "--prompt", "hi", **env)
+    chat = run_cli("--model-path", str(smollm2), "--max-new-tokens", "4", stdin="hi\n/stats\n", **env)
+    assert one.returncode == 0 and chat.returncode == 0, chat.stderr.decode()
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []

@@ -156,3 +156,27 @@ def test_cgroup_v1_without_a_limit_and_no_cgroup_at_all(tmp_path):
     )
     assert cgroup_room(root, own) is None
     assert cgroup_room(root, tmp_path / "absent") is None
+
+
+def test_the_cpu_class_is_named_as_its_maker_names_it():
+    """The device line says which instruction sets the kernels use: PyTorch's capability (forced lower by
+    ATEN_CPU_CAPABILITY), and the bf16, VNNI and AMX units oneDNN and llm42's kernels use where it is AVX512."""
+    from llm42.device import cpu_class
+
+    sapphire = "avx2 avx512f avx512_bf16 avx512_vnni amx_bf16 amx_tile fma"
+    assert cpu_class(sapphire, "AVX512", True) == "AVX512-BF16, VNNI, AMX"
+    assert cpu_class(sapphire, "AVX2", True) == "AVX2"  # forced down: PyTorch's AVX2 kernels
+    assert cpu_class("avx2 avx512f avx512_vnni", "AVX512", False) == "AVX512, VNNI"
+    assert cpu_class("avx2 fma", "AVX2", False) == "AVX2"
+    assert cpu_class("fp asimd fphp bf16", "DEFAULT", True) == "NEON, bf16, fp16"
+
+
+def test_the_device_line_names_the_cpu_class(tiny42):
+    from tests.support.cli import run_cli
+
+    r = run_cli(
+        "--model-path", str(tiny42), "--device", "cpu", "--max-new-tokens", "4", "--prompt", "hi",
+        ATEN_CPU_CAPABILITY="avx2",
+    )  # fmt: skip
+    line = next(line for line in r.stderr.decode().splitlines() if line.startswith("device cpu"))
+    assert r.returncode == 0 and "(AVX2)" in line, line

@@ -82,11 +82,16 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
         "What is the capital of France?",
     ]
     first = run_cli(*args, timeout=300)
-    said = re.search(r"converted the GGUF model once to (.+?); later starts", first.stderr.decode())
+    said = re.search(
+        r"converted the (\d+) MB GGUF model once to (.+?) \((\d+) MB of bfloat16 weights\); later starts",
+        first.stderr.decode(),
+    )
     try:
         assert first.returncode == 0 and said, first.stderr.decode()
+        assert int(said.group(1)) == round(gguf.stat().st_size / 1e6) and int(said.group(3)) > 2 * int(said.group(1))
+        assert "--quantize int4 keeps them small" in first.stderr.decode()  # a 98 MB download became 269 MB: said
         second = run_cli(*args)
-        folder = Path(said.group(1))
+        folder = Path(said.group(2))
         weights = next(folder.glob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:4096])  # a copy llm42 made, damaged: dropped, to be made again
         from llm42.gguf import from_converted
@@ -97,10 +102,10 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
         assert told == [f"{folder} in llm42's cache was damaged; making it again"]
     finally:
         if said:
-            shutil.rmtree(Path(said.group(1)).parent, ignore_errors=True)  # this file's key, every dtype
+            shutil.rmtree(Path(said.group(2)).parent, ignore_errors=True)  # this file's key, every dtype
     err = second.stderr.decode()
     assert second.returncode == 0 and "loading the GGUF model as converted on an earlier start" in err, err
-    assert "converted the GGUF model once" not in err
+    assert "GGUF model once" not in err
     assert second.stdout == first.stdout  # the same model either way
 
 

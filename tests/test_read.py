@@ -100,3 +100,5 @@ def test_each_file_shows_its_own_count_and_the_same_file_is_attached_once(smollm
     assert "a.txt is already attached to your next message" in err
     (first,) = sent(tmp_path / "h")
     assert first.count("a.txt:") == 1 and first.count("b.txt:") == 1
+    listing = run_cli("--list", "--history-dir", str(tmp_path / "h"), timeout=60).stdout.decode()
+    assert "Compare them. [a.txt, b.txt]" in listing and "quick brown fox" not in listing  # what was typed

@@ -19,7 +19,7 @@ def bench_model() -> Path:
     if not (path / "config.json").is_file():
         print(f"building the random 42dot-shaped model in {path} (once)", file=sys.stderr)
         tmp = path.with_name(path.name + ".partial")
-        build_42dot(tmp, FULL_42DOT, dtype=torch.bfloat16)
+        build_42dot(tmp, FULL_42DOT, dtype=torch.bfloat16, say=lambda text: print(f"  {text}", file=sys.stderr))
         tmp.rename(path)
     return path
 

@@ -74,9 +74,27 @@ def _byte_of(c: str) -> int:
     return ord(c) if ord(c) in printable else others[ord(c) - 256]
 
 
+def big_corpus() -> list[str]:
+    """English, Korean and code for a full-size vocabulary, all on this machine: Python's own documentation (pydoc's
+    topics, 0.5 MB of English prose), the standard library's docstrings, comments and code (~6 MB), llm42's Korean
+    messages and every Hangul syllable (so Korean text never falls back to bytes)."""
+    import json
+    import re
+    from pydoc_data.topics import topics
+
+    std = sorted(Path(json.__file__).parent.parent.glob("*.py"))
+    code = [f.read_text(encoding="utf-8", errors="ignore") for f in std]
+    prose = [p for src in code for p in re.findall(r'"""(.*?)"""', src, re.S) + re.findall(r"#\s*(.+)", src)]
+    i18n = Path(__file__).resolve().parents[1] / "i18n"
+    korean = re.findall(r"[가-힣][가-힣 ,.()]*", "".join(f.read_text(encoding="utf-8") for f in i18n.glob("*.py")))
+    return [*topics.values(), *prose, *code, *CORPUS, *korean, " ".join(chr(c) for c in range(0xAC00, 0xD7A4))]
+
+
 def train_tokenizer(vocab_size: int = 1000):
-    """A byte-level BPE like 42dot's, with <|endoftext|> as EOS and a BOS right after it. Trained on a small
-    corpus it has about 1,000 tokens; a larger `vocab_size` is filled with tokens that decode to visible text."""
+    """A byte-level BPE like 42dot's, with <|endoftext|> as EOS and a BOS right after it. Up to 1,000 tokens (the
+    tests' tiny model) it learns a small corpus, and a larger `vocab_size` there is filled with tokens that decode to
+    visible text; a full-size one learns `big_corpus` (4 s): English prose ~1.2 tokens a word, Korean ~2.4 a word
+    (eojeol), every token reachable by its merges, as with a real 50k BPE."""
     import json
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -85,13 +103,14 @@ def train_tokenizer(vocab_size: int = 1000):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    big = vocab_size > 1000
     trainer = trainers.BpeTrainer(
-        vocab_size=min(vocab_size, 1000),
+        vocab_size=vocab_size if big else min(vocab_size, 1000),
         special_tokens=["<|endoftext|>", "<|startoftext|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CORPUS, trainer)
+    tok.train_from_iterator(big_corpus() if big else CORPUS, trainer)
     if vocab_size > tok.get_vocab_size():
         spec = json.loads(tok.to_str())
         vocab = spec["model"]["vocab"]
@@ -108,11 +127,40 @@ def train_tokenizer(vocab_size: int = 1000):
     )
 
 
-def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
-    """Save a random LlamaForCausalLM of `shape` (vocab defaults to the tokenizer's) and its tokenizer."""
+WORDS_FIRST = 10.0  # how much the output layer favours whole words (see `favour_words`)
+
+
+def words(tok) -> list[int]:
+    """Token ids that are one whole word after a space (" the", " 서울") and encode back to themselves alone."""
+    import re
+
+    backend = tok.backend_tokenizer
+    out = []
+    for i in range(backend.get_vocab_size()):
+        text = backend.decode([i])
+        if re.fullmatch(r" [A-Za-z가-힣]+", text) and backend.encode(text, add_special_tokens=False).ids == [i]:
+            out.append(i)
+    return out
+
+
+def favour_words(model, ids: list[int]) -> None:
+    """Scale the output layer's rows of whole-word tokens, so that a random model samples those: its replies are
+    words, and their text tokenizes back to the very ids it sampled (as a real model's mostly do; the prompt cache
+    then takes a stopped reply back whole). Without this, a random model samples word pieces and lone bytes, which
+    re-tokenize otherwise."""
+    import torch
+
+    with torch.no_grad():
+        model.lm_head.weight[ids] *= WORDS_FIRST
+
+
+def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0, say=lambda text: None) -> None:
+    """Save a random LlamaForCausalLM of `shape` (vocab defaults to the tokenizer's) and its tokenizer; `say(text)`
+    is told each step as it begins."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    say(f"training the tokenizer ({shape.get('vocab_size', 1000):,} tokens)")
     tok = train_tokenizer(shape.get("vocab_size", 1000))
     cfg = {"vocab_size": len(tok), **shape}
     config = LlamaConfig(
@@ -122,16 +170,52 @@ def build_42dot(out: Path, shape: dict, dtype=None, seed: int = 0) -> None:
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype or torch.float32)  # initialise in the saved dtype: no fp32 copy
     try:
+        say(f"making random weights ({config.num_hidden_layers} layers, hidden {config.hidden_size})")
         model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
+    if len(tok) > 1000:
+        favour_words(model, words(tok))
     model.generation_config.eos_token_id = tok.eos_token_id
-    model.save_pretrained(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_weights(model, out / "model.safetensors", say)
+    model.config.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
+
+
+def write_weights(model, path: Path, say) -> None:
+    """model.safetensors written tensor by tensor, with its progress said every tenth of the way."""
+    import json
+
+    import torch
+
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    names = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+    header, at = {"__metadata__": {"format": "pt"}}, 0
+    for k, v in state.items():
+        n = v.numel() * v.element_size()
+        header[k] = {"dtype": names[v.dtype], "shape": list(v.shape), "data_offsets": [at, at + n]}
+        at += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    done, told = 0, 0
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for v in state.values():
+            f.write(v.view(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+            done += v.numel() * v.element_size()
+            if at > 2e8 and done * 10 // at > told:  # a file that takes seconds to write
+                told = done * 10 // at
+                say(f"writing {path.name}: {done / 1e9:.1f} of {at / 1e9:.1f} GB")
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import sys
+    import time
 
     p = argparse.ArgumentParser(
         prog="python -m llm42.bench.randmodel",
@@ -149,10 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     if out.exists():
         p.error(f"{out} exists already: name a new folder")
-    import torch
+    start = time.perf_counter()
 
-    build_42dot(out, TINY_42DOT if a.tiny else FULL_42DOT, dtype=getattr(torch, a.dtype))
-    print(f"wrote {out}; chat with it: python example_cli.py --model-path {out}")
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - start:5.1f}s] {text}", file=sys.stderr, flush=True)
+
+    say("starting PyTorch and transformers")
+    import torch
+    import transformers  # noqa: F401  (imported here, so that the wait is said)
+
+    build_42dot(out, TINY_42DOT if a.tiny else FULL_42DOT, dtype=getattr(torch, a.dtype), say=say)
+    say(f"wrote {out}; chat with it: python example_cli.py --model-path {out}")
     return 0
 
 

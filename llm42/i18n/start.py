@@ -96,15 +96,15 @@ START: dict[str, tuple[str, str]] = {
     "dtype_gpu_bf16": ("bf16 on this GPU", "이 GPU의 bf16"),
     "dtype_gpu_fp16": ("fp16 (no bf16 on this GPU)", "fp16 (이 GPU는 bf16 미지원)"),
     "dtype_mps": ("fp16 on Apple GPU", "Apple GPU의 fp16"),
-    "dtype_cpu_bf16": ("bf16, which this CPU supports natively", "이 CPU가 직접 지원하는 bf16"),
+    "dtype_cpu_bf16": ("bf16, which this CPU computes natively{cls}", "이 CPU가 직접 계산하는 bf16{cls}"),
     "dtype_cpu_fp16": (
-        "fp16, which this Arm CPU computes natively (it has no bf16)",
-        "이 Arm CPU가 직접 계산하는 fp16 (bf16 미지원)",
+        "fp16, which this Arm CPU computes natively (it has no bf16){cls}",
+        "이 Arm CPU가 직접 계산하는 fp16 (bf16 미지원){cls}",
     ),
     "dtype_cpu_bf16_widened": (
-        "bf16 weights, computed in fp32 (this CPU has no bf16 arithmetic): half the memory "
+        "bf16 weights, computed in fp32{cls} (this CPU has no bf16 arithmetic): half the memory "
         "of fp32, and each step reads half the bytes",
-        "bf16 가중치를 fp32 로 계산 (이 CPU는 bf16 연산 미지원): fp32 의 절반 메모리, "
+        "bf16 가중치를 fp32 로 계산{cls} (이 CPU는 bf16 연산 미지원): fp32 의 절반 메모리, "
         "토큰마다 절반의 바이트만 읽습니다",
     ),
     "gpu_most_free": (

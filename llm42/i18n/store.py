@@ -55,8 +55,14 @@ STORE: dict[str, tuple[str, str]] = {
         "이전에 변환해 둔 GGUF 모델을 불러옵니다: {path}",
     ),
     "gguf_converted": (
-        "converted the GGUF model once to {path}; later starts load that",
-        "GGUF 모델을 {path} 로 한 번 변환했습니다; 다음부터는 그것을 불러옵니다",
+        "converted the {gguf:.0f} MB GGUF model once to {path} ({mb:.0f} MB of {dtype} weights); "
+        "later starts load that",
+        "{gguf:.0f} MB GGUF 모델을 {path} 로 한 번 변환했습니다 ({dtype} 가중치 {mb:.0f} MB); "
+        "다음부터는 그것을 불러옵니다",
+    ),
+    "gguf_bigger": (
+        "a GGUF's quantized weights are unpacked for PyTorch, so they take more room; --quantize int4 keeps them small",
+        "GGUF 의 양자화된 가중치는 PyTorch 용으로 풀려서 더 커집니다; --quantize int4 로 작게 유지하세요",
     ),
     "pickle_only": (
         "{path} has only pickle weights ({file}), and unpickling can run code: convert them to safetensors, "

@@ -12,8 +12,9 @@ import torch
 from .backend import Response, collect
 from .conversation import Dialog, Role
 from .cpu import native
+from .cpu.flags import cpu_threads
 from .cpu.tuning import Kernels, cached, tune
-from .device import cpu_threads, probe
+from .device import probe
 from .download import fetch
 from .generate import PromptCache, open_cache
 from .gguf import converted_before, from_converted, read_once

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from llm42.device import cpu_flags
+from llm42.cpu.flags import cpu_flags
 from tests.support.cli import ROOT, cli_env, run_cli
 
 NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the probe sees a CPU without bf16

@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import LlamaConfig
 
-from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, cpu_supports_fp16, estimate_bytes
+from llm42.cpu.flags import cpu_supports_fp16
+from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, estimate_bytes
 
 GB = 1024**3
 CFG_42DOT = LlamaConfig(
@@ -161,7 +162,7 @@ def test_cgroup_v1_without_a_limit_and_no_cgroup_at_all(tmp_path):
 def test_the_cpu_class_is_named_as_its_maker_names_it():
     """The device line says which instruction sets the kernels use: PyTorch's capability (forced lower by
     ATEN_CPU_CAPABILITY), and the bf16, VNNI and AMX units oneDNN and llm42's kernels use where it is AVX512."""
-    from llm42.device import cpu_class
+    from llm42.cpu.flags import cpu_class
 
     sapphire = "avx2 avx512f avx512_bf16 avx512_vnni amx_bf16 amx_tile fma"
     assert cpu_class(sapphire, "AVX512", True) == "AVX512-BF16, VNNI, AMX"

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
+from llm42.cpu.flags import cpu_threads
 from llm42.cpu.threads import EARLY, LONGEST, LOOK, ThreadChooser
-from llm42.device import cpu_threads
 
 QUIET = {1: 0.017, 2: 0.010}  # a quiet 2-core machine: two threads win
 BUSY = {1: 0.020, 2: 0.060}  # one core held by another process: every parallel region waits for it

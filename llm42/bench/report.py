@@ -82,7 +82,7 @@ def machine_line(device: str) -> str:
     import torch
 
     from ..cpu import native
-    from ..device import cpu_name, cpu_threads
+    from ..cpu.flags import cpu_name, cpu_threads
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"

@@ -105,7 +105,7 @@ def run_llama_cpp(width: str, new_tokens: int) -> dict:
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
-    from ..device import cpu_threads
+    from ..cpu.flags import cpu_threads
     from .llamacpp import gguf_of
 
     model, threads = bench_model(), cpu_threads()

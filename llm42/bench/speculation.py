@@ -80,7 +80,7 @@ def run_llama_cpp(gguf: Path, tokenizer_dir: str, sets: dict[str, list[str]], lo
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
     from transformers import AutoTokenizer
 
-    from ..device import cpu_threads
+    from ..cpu.flags import cpu_threads
     from ..settings import SamplingSettings
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)

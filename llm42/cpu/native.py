@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch  # first: its OpenMP runtime is the one the kernels then share
 
-from ..device import cpu_flags
 from ..paths import cache_dir
+from .flags import cpu_flags
 
 SOURCE = Path(__file__).parent / "kernels.c"
 VERSION = 4  # llm42_kernels_version() of the source this module speaks to

@@ -17,10 +17,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..decode import attend, decode_layers, gemv, supported
-from ..device import cpu_flags
 from ..kvcache import KVCache
 from ..paths import cache_dir
 from . import native
+from .flags import cpu_flags
 from .memory import keep_freed_memory
 
 CACHE_FILE = cache_dir() / "kernels.json"

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..device import cpu_supports_bf16
 from . import native
+from .flags import cpu_supports_bf16
 
 WIDEN_ROWS = 64  # below this, the bf16 matmul costs less than widening the weight (34 vs 80 ms at 16 rows)
 

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from llm42.transcript import append_line
+from llm42.chat.transcript import append_line
 
 
 def read_jsonl(path: Path) -> list[dict]:

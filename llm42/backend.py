@@ -41,6 +41,16 @@ class Backend(Protocol):
     device: str  # "cpu", "cuda:0", "mps" or "remote"
     window: int  # the context window in tokens; 0 when a server fits the context itself
     sampling_defaults: dict  # the sampling values the model's own files set (generation_config.json); {}: none
+    endpoint: str | None  # a server's URL (recorded, so --resume finds it again); None for a local model
+    speculate: bool  # drafting from the conversation is on (only where llm42's own decode step runs)
+
+    def set_speculate(self, on: bool) -> bool:
+        """/set speculate: turn drafting on or off; whether it is on now (always off where it cannot run)."""
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """The tokens `text` takes in the prompt; None where the tokenizer is the server's, unseen from here."""
+        ...
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
         """Stream the reply to the dialog's last user message."""

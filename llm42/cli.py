@@ -8,10 +8,10 @@ import signal
 import sys
 
 from .args import parse_args
+from .chat.signals import discard_typeahead, interrupted_while_starting, on_interrupt_while_starting, on_terminate
 from .errors import Llm42Error
 from .i18n import set_language, t
 from .settings import Settings
-from .signals import discard_typeahead, interrupted_while_starting, on_interrupt_while_starting, on_terminate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,14 +48,14 @@ def interrupted() -> int:
 
 
 def run(settings: Settings) -> int:
-    from .chat import Chat, Options
-    from .commands import system_
+    from .chat.commands import system_
+    from .chat.files import read_text
+    from .chat.loop import Chat, Options
+    from .chat.record import Record, list_text
+    from .chat.transcript import find, first_event, newest_first
+    from .chat.ui import UI
     from .conversation import Dialog
-    from .files import read_text
     from .paths import history_dir
-    from .record import Record, list_text
-    from .transcript import find, first_event, newest_first
-    from .ui import UI
 
     folder = history_dir(settings.conversations.history_dir)
     if settings.conversations.list:
@@ -74,7 +74,7 @@ def run(settings: Settings) -> int:
         text = read_prompt_file(settings.chat.prompt_file)
     files = [read_text(path) for path in settings.chat.file or []]
     if not settings.remote.endpoint:
-        from .source import locate
+        from .model.source import locate
 
         locate(
             settings.model.name, settings.model.revision, settings.model.trust_remote_code, settings.model.allow_pickle
@@ -92,7 +92,7 @@ def run(settings: Settings) -> int:
         backend.name,
         write=settings.conversations.history,
         mode=mode,
-        endpoint=getattr(backend, "base_url", None),
+        endpoint=backend.endpoint,
         warn=lambda why: ui.warn(t("transcript_failed", why=why)),
     )
     options = Options(
@@ -177,7 +177,7 @@ def open_local(settings: Settings, ui):
     """The local backend: device chosen, model loaded (and saved quantized if asked); (engine, the longest reply)."""
     with ui.status(t("importing")):  # transformers is imported later, and only for a model llm42's Llama cannot run
         from .engine import open_engine
-    from .saved import save_quantized
+    from .model.saved import save_quantized
 
     fit = "max_new_tokens" not in settings.sampling_flags
     engine, p, _ = open_engine(

@@ -13,20 +13,20 @@ from .backend import Response, collect
 from .conversation import Dialog, Role
 from .cpu import native
 from .cpu.flags import cpu_threads
-from .cpu.tuning import Kernels, cached, tune
-from .device import probe
-from .download import fetch
-from .generate import PromptCache, open_cache
-from .gguf import converted_before, from_converted, read_once
+from .gen.generate import PromptCache, open_cache
+from .gen.speculate import Speculation, speculation_for
+from .gen.stream import stream_reply
+from .gen.tuning import Kernels, cached, tune
 from .i18n import t
-from .loader import load_config, load_model, model_sampling, stop_token_ids
+from .model.device import probe
+from .model.download import fetch
+from .model.gguf import converted_before, from_converted, read_once
+from .model.loader import load_config, load_model, model_sampling, stop_token_ids
+from .model.plan import LoadPlan, plan
+from .model.saved import saved_kind
+from .model.source import Source, locate
 from .paths import cache_dir, cache_problem
-from .plan import LoadPlan, plan
-from .saved import saved_kind
 from .settings import ModelSettings, SamplingSettings
-from .source import Source, locate
-from .speculate import Speculation, speculation_for
-from .stream import stream_reply
 from .template import ChatFormat, chat_format, fit
 
 
@@ -50,6 +50,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.cache = self.cache or open_cache(self.model, self.window, self.kernels)
+
+    endpoint = None  # a local model
 
     def set_speculate(self, on: bool) -> bool:
         """/set speculate: on where llm42's own step runs (its costs measured now if not yet); whether it is on."""

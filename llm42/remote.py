@@ -52,6 +52,7 @@ class RemoteEngine:
     window: int = 0  # unknown: the server fits the context
     sampling_defaults: dict = field(default_factory=dict)  # the server applies its own
     device: str = "remote"
+    speculate: bool = False  # the server decodes: nothing to draft here
     extras_ok: bool = True
     client: object = field(init=False, repr=False)
 
@@ -65,6 +66,16 @@ class RemoteEngine:
 
     def default_system(self) -> str | None:
         return None  # the server's template decides, unseen from here
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    def set_speculate(self, on: bool) -> bool:
+        return False
+
+    def count_tokens(self, text: str) -> int | None:
+        return None  # the server's tokenizer
 
     @property
     def name(self) -> str:

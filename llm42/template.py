@@ -62,7 +62,7 @@ class Fitted:
 # block drop costs one prefill of what is kept; the turns after it then extend the cached prompt (a short
 # prefill each) until the window is full again. Keeping half means a full prefill at most once per half a
 # window of new text (llama.cpp's context shift also discards half), while the model still sees half a
-# window of history: measured in tests/soak.py (README: Long conversations).
+# window of history: measured with tools/soak.py (README: Long chats).
 KEEP = 0.5
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Sealed: nothing the suite runs writes into the user's own folders. Conversations go to a folder of this run, the
 # cache (compiled kernels, kernel choices, converted models) to one the tests own and keep between runs. Set before
-# any test module is imported (llm42.cpu.tuning reads the cache folder at import), and inherited by every CLI the
+# any test module is imported (llm42.gen.tuning reads the cache folder at import), and inherited by every CLI the
 # tests start; a test that needs a folder of its own still passes --history-dir or LLM42_CACHE.
 _HISTORY = tempfile.mkdtemp(prefix="llm42-test-history-")
 atexit.register(shutil.rmtree, _HISTORY, ignore_errors=True)

@@ -4,13 +4,13 @@ what it keeps, what it writes down. The subprocess tests on real models are the 
 from dataclasses import dataclass, field
 
 from llm42.backend import Response
-from llm42.chat import Chat, Options
+from llm42.chat.loop import Chat, Options
+from llm42.chat.record import Record
+from llm42.chat.transcript import load
+from llm42.chat.ui import UI
 from llm42.conversation import Dialog, Role
-from llm42.record import Record
 from llm42.settings import SamplingSettings
 from llm42.template import ContextError
-from llm42.transcript import load
-from llm42.ui import UI
 
 
 @dataclass
@@ -23,9 +23,18 @@ class Scripted:
     window: int = 1000
     seen: list[list[str]] = field(default_factory=list)  # the user messages of each request
     finish: str = "stop"
+    sampling_defaults: dict = field(default_factory=dict)
+    endpoint: str | None = None
+    speculate: bool = False
 
     def default_system(self):
         return None
+
+    def set_speculate(self, on: bool) -> bool:
+        return False
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(text.split())
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from llm42.tokenizer import Tokenizer
+from llm42.model.tokenizer import Tokenizer
 from tests.support.cli import leave, run_cli, spawn_cli, stop_a_reply_then_ask_again
 
 
@@ -331,7 +331,7 @@ def test_a_models_own_sampling_defaults_apply_where_no_flag_gives_one(tiny42, tm
     import json
     import shutil
 
-    from llm42.transcript import load
+    from llm42.chat.transcript import load
 
     model = tmp_path / "model"
     shutil.copytree(tiny42, model)

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from llm42.transcript import load
+from llm42.chat.transcript import load
 from tests.support.cli import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
 
 
@@ -371,8 +371,8 @@ def test_export_and_save_never_replace_or_invent_and_history_marks_every_typed_l
 
 
 def test_list_leaves_out_empty_chats_and_help_shows_every_argument(tmp_path):
-    from llm42.commands import help_text
-    from llm42.record import list_text
+    from llm42.chat.commands import help_text
+    from llm42.chat.record import list_text
 
     (tmp_path / "2026-12-01-100000-aaaa.jsonl").write_text('{"event": "start", "model": "m", "mode": "chat"}\n')
     (tmp_path / "2026-12-01-100001-bbbb.jsonl").write_text(

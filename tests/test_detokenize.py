@@ -2,7 +2,7 @@
 
 import pytest
 
-from llm42.detokenize import StreamDecoder
+from llm42.gen.detokenize import StreamDecoder
 
 TEXTS = [
     "한국의 수도는 서울입니다. 서울은 한강을 끼고 있는 대도시입니다.",

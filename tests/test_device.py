@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig
 
 from llm42.cpu.flags import cpu_supports_fp16
-from llm42.device import DeviceError, Gpu, Machine, cgroup_room, choose, estimate_bytes
+from llm42.model.device import DeviceError, Gpu, Machine, cgroup_room, choose, estimate_bytes
 
 GB = 1024**3
 CFG_42DOT = LlamaConfig(

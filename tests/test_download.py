@@ -94,8 +94,8 @@ def test_gguf_is_converted_once_and_said(smollm2_gguf, tmp_path):
         folder = Path(said.group(2))
         weights = next(folder.glob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:4096])  # a copy llm42 made, damaged: dropped, to be made again
-        from llm42.gguf import from_converted
-        from llm42.source import locate
+        from llm42.model.gguf import from_converted
+        from llm42.model.source import locate
 
         src, told = locate(str(gguf)), []
         assert from_converted(src, __import__("torch").bfloat16, told.append) is None and not folder.exists()
@@ -113,7 +113,7 @@ def test_a_gguf_file_by_another_name_is_known_by_its_content(smollm2_gguf, tmp_p
     """A renamed GGUF download (no .gguf suffix) is read as a GGUF; any other file is said to be no model."""
     import os
 
-    from llm42.source import LoadError, locate
+    from llm42.model.source import LoadError, locate
 
     renamed = tmp_path / "smollm2-download"
     os.symlink(smollm2_gguf, renamed)

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from llm42.transcript import load
+from llm42.chat.transcript import load
 from tests.support.cli import one_turn_then_a_long_reply, run_cli, spawn_cli
 
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm42.detokenize import StreamDecoder
-from llm42.stops import StopFilter
+from llm42.gen.detokenize import StreamDecoder
+from llm42.gen.stops import StopFilter
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from llm42.generate import generate_steps, open_cache
-from llm42.penalty import Scope
+from llm42.gen.generate import generate_steps, open_cache
+from llm42.gen.penalty import Scope
 from llm42.settings import SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=40)
@@ -172,7 +172,7 @@ def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
     from transformers import AutoModelForCausalLM
 
     from llm42.cpu import native
-    from llm42.quantize import quantize_model
+    from llm42.model.quantize import quantize_model
 
     if native.library() is None:
         pytest.skip("no C compiler: PyTorch's kernels are the only ones")
@@ -188,7 +188,7 @@ def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
                     reference.get_submodule(name).weight.data = m.dequantize(torch.float32)
         errors = {}
         for own in (False, True):
-            from llm42.cpu.tuning import Kernels
+            from llm42.gen.tuning import Kernels
 
             k = Kernels(own_matmuls=["Linear", "Int8Linear"] if own else [], own_attention=own)
             cache, ref = open_cache(model, 512, k), open_cache(reference, 512)

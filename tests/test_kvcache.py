@@ -2,8 +2,8 @@
 
 import torch
 
-from llm42.cpu.tuning import Kernels, tune
-from llm42.generate import generate_steps, open_cache
+from llm42.gen.generate import generate_steps, open_cache
+from llm42.gen.tuning import Kernels, tune
 from llm42.settings import SamplingSettings
 
 
@@ -55,7 +55,7 @@ def test_a_kernel_choice_file_of_another_shape_is_measured_again(tmp_path):
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from llm42.cpu.tuning import cached
+    from llm42.gen.tuning import cached
 
     model = LlamaForCausalLM(
         LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, vocab_size=300)

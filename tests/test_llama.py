@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from llm42 import llama
-from llm42.generate import generate_steps, open_cache
-from llm42.kvcache import KVCache
+from llm42.gen.generate import generate_steps, open_cache
+from llm42.gen.kvcache import KVCache
+from llm42.model.tokenizer import Tokenizer
 from llm42.settings import SamplingSettings
 from llm42.template import chat_format
-from llm42.tokenizer import Tokenizer
 
 # fp32 sums of up to ~1.5k products taken in another order (a weight at another alignment picks another kernel
 # path) differ by a few ulps of the largest partial sums; through 30 layers that stays far below 1e-4 of the logits'
@@ -160,5 +160,5 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "transformers" or m ==
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     first, second = done.stdout.splitlines()[-2:]
-    assert first.startswith("llm42.llama llm42.tokenizer ") and "Paris" in first
+    assert first.startswith("llm42.model.llama llm42.model.tokenizer ") and "Paris" in first
     assert second == "[]"

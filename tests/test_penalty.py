@@ -1,7 +1,7 @@
 """What the repetition penalty covers, on hand-made token ids: the reply's recent tokens, less those that go on
 quoting the prompt where the reply has not quoted that part yet; or 42dot's scope, everything."""
 
-from llm42.penalty import Scope
+from llm42.gen.penalty import Scope
 
 PROMPT = [1, 2, 3, 4, 5, 6, 7, 8, 9]  # a text (1-7), then the template's tail (8 9)
 

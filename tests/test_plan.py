@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from llm42.device import Machine
 from llm42.errors import UsageError
-from llm42.plan import plan
+from llm42.model.device import Machine
+from llm42.model.plan import plan
 from llm42.settings import ModelSettings
 from tests.test_device import CFG_42DOT, GB, gpu
 

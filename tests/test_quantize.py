@@ -5,8 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from llm42.cpu.layers import Int4Linear, Int8Linear
-from llm42.quantize import quantize_checkpoint, quantize_model
-from llm42.saved import load_quantized, save_quantized
+from llm42.model.quantize import quantize_checkpoint, quantize_model
+from llm42.model.saved import load_quantized, save_quantized
 from tests.support.cli import run_cli
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"

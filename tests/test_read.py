@@ -3,7 +3,7 @@ meets read right, what is not text refused in one line, the transcript holding w
 
 import re
 
-from llm42.transcript import load
+from llm42.chat.transcript import load
 from tests.support.cli import run_cli
 
 KOREAN = "회의록: 오늘 회의는 세 시에 시작했습니다.\nThe meeting started at three.\n"
@@ -84,8 +84,8 @@ def test_speculation_shows_in_the_meter_and_stats_and_can_be_turned_off(smollm2,
 
 def test_each_file_shows_its_own_count_and_the_same_file_is_attached_once(smollm2, tmp_path):
     """Per file its own tokens, the total apart; the same file again is said, not attached twice."""
-    from llm42.files import attach
-    from llm42.tokenizer import Tokenizer
+    from llm42.chat.files import attach
+    from llm42.model.tokenizer import Tokenizer
 
     tok = Tokenizer.read(smollm2)
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"

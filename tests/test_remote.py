@@ -10,8 +10,8 @@ import time
 import jinja2.sandbox
 import pytest
 
+from llm42.chat.transcript import load
 from llm42.template import TEMPLATE_42DOT
-from llm42.transcript import load
 from tests.support import fake_server
 from tests.support.cli import ROOT, Screen, cli_env, run_cli, spawn_cli, stop_a_reply_then_ask_again
 from tests.support.serve import start_server, stop_server

@@ -10,8 +10,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from llm42.penalty import Scope
-from llm42.sampling import pick
+from llm42.gen.penalty import Scope
+from llm42.gen.sampling import pick
 from llm42.settings import SamplingSettings
 
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from llm42.generate import generate_steps, open_cache
-from llm42.lookup import Lookup
+from llm42.gen.generate import generate_steps, open_cache
+from llm42.gen.lookup import Lookup
+from llm42.gen.speculate import PROBE_EVERY, Speculation
 from llm42.settings import SamplingSettings
-from llm42.speculate import PROBE_EVERY, Speculation
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=60)
 CHEAP = [1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.4, 1.5, 1.6]  # verify costs in steps: weights dominate

@@ -1,6 +1,6 @@
 """Stop strings: held while they might start, dropped when complete, released when not."""
 
-from llm42.stops import StopFilter
+from llm42.gen.stops import StopFilter
 
 
 def run(chunks, stops=("<human>:",)):

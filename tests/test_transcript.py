@@ -1,7 +1,7 @@
 """Transcripts on disk: replay, torn lines, unanswered messages, write failures."""
 
+from llm42.chat.transcript import Transcript, export_markdown, find, load
 from llm42.conversation import Dialog, Role
-from llm42.transcript import Transcript, export_markdown, find, load
 
 
 def test_events_replay_into_the_dialog(tmp_path):

@@ -20,7 +20,7 @@ import pexpect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm42.transcript import load  # noqa: E402
+from llm42.chat.transcript import load  # noqa: E402
 from tests.support.cli import spawn_cli  # noqa: E402
 
 PROMPT_CLOSED = "\x1b[?2004l"  # prompt_toolkit turns bracketed paste off when it returns the line

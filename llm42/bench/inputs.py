@@ -32,8 +32,8 @@ def quantized_model(kind: str) -> Path:
     """The bench model quantized and saved once, as `--save-quantized` would (call it outside a timed process)."""
     from transformers import AutoTokenizer
 
-    from ..quantize import quantize_checkpoint
-    from ..saved import FORMAT, QUANT_FILE, save_quantized
+    from ..model.quantize import quantize_checkpoint
+    from ..model.saved import FORMAT, QUANT_FILE, save_quantized
 
     path = quantized_path(kind)
     marker = path / QUANT_FILE

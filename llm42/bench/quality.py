@@ -27,8 +27,8 @@ def load(model_path: str, mode: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ..cpu.tuning import tune
-    from ..quantize import quantize_model
+    from ..gen.tuning import tune
+    from ..model.quantize import quantize_model
 
     dtype = torch.float32 if mode == "fp32" else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
@@ -55,7 +55,7 @@ def perplexity(model, ids: list[int], window: int = 1024) -> float:
 
 
 def greedy(model, tokenizer, prompt: str, n: int = 48) -> list[int]:
-    from ..generate import generate_steps, open_cache
+    from ..gen.generate import generate_steps, open_cache
     from ..settings import SamplingSettings
 
     ids = tokenizer.apply_chat_template(

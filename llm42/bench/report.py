@@ -32,7 +32,7 @@ def table(results: dict[str, dict], memory: str = "peak RSS GB") -> str:
         f"{'follow-up TTFT':>15} {memory:>12} {'vs llama.cpp (decode, TTFT@1024)':>34}"
     )
     lines = [head, "-" * len(head)]
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
     for name, r in results.items():
         if "skipped" in r:
             lines.append(f"{name:<15} skipped: {r['skipped']}")

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..device import peak_memory_gb
+from ..model.device import peak_memory_gb
 from .inputs import bench_model, prompt_ids, prompts
 from .timing import points, timed
 
@@ -70,7 +70,7 @@ def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int =
     import torch
 
     from ..engine import open_engine
-    from ..generate import generate_steps
+    from ..gen.generate import generate_steps
     from ..settings import ModelSettings, SamplingSettings
 
     start = time.perf_counter()

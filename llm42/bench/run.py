@@ -47,7 +47,7 @@ def worker(config: str, new_tokens: int, device: str, long_context: int = 0) -> 
     """One configuration, measured in this process."""
     import torch
 
-    from ..device import peak_memory_gb
+    from ..model.device import peak_memory_gb
     from .rows import run_hf, run_llama_cpp, run_llm42
 
     if config.startswith("hf-"):

@@ -117,8 +117,8 @@ def verify_costs(widths=("bf16", "int8", "int4")) -> dict[str, list[float]]:
     import gc
 
     from ..engine import open_engine
+    from ..gen.speculate import measure
     from ..settings import ModelSettings
-    from ..speculate import measure
     from .inputs import bench_model, quantized_model
 
     out = {}
@@ -197,8 +197,8 @@ def main(args) -> int:
     print("measuring llm42, speculation off and auto", file=sys.stderr)
     results.update(run_llm42(str(gguf), args.quantize, sets))
     if can_import("llama_cpp") and gguf.suffix == ".gguf":
-        from ..gguf import conversions
-        from ..source import locate
+        from ..model.gguf import conversions
+        from ..model.source import locate
         from .llamacpp import gguf_of
 
         folder = next(p for p in sorted(conversions(locate(str(gguf))).glob("*")) if (p / "config.json").is_file())

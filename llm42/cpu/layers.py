@@ -145,10 +145,10 @@ class Int4Linear(nn.Module):
         32), else PyTorch's on its own packing."""
         if native.library() is not None:
             q, sz, g = self.qweight, self.scales_zeros, self.group
-            mm = lambda x: native.gemm_int4(q, sz, g, x)  # noqa: E731
+            mm = lambda x: native.gemm_int4(q, sz, g, x)
         else:
             (packed, sz), g = self.torch_packed(), self.group
-            mm = lambda x: torch._weight_int4pack_mm_for_cpu(x, packed, g, sz)  # noqa: E731
+            mm = lambda x: torch._weight_int4pack_mm_for_cpu(x, packed, g, sz)
         b = self.bias
         return mm if b is None else (lambda x: mm(x) + b)
 

@@ -1,6 +1,6 @@
-"""llm42's own CPU kernels for decode steps (native/decode_kernels.c), built once for this CPU with the
+"""llm42's own CPU kernels for decode steps (cpu/kernels.c), built once for this CPU with the
 system's C compiler and loaded with ctypes. Without a compiler, or where they measure slower than PyTorch's
-(kernels.py decides, per machine), PyTorch's kernels run instead."""
+(gen/tuning.py decides, per machine), PyTorch's kernels run instead."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import Llm42Error
-from .i18n import t
+from ..errors import Llm42Error
+from ..i18n import t
 
 
 class LoadError(Llm42Error):

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cpu.layers import Int4Linear, Int8Linear
-from .cpu.memory import release_free_memory
-from .errors import Llm42Error
-from .i18n import t
-from .paths import cache_dir, trim_models, used
+from ..cpu.layers import Int4Linear, Int8Linear
+from ..cpu.memory import release_free_memory
+from ..errors import Llm42Error
+from ..i18n import t
+from ..paths import cache_dir, trim_models, used
 from .quantize import finish, place, quantize_checkpoint, skeleton
 
 QUANT_FILE = "llm42_quant.json"

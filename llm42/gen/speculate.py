@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .cpu.tuning import keeper, remembered
+from .tuning import keeper, remembered
 
 SIZES = (1, 2, 3, 4, 6, 8)  # drafted tokens whose verify is timed; the others are interpolated
 DEPTH = max(SIZES)  # the longest draft

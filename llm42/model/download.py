@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from .i18n import t
+from ..i18n import t
 from .source import (
     ALWAYS,
     PICKLES,

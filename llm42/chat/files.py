@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import UsageError
-from .i18n import t
+from ..errors import UsageError
+from ..i18n import t
 
 MOST_BYTES = 8 * 1024 * 1024  # far more than any context window takes; the token count decides below that
 ENCODINGS = ("utf-8", "cp949")  # cp949 is EUC-KR and the rest of Windows' Korean code page

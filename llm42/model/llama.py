@@ -206,7 +206,7 @@ class Llama(nn.Module):
     @torch.inference_mode()
     def forward(self, input_ids: torch.Tensor, **_) -> SimpleNamespace:
         """transformers' call on a whole sequence [1, n], no cache (evaluation, tests): `.logits` [1, n, vocab]."""
-        from .kvcache import KVCache
+        from ..gen.kvcache import KVCache
 
         kv = KVCache(self.config, input_ids.shape[1], self.dtype, self.device)
         kv.begin(input_ids.shape[1])

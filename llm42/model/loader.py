@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..i18n import t
 from . import llama
 from .checkpoint import Damaged
 from .download import silent
 from .gguf import converted_before, keep_converted
-from .i18n import t
 from .llama import Config
 from .source import LoadError, Source, first_line, has_weights, hint, hub_reachable, offline_error
 from .tokenizer import Tokenizer
@@ -58,7 +58,7 @@ def load_model(
     arithmetic, its bf16 layers take their prefill through fp32 (widen.py)."""
     model, tokenizer = _load_model(src, device, dtype, quantize, info, keep)
     if device == "cpu":
-        from .cpu.widen import widen_prefill
+        from ..cpu.widen import widen_prefill
 
         widen_prefill(model)
     return model, tokenizer
@@ -99,7 +99,7 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
         folder = keep_converted(model, tokenizer, src, dtype)
         if folder is not None:
-            mb = lambda files: sum(f.stat().st_size for f in files) / 1e6  # noqa: E731
+            mb = lambda files: sum(f.stat().st_size for f in files) / 1e6
             size = mb(folder.glob("*.safetensors"))
             info(
                 t(

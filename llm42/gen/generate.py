@@ -8,16 +8,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .cpu.threads import ThreadChooser
-from .cpu.tuning import Kernels
+from ..cpu.threads import ThreadChooser
+from ..settings import SamplingSettings
 from .cudagraph import capture
 from .decode import Decoder, supported
 from .kvcache import KVCache
 from .lookup import Lookup
 from .penalty import Scope
 from .sampling import Drawn, pick
-from .settings import SamplingSettings
 from .speculate import Speculation
+from .tuning import Kernels
 
 
 @dataclass

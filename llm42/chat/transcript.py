@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .conversation import Dialog, Role
-from .errors import Llm42Error
+from ..conversation import Dialog, Role
+from ..errors import Llm42Error
+from ..i18n import t
 from .files import typed
-from .i18n import t
 
 VERSION = 1
 
@@ -117,7 +117,7 @@ def _replay(out: Loaded, ev: dict) -> None:
     """One event into the dialog, every field's type checked first (TypeError when it is not what llm42 writes).
     Events of kinds this version does not know are passed over (a later version's)."""
     kind = ev["event"]
-    optional_text = lambda v: v is None or isinstance(v, str)  # noqa: E731
+    optional_text = lambda v: v is None or isinstance(v, str)
     if kind == "start":
         if not optional_text(ev.get("system")) or not isinstance(ev.get("settings") or {}, dict):
             raise TypeError(kind)
@@ -205,7 +205,6 @@ class Summary:
 
     id: str
     path: Path
-    started: float  # seconds since the epoch
     mode: str
     first: str  # the first message, as the user wrote it
     turns: int  # replies in the conversation as it stands
@@ -224,14 +223,12 @@ def summaries(folder: Path) -> list[Summary]:
         message, files = typed(next((m.content for m in loaded.dialog.messages if m.role is Role.USER), ""))
         first = f"{message} [{', '.join(files)}]" if files else message  # what was typed, and the files read for it
         turns = sum(1 for m in loaded.dialog.messages if m.role is Role.ASSISTANT)
-        when = start.get("time")
-        when = float(when) if type(when) in (int, float) else path.stat().st_mtime
         mode = start.get("mode") if isinstance(start.get("mode"), str) else "chat"
         try:
             active = path.stat().st_mtime
-        except OSError:
-            active = when
-        out.append(Summary(path.stem, path, when, mode, first, turns, active))
+        except OSError:  # removed meanwhile: when it began
+            active = float(start["time"]) if type(start.get("time")) in (int, float) else 0.0
+        out.append(Summary(path.stem, path, mode, first, turns, active))
     return out
 
 

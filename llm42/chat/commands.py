@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .conversation import Role
+from ..conversation import Role
+from ..errors import UsageError
+from ..i18n import t
+from ..settings import SAMPLING_NAMES, parse_number
 from .disk import export_, list_, load_, read_, save_
-from .errors import UsageError
-from .i18n import t
 from .session import Session
-from .settings import SAMPLING_NAMES, parse_number
 
 
 def help_(chat: Session, arg: str) -> None:
@@ -95,7 +95,7 @@ def set_(chat: Session, arg: str) -> None:
                 chat.ui.set_markdown(flag)  # stays off where there is no terminal to draw on
             elif name == "status":
                 chat.options.status = flag
-            elif not hasattr(chat.backend, "set_speculate") or flag != chat.backend.set_speculate(flag):
+            elif flag != chat.backend.set_speculate(flag):
                 chat.ui.warn(t("speculate_local"))
                 return
             shown = _shown(chat.settings_dict()[name])

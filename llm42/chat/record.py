@@ -7,8 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .conversation import Dialog
-from .i18n import t
+from ..conversation import Dialog
+from ..i18n import t
 from .transcript import Loaded, Transcript, find, load, note_active, summaries
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..i18n import t
 from .files import FileError, attach, read_text
-from .i18n import t
 from .record import list_text
 from .session import Session
 from .transcript import Transcript, TranscriptError, export_markdown
@@ -74,13 +74,13 @@ def read_(chat: Session, arg: str) -> None:
     if (name, text) in chat.attached:
         chat.ui.info(t("read_again", name=name))
         return
-    window, count = chat.backend.window, getattr(chat.backend, "count_tokens", None)
-    total = count(attach([*chat.attached, (name, text)], "")) if count else None
+    window, count = chat.backend.window, chat.backend.count_tokens
+    total = count(attach([*chat.attached, (name, text)], ""))
     if total is not None and window and total > window - chat.sampling.max_new_tokens - 16:
         chat.ui.warn(t("read_too_long", name=name, n=total, window=window, max_new=chat.sampling.max_new_tokens))
         return
     chat.attached.append((name, text))
-    tokens = t("read_tokens", n=count(attach([(name, text)], ""))) if count else ""  # this file's own
+    tokens = t("read_tokens", n=count(attach([(name, text)], ""))) if total is not None else ""  # this file's own
     chat.ui.info(t("read_done", name=name, chars=len(text), tokens=tokens))
     if len(chat.attached) > 1:
         chat.ui.info(t("read_total", k=len(chat.attached), n=total) if total is not None else t("read_total_files"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cpu.layers import Int4Linear, Int8Linear
-from .cpu.memory import release_free_memory
+from ..cpu.layers import Int4Linear, Int8Linear
+from ..cpu.memory import release_free_memory
 
 KINDS = {"int8": Int8Linear, "int4": Int4Linear}
 

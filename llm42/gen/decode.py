@@ -1,5 +1,5 @@
 """One token through a Llama-family decoder, written out (gpt-fast style): each matmul straight to its kernel
-(PyTorch's or llm42's own, as kernels.py measured), attention for one query without a general attention
+(PyTorch's or llm42's own, as gen/tuning.py measured), attention for one query without a general attention
 kernel's overhead, rotary tables computed once, no transformers Python in the loop.
 
 The same maths as transformers' LlamaForCausalLM, op for op where it matters (RMSNorm in fp32, rotary in the
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cpu import native
+from ..cpu import native
 from .kvcache import KVCache
 
 
@@ -90,7 +90,7 @@ class Decoder:
 
     def __init__(self, model: nn.Module, kv: KVCache, own_matmuls: list[str] = (), own_attention: bool = False):
         """`own_matmuls` (layer kinds, e.g. "Int8Linear"), `own_attention`: llm42's C kernels for those
-        (kernels.py measures which is faster on this machine)."""
+        (gen/tuning.py measures which is faster on this machine)."""
         c = model.config
         self.kv, self.dtype = kv, model.dtype
         self.heads, self.kv_heads, self.head_dim = c.num_attention_heads, kv.heads, kv.head_dim
@@ -101,7 +101,7 @@ class Decoder:
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
         built = native.library() is not None
-        chosen = lambda p: type(p).__name__ in own_matmuls  # noqa: E731
+        chosen = lambda p: type(p).__name__ in own_matmuls
         # a step's products are the fastest measured; a verify pass's are llm42's wherever they are built, which round
         # each row as llm42's one-row kernels do (tuning prefers those where they are about as fast, so that
         # speculation gives exactly the tokens of plain decoding)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .settings import SamplingSettings
+from ..settings import SamplingSettings
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..i18n import t
+from ..settings import ModelSettings, UsageError, reply_fits
 from .device import SHORT, Machine, choose, estimate_bytes, gib
-from .i18n import t
-from .settings import ModelSettings, UsageError, reply_fits
 
 WEIGHT_BYTES = {"int8": 1.05, "int4": 0.6}  # bytes per weight, scales included
 
@@ -53,7 +53,7 @@ def plan(
     kind = saved or m.quantize
     if kind != "none" and m.dtype not in ("auto", "bfloat16"):
         notes.append(t("no_effect_dtype", dtype=m.dtype, kind=kind))
-    need = lambda dt, tokens: estimate_bytes(config, dt, tokens, WEIGHT_BYTES.get(kind))  # noqa: E731
+    need = lambda dt, tokens: estimate_bytes(config, dt, tokens, WEIGHT_BYTES.get(kind))
     choice = choose("cpu" if kind != "none" and m.device == "auto" else m.device, m.dtype, machine, need, window)
     if kind != "none" and choice.device != "cpu":
         raise UsageError(t("quantize_cpu_only", device=choice.device))

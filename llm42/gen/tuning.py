@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..decode import attend, decode_layers, gemv, supported
-from ..kvcache import KVCache
+from ..cpu import native
+from ..cpu.flags import cpu_flags
+from ..cpu.memory import keep_freed_memory
 from ..paths import cache_dir
-from . import native
-from .flags import cpu_flags
-from .memory import keep_freed_memory
+from .decode import attend, decode_layers, gemv, supported
+from .kvcache import KVCache
 
 CACHE_FILE = cache_dir() / "kernels.json"
 SAME = 1.05  # within 5 %, llm42's own kernel is taken for a decode step (the verify pass rounds as it does)

@@ -11,9 +11,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from .cpu.flags import capability, cpu_class, cpu_flags, cpu_supports_bf16, cpu_supports_fp16
-from .errors import Llm42Error
-from .i18n import t
+from ..cpu.flags import capability, cpu_class, cpu_flags, cpu_supports_bf16, cpu_supports_fp16
+from ..errors import Llm42Error
+from ..i18n import t
 
 GiB = 1024**3
 DTYPE_BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}

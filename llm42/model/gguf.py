@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .i18n import t
-from .paths import cache_dir, trim_models, used
+from ..i18n import t
+from ..paths import cache_dir, trim_models, used
 from .source import Source
 
 if TYPE_CHECKING:

@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 
-from .backend import Backend, Collector, Response
+from ..backend import Backend, Collector, Response
+from ..conversation import Dialog, Role
+from ..errors import Llm42Error, UsageError
+from ..i18n import t
+from ..settings import SAMPLING_NAMES, SamplingSettings, check_sampling, reply_fits
 from .commands import COMMANDS, Command, parse
-from .conversation import Dialog, Role
-from .errors import Llm42Error, UsageError
 from .files import attach
-from .i18n import t
 from .record import Record
 from .render import safe
-from .settings import SAMPLING_NAMES, SamplingSettings, check_sampling, reply_fits
+from .session import Options, Turn
 from .signals import install as install_signals
 from .signals import leaving, stoppable
 from .ui import UI
 
 MASHING = 1.0  # s after a reply during which Ctrl+C at the prompt neither arms nor quits (a person stopping it)
-
-
-@dataclass
-class Turn:
-    """A reply as it ended: its text, its figures (None if stopped before the first token) and why."""
-
-    text: str
-    stats: Response | None
-    interrupted: bool  # stopped by Ctrl+C or a lost connection: kept, marked
 
 
 def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug: bool = False) -> Turn:
@@ -74,16 +66,6 @@ def debug_report(r: Response, device: str) -> dict:
         "decode_tokens_per_s": round(r.decode_tps, 2),
         "peak_memory_gb": round(r.peak_memory_gb, 3),
     }
-
-
-@dataclass
-class Options:
-    """How much the chat shows besides the replies, and which sampling settings the user fixed by flag."""
-
-    debug: bool = False
-    status: bool = True  # the context meter after each reply
-    verbose: bool = False  # time to first token and tokens/s in the meter
-    pinned: set[str] = field(default_factory=set)  # sampling flags a resumed conversation's settings do not override
 
 
 class Chat:
@@ -215,7 +197,7 @@ class Chat:
     # the record -------------------------------------------------------------------------------
     def settings_dict(self) -> dict:
         switches = {"markdown": self.ui.markdown, "status": self.options.status}
-        speculate = "auto" if getattr(self.backend, "speculate", False) else "off"  # as --speculate names it
+        speculate = "auto" if self.backend.speculate else "off"  # as --speculate names it
         return {**asdict(self.sampling), **switches, "speculate": speculate}
 
     def log(self, event: str, **data) -> None:

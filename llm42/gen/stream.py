@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import torch
 
-from .backend import Response
+from ..backend import Response
+from ..model.device import peak_memory_gb
+from ..settings import SamplingSettings
 from .detokenize import StreamDecoder, piece
-from .device import peak_memory_gb
 from .generate import PromptCache, generate_steps
-from .settings import SamplingSettings
 from .speculate import Speculation
 from .stops import StopFilter
 

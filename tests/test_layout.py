@@ -111,3 +111,12 @@ def test_every_file_a_docstring_or_comment_names_exists():
             if not known:
                 stale.append(f"{p.relative_to(root)}: {ref}")
     assert not stale, stale
+
+
+def test_pip_install_ships_every_package():
+    """`pip install .` installs the packages pyproject.toml lists: every folder with an __init__.py is there."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found == listed

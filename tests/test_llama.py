@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from llm42 import llama
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.kvcache import KVCache
+from llm42.model import llama
 from llm42.model.tokenizer import Tokenizer
 from llm42.settings import SamplingSettings
 from llm42.template import chat_format

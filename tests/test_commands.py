@@ -9,6 +9,8 @@ import pytest
 from llm42.chat.transcript import load
 from tests.support.cli import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 def chat(smollm2, history, lines, *args, **env):
     r = run_cli(

@@ -11,6 +11,8 @@ import pytest
 from llm42.cpu.flags import cpu_flags
 from tests.support.cli import ROOT, cli_env, run_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the probe sees a CPU without bf16
 # Each class reruns what depends on the kernels; saving and reloading (test_quantize's layer_by_layer) is the same
 # tensor arithmetic on every class and runs once, in the main suite. The plain class checks llm42's plain-C kernels

@@ -9,6 +9,8 @@ import pytest
 from tests.support.cli import leave, run_cli, spawn_cli
 from tests.support.hub_server import serve
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 @pytest.fixture
 def hub(tiny42, tmp_path):

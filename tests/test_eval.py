@@ -10,6 +10,8 @@ from eval.common import read_jsonl
 from eval.judge import Unparsed, parse_scores
 from tests.support.cli import ROOT, cli_env
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 METRICS = ["Accuracy", "Robustness", "Fairness", "Bias", "Toxicity", "Efficiency"]
 
 

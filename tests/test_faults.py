@@ -12,6 +12,8 @@ import torch
 from llm42.chat.transcript import load
 from tests.support.cli import one_turn_then_a_long_reply, run_cli, spawn_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 def copy_model(src, dst, **config_changes):
     shutil.copytree(src, dst)

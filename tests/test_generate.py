@@ -1,10 +1,13 @@
 """Generation against transformers' own generate, and the prompt cache against a fresh prefill."""
 
+import pytest
 import torch
 
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.penalty import Scope
 from llm42.settings import SamplingSettings
+
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=40)
 

@@ -8,6 +8,8 @@ import pytest
 
 from tests.support.cli import ROOT, cli_env
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 @pytest.mark.slow
 def test_a_chat_past_its_window_stays_fast_and_keeps_every_turn(smollm2):

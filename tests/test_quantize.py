@@ -9,6 +9,8 @@ from llm42.model.quantize import quantize_checkpoint, quantize_model
 from llm42.model.saved import load_quantized, save_quantized
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
 

@@ -3,8 +3,12 @@ meets read right, what is not text refused in one line, the transcript holding w
 
 import re
 
+import pytest
+
 from llm42.chat.transcript import load
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
 KOREAN = "회의록: 오늘 회의는 세 시에 시작했습니다.\nThe meeting started at three.\n"
 

@@ -16,6 +16,8 @@ from tests.support import fake_server
 from tests.support.cli import ROOT, Screen, cli_env, run_cli, spawn_cli, stop_a_reply_then_ask_again
 from tests.support.serve import start_server, stop_server
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 def remote(server, *args, stdin="", history=None):
     url, _ = server

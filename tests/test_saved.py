@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 ASK = ["--temperature", "0", "--max-new-tokens", "12", "--no-history", "--prompt", "What is the capital of France?"]
 
 

@@ -11,6 +11,8 @@ import pytest
 from tests.support import fake_server
 from tests.support.cli import Screen, run_cli, spawn_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 POEM = [
     "An old silent pond\n",
     "A frog jumps into the pond\n",

@@ -11,6 +11,8 @@ from llm42.gen.lookup import Lookup
 from llm42.gen.speculate import PROBE_EVERY, Speculation
 from llm42.settings import SamplingSettings
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 GREEDY = SamplingSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=60)
 CHEAP = [1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.4, 1.5, 1.6]  # verify costs in steps: weights dominate
 ALWAYS = Speculation.seeing(CHEAP, rate=1 - 1e-6, passes=1e6)  # acceptance near 1: the longest drafts every time

@@ -10,6 +10,8 @@ import pytest
 from llm42.bench.randmodel import TINY_42DOT, build_42dot, train_tokenizer
 from tests.support.cli import ROOT, cli_env, run_cli
 
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
 
 def tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

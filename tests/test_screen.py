@@ -36,13 +36,20 @@ def words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z0-9']+", text)
 
 
-def test_markdown_keeps_line_breaks_and_list_numbers(fake, tmp_path):
+def asked(fake, tmp_path, reply: list[str], message: str) -> Screen:
+    """A chat with the scripted server: `message` sent, and its reply (which ends in "Done") on the screen."""
     url, handler = fake
-    handler.reply = POEM
+    handler.reply = reply
     screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
     screen.expect(">>>")
-    screen.child.sendline("A haiku, then two fruits.")
+    screen.child.sendline(message)
     screen.expect("Done")
+    return screen
+
+
+def test_markdown_keeps_line_breaks_and_list_numbers(fake, tmp_path):
+    url, handler = fake
+    screen = asked(fake, tmp_path, POEM, "A haiku, then two fruits.")
     handler.reply = ["Three steps:\n", "\n", "1."]  # a reply that ends at a bare list number, as one stopped there
     screen.expect(">>>")
     screen.child.sendline("And the steps?")
@@ -133,12 +140,7 @@ CODE = ["Here it is:\n", "\n", "def reverse_string(s):\n", "    return s[::-1]\n
 def test_code_without_a_fence_keeps_its_indentation_on_screen(fake, tmp_path):
     """The model wrote a function without a code fence: the indented line keeps its four spaces on the screen, as
     in /history and the transcript (as a paragraph, Markdown strips them and the copied code breaks)."""
-    url, handler = fake
-    handler.reply = CODE
-    screen = Screen(spawn_cli("--endpoint", url, "--history-dir", str(tmp_path)))
-    screen.expect(">>>")
-    screen.child.sendline("Reverse a string in Python.")
-    screen.expect("Done")
+    screen = asked(fake, tmp_path, CODE, "Reverse a string in Python.")
     screen.leave()
     lines = screen.lines()
     at = next(i for i, line in enumerate(lines) if "def reverse_string(s):" in line)

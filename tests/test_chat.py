@@ -33,8 +33,10 @@ class Scripted:
     def set_speculate(self, on: bool) -> bool:
         return False
 
+    counts: bool = True  # False: tokens unknown here, as with a server's tokenizer
+
     def count_tokens(self, text: str) -> int | None:
-        return len(text.split())
+        return len(text.split()) if self.counts else None
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
@@ -146,3 +148,18 @@ def test_stats_after_a_reply_stopped_before_it_finished(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[reply stopped]" in err and "reply tokens       2 (stopped)" in err
     assert chat.dialog.messages[-1].interrupted and chat.dialog.messages[-1].content == "xxxx"
+
+
+def test_read_says_each_file_and_the_total_also_where_tokens_cannot_be_counted(tmp_path, capsys):
+    """A server's tokenizer is unseen from here: each file is said without a count, and two of them as two files."""
+    (tmp_path / "a.txt").write_text("alpha beta\n")
+    (tmp_path / "b.txt").write_text("gamma\n")
+    for counts, first, total in (
+        (True, "read a.txt: 11 characters (5 tokens)", "attached to your next message: 2 files, 9 tokens in all"),
+        (False, "read a.txt: 11 characters;", "attached to your next message: 2 files"),
+    ):
+        chat, _ = chat_with(tmp_path / str(counts), [], counts=counts)
+        chat.handle(f"/read {tmp_path / 'a.txt'}")
+        chat.handle(f"/read {tmp_path / 'b.txt'}")
+        err = capsys.readouterr().err
+        assert first in err and total in err and len(chat.attached) == 2

@@ -83,7 +83,8 @@ def read_(chat: Session, arg: str) -> None:
     tokens = t("read_tokens", n=count(attach([(name, text)], ""))) if total is not None else ""  # this file's own
     chat.ui.info(t("read_done", name=name, chars=len(text), tokens=tokens))
     if len(chat.attached) > 1:
-        chat.ui.info(t("read_total", k=len(chat.attached), n=total) if total is not None else t("read_total_files"))
+        k = len(chat.attached)
+        chat.ui.info(t("read_total", k=k, n=total) if total is not None else t("read_total_files", k=k))
 
 
 def _folder_exists(chat: Session, path: Path) -> bool:

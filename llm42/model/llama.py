@@ -188,16 +188,6 @@ class Llama(nn.Module):
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
-    def save_pretrained(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        if self.config.tie_word_embeddings:
-            state.pop("lm_head.weight", None)
-        save_file(state, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
-        self.config.save_pretrained(folder)
-        self.generation_config.save_pretrained(folder)
-
     @torch.inference_mode()
     def prefill(self, input_ids: torch.Tensor, kv) -> torch.Tensor:
         """input_ids [1, m] after the kv.n cached positions (kv.begin(m) done); the logits [1, vocab] after the last."""

@@ -14,12 +14,12 @@ SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 
 class Tokenizer:
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, config: dict):
+        """`config`: the folder's tokenizer_config.json."""
         from tokenizers import Tokenizer as Backend
 
         self.folder = Path(folder)
         self.backend = Backend.from_file(str(self.folder / "tokenizer.json"))
-        config = _json(self.folder / "tokenizer_config.json")
         special = {**_json(self.folder / "special_tokens_map.json"), **config}
         self.special = {k: _text(special.get(k)) for k in SPECIAL if _text(special.get(k))}
         template = self.folder / "chat_template.jinja"
@@ -36,17 +36,13 @@ class Tokenizer:
         if not isinstance(config.get("chat_template", ""), str):  # a list of named templates
             return None
         try:
-            return cls(folder)
+            return cls(folder, config)
         except Exception:  # a tokenizer.json this tokenizers version cannot read
             return None
 
     @property
     def eos_token_id(self) -> int | None:
         return self.token_id(self.special.get("eos_token"))
-
-    @property
-    def bos_token_id(self) -> int | None:
-        return self.token_id(self.special.get("bos_token"))
 
     def token_id(self, token: str | None) -> int | None:
         return None if token is None else self.backend.token_to_id(token)

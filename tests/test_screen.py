@@ -161,3 +161,16 @@ def test_a_one_shot_prompt_in_a_terminal_renders_markdown(fake, tmp_path):
     assert "28" in row and "|" not in row  # drawn as a table, not the Markdown source
     r = run_cli(*args)
     assert "| Emily | 28 |" in r.stdout.decode()
+
+
+FENCED = ["Here:\n", "\n", "```python\n", "def add(a, b):\n", "    return a + b\n", "```\n", "\n", "Done."]
+
+
+def test_a_code_block_streams_in_a_fence_and_keeps_its_indentation(fake, tmp_path):
+    """A fenced code block is drawn while it is still open (each redraw renders an unclosed fence) and then whole."""
+    screen = asked(fake, tmp_path, FENCED, "Add two numbers in Python.")
+    text = screen.leave()
+    lines = screen.lines()
+    at = next(i for i, line in enumerate(lines) if "def add(a, b):" in line)
+    assert lines[at + 1][lines[at].index("def") :].rstrip() == "    return a + b"
+    assert "Traceback" not in text and "Error" not in text

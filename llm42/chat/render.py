@@ -49,22 +49,24 @@ def fence_code(markup: str) -> str:
     paragraph, Markdown strips the indentation of its later lines, and the code copied off the screen breaks. A
     paragraph is code here where an indented line follows one that opens a block or goes on (`:`, `{`, `(`, `,`)."""
     out: list[str] = []
-    block: list[str] = []
-    fence = None
-    for line in [*markup.split("\n"), None]:
-        mark = "" if line is None else line.lstrip()[:3]
-        if fence is None and (line is None or not line.strip() or mark in ("```", "~~~")):
-            out += ["```", *block, "```"] if _code_like(block) else block
-            block = []
-            fence = mark if mark in ("```", "~~~") else None
-        elif fence is not None and line.strip() == fence:
-            fence = None
-        elif fence is None:
-            block.append(line)
-            continue
-        if line is not None:
+    block: list[str] = []  # the open paragraph
+    fence = None  # inside a fence the model wrote: its mark
+    for line in markup.split("\n"):
+        mark = line.lstrip()[:3]
+        if fence is not None:  # the model's own code block (still open while it streams): as it is
             out.append(line)
-    return "\n".join(out)
+            fence = None if line.strip() == fence else fence
+        elif mark in ("```", "~~~") or not line.strip():  # the paragraph ends
+            out += _fenced(block)
+            out.append(line)
+            block, fence = [], mark if mark in ("```", "~~~") else None
+        else:
+            block.append(line)
+    return "\n".join(out + _fenced(block))
+
+
+def _fenced(block: list[str]) -> list[str]:
+    return ["```", *block, "```"] if _code_like(block) else block
 
 
 def _code_like(lines: list[str]) -> bool:

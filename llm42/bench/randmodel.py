@@ -190,10 +190,12 @@ def write_weights(model, path: Path, say) -> None:
 
     import torch
 
+    from ..model.checkpoint import DTYPES
+
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    names = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+    names = {dtype: name for name, dtype in DTYPES.items()}  # the names safetensors gives dtypes
     header, at = {"__metadata__": {"format": "pt"}}, 0
     for k, v in state.items():
         n = v.numel() * v.element_size()

@@ -73,7 +73,7 @@ class Checkpoint:
         path, info, base = self.where[key]
         start, end = info["data_offsets"]
         out = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]])
-        raw = out.view(-1).view(torch.uint8) if out.numel() else out.view(torch.uint8)
+        raw = out.view(-1).view(torch.uint8)
         if raw.numel() != end - start:
             raise Damaged(f"{path.name}: {key} has {end - start} bytes for {raw.numel()}")
         if raw.numel():

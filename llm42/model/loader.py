@@ -99,18 +99,10 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
         model.hf_quantizer = None  # GGUF weights arrive dequantized: a plain model now
         folder = keep_converted(model, tokenizer, src, dtype)
         if folder is not None:
-            mb = lambda files: sum(f.stat().st_size for f in files) / 1e6
-            size = mb(folder.glob("*.safetensors"))
-            info(
-                t(
-                    "gguf_converted",
-                    path=folder,
-                    gguf=mb([Path(src.path) / src.gguf_file]),
-                    mb=size,
-                    dtype=str(dtype).removeprefix("torch."),
-                )
-            )
-            if quantize == "none" and size > 1.5 * mb([Path(src.path) / src.gguf_file]):
+            gguf = (Path(src.path) / src.gguf_file).stat().st_size / 1e6
+            size = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 1e6
+            info(t("gguf_converted", path=folder, gguf=gguf, mb=size, dtype=str(dtype).removeprefix("torch.")))
+            if quantize == "none" and size > 1.5 * gguf:
                 info(t("gguf_bigger"))
     if quantize != "none":
         quantize_model(model, quantize)

@@ -201,10 +201,13 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                     x[j * body + i + h * 8 + q] = bf16(x16[j * k + i + h * 4 + q]);
                     x[j * body + i + h * 8 + 4 + q] = bf16(x16[j * k + i + 8 + h * 4 + q]);
                 }
+    /* rows of x in groups of at most 4, as even as they go (9 rows as 3 + 3 + 3, not 4 + 4 + 1: a group of one
+     * row waits on its two accumulators' latency and cost about as much as a group of four) */
+    int64_t groups = (m + 3) / 4, g = (m + groups - 1) / groups;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
-        for (int64_t j0 = 0; j0 < m; j0 += 4) {
-            switch (m - j0 < 4 ? m - j0 : 4) {
+        for (int64_t j0 = 0; j0 < m; j0 += g) {
+            switch (m - j0 < g ? m - j0 : g) {
             case 1: block_bf16(w, x, x16, y, r, j0, 1, n, k, body); break;
             case 2: block_bf16(w, x, x16, y, r, j0, 2, n, k, body); break;
             case 3: block_bf16(w, x, x16, y, r, j0, 3, n, k, body); break;

@@ -23,6 +23,7 @@ class Response:
     top: list[tuple[str, float]] | None = field(default=None, repr=False)  # --debug: the top-5 candidates
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens served from the cache of earlier turns
+    restored_tokens: int = 0  # of those, read from the KV kept on disk by an earlier run (or an earlier chat)
     dropped_turns: int = 0  # oldest turns left out to fit the window
     generation_tokens: int = 0
     ttft: float = 0.0  # seconds from the request to the first token
@@ -50,6 +51,10 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int | None:
         """The tokens `text` takes in the prompt; None where the tokenizer is the server's, unseen from here."""
+        ...
+
+    def stored(self) -> tuple[int, int] | None:
+        """(tokens, bytes) of this chat's KV kept on disk for the next run; None where none is kept."""
         ...
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:

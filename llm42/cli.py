@@ -180,8 +180,11 @@ def open_local(settings: Settings, ui):
     from .model.saved import save_quantized
 
     fit = "max_new_tokens" not in settings.sampling_flags
+    m = settings.model
+    if not settings.conversations.history:  # nothing of the conversation on disk: its token ids and KV neither
+        m = dataclasses.replace(m, kv_cache_gb=0)
     engine, p, _ = open_engine(
-        settings.model, settings.sampling.max_new_tokens, fit_reply=fit, status=ui.status, info=ui.info, warn=ui.warn
+        m, settings.sampling.max_new_tokens, fit_reply=fit, status=ui.status, info=ui.info, warn=ui.warn
     )
     ui.info(t("loaded_in", s=since_start()))
     if settings.output.debug:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -13,7 +16,9 @@ from .backend import Response, collect
 from .conversation import Dialog, Role
 from .cpu import native
 from .cpu.flags import cpu_threads
+from .errors import UsageError
 from .gen.generate import PromptCache, open_cache
+from .gen.kvstore import MAGIC, KVStore, limit_bytes
 from .gen.speculate import Speculation, speculation_for
 from .gen.stream import stream_reply
 from .gen.tuning import Kernels, cached, tune
@@ -23,6 +28,7 @@ from .model.download import fetch
 from .model.gguf import converted_before, from_converted, read_once
 from .model.loader import load_config, load_model, model_sampling, stop_token_ids
 from .model.plan import LoadPlan, plan
+from .model.saved import FORMAT as SAVED_FORMAT
 from .model.saved import saved_kind
 from .model.source import Source, locate
 from .paths import cache_dir, cache_problem
@@ -63,6 +69,9 @@ class Engine:
     def default_system(self) -> str | None:
         return self.fmt.default_system()
 
+    def stored(self) -> tuple[int, int] | None:
+        return self.cache.store.summary() if self.cache.store is not None else None
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -85,6 +94,31 @@ class Engine:
         )
 
 
+def kv_key(model, src: Source, p: LoadPlan, kernels: Kernels) -> str:
+    """What the numbers in a KV cache depend on, as one key: the model's files (names, sizes, times), how it was
+    loaded (dtype, quantization and its format, device), PyTorch, llm42's kernels and the choice among them, the
+    KV layout. The chat template is not in it: stored KV is matched token id by token id."""
+    root = Path(src.path)
+    files = sorted(f for f in root.iterdir() if f.is_file()) if root.is_dir() else []
+    if src.gguf_file:
+        files = [root / src.gguf_file]
+    c = model.config
+    parts = {
+        "source": (src.path, src.revision),
+        "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
+        "dtype": str(p.dtype),
+        "quantize": (p.quantize, SAVED_FORMAT),
+        "device": str(model.device),
+        "gpu": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "",
+        "torch": torch.__version__,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "kernels": (native.VERSION, native.target(), repr(kernels)),
+        "layout": (c.num_hidden_layers, getattr(c, "num_key_value_heads", None), getattr(c, "head_dim", None)),
+        "format": MAGIC.hex(),
+    }
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
 def _mark(dialog: Dialog, turns: int) -> int:
     """A fingerprint of the dialog's first `turns` turns (an /undo, /load or /reset changes it)."""
     return hash(tuple((m.role, m.content) for turn in dialog.turns()[:turns] for m in turn))
@@ -105,6 +139,8 @@ def open_engine(
     `status(text)` is a context manager shown while waiting (a spinner), `info(text)` a one-line note,
     `warn(text)` one about a flag that has no effect. Everything that can be checked is, before loading."""
     warn = warn or info
+    if m.kv_cache_gb is not None and not m.kv_cache_gb >= 0:
+        raise UsageError(t("bad_kv_cache", v=m.kv_cache_gb))
     src = locate(m.name, m.revision, m.trust_remote_code, m.allow_pickle)
     if m.device == "cpu" or (m.device == "auto" and not torch.cuda.is_available()):
         native.prefetch()  # a first start compiles llm42's kernels beside the loading
@@ -116,12 +152,14 @@ def open_engine(
         for note in p.notes:
             warn(note)
         info(p.line)
-        return load(p, src, m.name, status, info, warn, keep=not m.save_quantized)
+        return load(p, src, m.name, status, info, warn, keep=not m.save_quantized, kv_gb=m.kv_cache_gb)
 
 
-def load(p: LoadPlan, src: Source, name: str, status, info, warn, keep: bool = True) -> tuple[Engine, LoadPlan, float]:
+def load(
+    p: LoadPlan, src: Source, name: str, status, info, warn, keep: bool = True, kv_gb: float | None = None
+) -> tuple[Engine, LoadPlan, float]:
     """Carry out the plan: fetch, load (converting a GGUF, quantizing: the quantized copy kept in the cache unless
-    `keep` is False), choose the kernels, open the cache."""
+    `keep` is False), choose the kernels, open the cache and the KV kept on disk (at most `kv_gb`, see kvstore)."""
     if p.device == "cpu":
         torch.set_num_threads(cpu_threads())
     if (why := cache_problem()) is not None:
@@ -149,6 +187,8 @@ def load(p: LoadPlan, src: Source, name: str, status, info, warn, keep: bool = T
         cache = open_cache(model, p.window, kernels, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
+    if (limit := limit_bytes(kv_gb)) > 0 and cache_problem() is None:
+        cache.store = KVStore(cache_dir() / "kv", kv_key(model, src, p, kernels), cache.kv, limit)
     speculation = speculation_for(cache) if p.speculate else None
     engine = Engine(
         model,

@@ -77,6 +77,9 @@ class RemoteEngine:
     def count_tokens(self, text: str) -> int | None:
         return None  # the server's tokenizer
 
+    def stored(self) -> tuple[int, int] | None:
+        return None  # the server keeps its own cache
+
     @property
     def name(self) -> str:
         return self.model or ""

@@ -104,6 +104,13 @@ class ModelSettings:
         "draft tokens from the conversation and verify several in one pass where that measures faster",
         choices=("auto", "off"),
     )
+    kv_cache_gb: float | None = opt(
+        None,
+        "keep up to GB of chats' KV cache on disk, so a resumed chat or a repeated prompt starts at once "
+        "(default: $LLM42_KV_CACHE_GB or 4; 0 keeps none)",
+        "GB",
+        number=True,
+    )
     save_quantized: str | None = opt(
         None, "with --quantize: save the quantized model, so --model-path DIR starts without quantizing", "DIR"
     )

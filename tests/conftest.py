@@ -24,6 +24,7 @@ _HISTORY = tempfile.mkdtemp(prefix="llm42-test-history-")
 atexit.register(shutil.rmtree, _HISTORY, ignore_errors=True)
 os.environ["LLM42_HISTORY_DIR"] = _HISTORY
 os.environ["LLM42_CACHE"] = str(CACHE / "llm42-cache")
+os.environ["LLM42_KV_CACHE_GB"] = "0"  # no KV kept between runs: each test's prompts prefill as written (test_kvstore)
 
 
 def _cached(name: str, build) -> Path:

@@ -38,6 +38,9 @@ class Scripted:
     def count_tokens(self, text: str) -> int | None:
         return len(text.split()) if self.counts else None
 
+    def stored(self):
+        return None
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
         if "too long" in dialog.messages[-1].content:

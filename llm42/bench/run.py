@@ -128,9 +128,14 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure the speed a user meets instead: first and second start, a first reply beside a busy core",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="measure resuming a 3,000-token chat instead, with and without the KV kept on disk (bf16, int4)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="with --start: first replies per condition")
     p.add_argument("--model-path", default=None, help="with --speculate or --start: another model (default: SmolLM2)")
-    p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate")
+    p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate or --resume")
     p.add_argument("--no-verify-costs", action="store_true", help="with --speculate: skip the 42dot-shape costs")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
@@ -150,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         from .start import main as start
 
         return start(args)
+    if args.resume:
+        from .resume import main as resume
+
+        return resume(args)
     if args.worker:
         print(json.dumps(worker(args.worker, args.new_tokens, args.device, args.long_context)))
         return 0

@@ -127,6 +127,8 @@ def stats_(chat: Session, arg: str) -> None:
             used=r.prompt_tokens + r.generation_tokens,
             window=f" / {window}" if window else "",
         )
+        + (t("stats_restored", n=r.restored_tokens) if r.restored_tokens else "")
+        + (t("stats_stored", n=kept[0], mb=kept[1] / 2**20) if (kept := chat.backend.stored()) else "")
         + (t("stats_spec", drafted=r.drafted, accepted=r.accepted) if r.drafted else "")
     )
 

@@ -58,6 +58,7 @@ def debug_report(r: Response, device: str) -> dict:
     return {
         "prompt_tokens": r.prompt_tokens,
         "reused_prompt_tokens": r.reused_tokens,
+        "restored_prompt_tokens": r.restored_tokens,
         "dropped_turns": r.dropped_turns,
         "completion_tokens": r.generation_tokens,
         "finish_reason": r.finish_reason,

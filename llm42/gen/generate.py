@@ -13,6 +13,7 @@ from ..settings import SamplingSettings
 from .cudagraph import capture
 from .decode import Decoder, supported
 from .kvcache import KVCache
+from .kvstore import KVStore
 from .lookup import Lookup
 from .penalty import Scope
 from .sampling import Drawn, pick
@@ -47,6 +48,8 @@ class PromptCache:
         self.reused = 0  # prompt tokens the last prefill took from the cache
         self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
         self.threads = ThreadChooser(torch.get_num_threads()) if model.device.type == "cpu" else None
+        self.store: KVStore | None = None  # the KV kept on disk between runs (engine.py opens it)
+        self.restored = 0  # of `reused`, tokens read from that store
 
     @property
     def path(self) -> str:
@@ -68,6 +71,8 @@ class PromptCache:
         """Crop to the part of `prompt` already cached; return its length. That is all of `prompt` only when the
         last prefill ended exactly there (its logits are kept: /regen starts from the very same numbers, so a
         greedy reply repeats itself), else at least one token is left to feed."""
+        if self.store is not None:
+            self.store.wait()  # the last reply's KV is still being written out: the buffers stay as they are till then
         if self.kv.n > len(self.ids):  # a step or verify stopped (Ctrl+C) after writing, before recording its tokens
             self.rewind()
         elif self.kv.n < len(self.ids):
@@ -78,11 +83,26 @@ class PromptCache:
             n += 1
         if n == len(prompt) and (self.last is None or self.last[0] != n):
             n -= 1
+        self.restored = 0
+        if self.store is not None and n < len(prompt) - 1 and (n == 0 or n < len(self.ids)):  # a new chat, or
+            # one that goes another way than the cached one (/load, /undo): a longer prefix may be stored
+            if (got := self.store.restore(prompt, self.kv, n)) > n:
+                self.ids, self.last, self.restored = prompt[:got], None, got
+                n = got
+            elif self.kv.n < n:  # a stored file that failed to read midway took the cached prefix with it
+                self.reset()
+                n = 0
         self.crop(n)
         if self.last is not None and self.last[0] > n:
             self.last = None
         self.reused = n
         return n
+
+    def keep(self) -> None:
+        """After a reply: what it added goes to the store on disk (written beside the chat; the next prefill waits
+        for it)."""
+        if self.store is not None:
+            self.store.save(self.ids, self.kv)
 
     @torch.inference_mode()
     def feed(self, ids: list[int]) -> torch.Tensor:

@@ -48,7 +48,7 @@ def stream_reply(
         now = time.perf_counter()
         if r.generation_tokens == 0:
             first = now
-            r.reused_tokens, r.ttft = cache.reused, now - start
+            r.reused_tokens, r.restored_tokens, r.ttft = cache.reused, cache.restored, now - start
         r.generation_tokens += 1
         r.drafted, r.accepted = r.drafted + step.drafted, r.accepted + step.accepted
         if r.generation_tokens > 1:
@@ -67,6 +67,7 @@ def stream_reply(
         r.text = text
         if r.finish_reason:
             r.peak_memory_gb = peak_memory_gb(device)
+            cache.keep()
             yield r
             return
         yield replace(r)

@@ -160,6 +160,14 @@ CHAT: dict[str, tuple[str, str]] = {
         "추측 디코딩에는 llm42 의 자체 디코드 단계가 필요합니다: CPU 에서 도는 Llama 계열 모델",
     ),
     "timing_spec": (" · {accepted}/{drafted} drafted tokens accepted", " · 추측 토큰 {drafted}개 중 {accepted}개 채택"),
+    "stats_restored": (
+        "\n  read from disk     {n} of the cached tokens (KV kept by an earlier run)",
+        "\n  디스크에서 읽음    캐시 토큰 중 {n} (이전 실행이 남긴 KV)",
+    ),
+    "stats_stored": (
+        "\n  kept on disk       {n} tokens of KV, {mb:.1f} MB (for the next run)",
+        "\n  디스크에 보관      KV {n} 토큰, {mb:.1f} MB (다음 실행용)",
+    ),
     "stats_spec": (
         "\n  drafted tokens     {drafted} ({accepted} accepted)",
         "\n  추측 토큰          {drafted} (채택 {accepted})",

@@ -17,6 +17,10 @@ START: dict[str, tuple[str, str]] = {
         "repeat last n must be a number of the reply's tokens, or -1 for the prompt and the whole reply; got {v}",
         "repeat last n 은 응답의 토큰 수이거나, 프롬프트와 응답 전체를 뜻하는 -1 이어야 합니다; 받은 값 {v}",
     ),
+    "bad_kv_cache": (
+        "--kv-cache-gb must be 0 (keep none) or more, got {v}",
+        "--kv-cache-gb 는 0(보관 안 함) 이상이어야 합니다, 받은 값 {v}",
+    ),
     "bad_max_new": ("max new tokens must be >= 1, got {v}", "max new tokens 는 1 이상이어야 합니다, 받은 값 {v}"),
     "not_whole": ("{name} must be a whole number, got {text!r}", "{name} 는 정수여야 합니다, 받은 값 {text!r}"),
     "not_number": ("{name} must be a number, got {text!r}", "{name} 는 숫자여야 합니다, 받은 값 {text!r}"),

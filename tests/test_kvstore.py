@@ -1,0 +1,185 @@
+"""The KV cache kept on disk between runs, through the real CLI with SmolLM2: a resumed chat and a repeated one-shot
+prompt start from it, /undo cuts the stored chat back, the size limit holds, and every damaged or busy file is a
+miss that still ends in the reply a run without the store gives (greedy)."""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
+
+QUESTION = "And three fruits?"
+
+
+def own_cache(folder: Path) -> Path:
+    """A cache folder of a test's own (the suite's KV store is off), with the suite's built kernels and kernel
+    choices copied in so that nothing is built or measured again."""
+    suite, own = Path(os.environ["LLM42_CACHE"]), folder / "cache"
+    own.mkdir(parents=True)
+    for name in ("native", "kernels.json"):
+        if (suite / name).is_dir():
+            shutil.copytree(suite / name, own / name)
+        elif (suite / name).is_file():
+            shutil.copy2(suite / name, own / name)
+    return own
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return own_cache(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def two_turns(smollm2, tmp_path_factory) -> dict:
+    """A piped two-turn chat, its stored KV, and the greedy reply to QUESTION after it when resumed without the
+    store; each test takes a copy."""
+    root = tmp_path_factory.mktemp("two-turns")
+    cache, history = own_cache(root), root / "h"
+    _, reports, _ = run(smollm2, cache, history, ["Name three colors.", "And three animals?"])
+    path = transcript(history)
+    chat = path.read_bytes()
+    plain, (p,), _ = run(smollm2, cache, history, [QUESTION], "--resume", str(path), gb="0")
+    path.write_bytes(chat)
+    return dict(root=root, reports=reports, plain=plain, prompt_tokens=p["prompt_tokens"], restored=p)
+
+
+def copy_of(two_turns: dict, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(cache, history, transcript) of a copy of the two-turn chat."""
+    shutil.copytree(two_turns["root"], tmp_path / "copy")
+    cache, history = tmp_path / "copy" / "cache", tmp_path / "copy" / "h"
+    return cache, history, transcript(history)
+
+
+def run(model, cache, history, lines, *args, gb="1"):
+    """A piped greedy run; (stdout, the --debug reports, stderr)."""
+    r = run_cli(
+        "--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", "16", "--temperature", "0",
+        "--debug", *args, stdin="".join(line + "\n" for line in lines), LLM42_CACHE=str(cache), LLM42_KV_CACHE_GB=gb,
+    )  # fmt: skip
+    err = r.stderr.decode()
+    assert r.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    return r.stdout.decode(), [json.loads(m) for m in re.findall(r"^\{\n.*?^\}", err, re.S | re.M)], err
+
+
+def stored(cache) -> list[Path]:
+    return sorted((cache / "kv").glob("*/*.kv"))
+
+
+def transcript(history) -> Path:
+    (path,) = history.glob("*.jsonl")
+    return path
+
+
+def test_resume_starts_from_the_stored_kv_and_replies_as_without_it(smollm2, two_turns, tmp_path):
+    reports = two_turns["reports"]
+    assert [r["restored_prompt_tokens"] for r in reports] == [0, 0]
+    assert two_turns["restored"]["restored_prompt_tokens"] == 0  # the store off
+    cache, history, path = copy_of(two_turns, tmp_path)
+    (kv,) = stored(cache)
+    out, (r,), _ = run(smollm2, cache, history, [QUESTION], "--resume", str(path))
+    assert r["restored_prompt_tokens"] > reports[1]["prompt_tokens"], r  # both turns, the second reply included
+    assert r["reused_prompt_tokens"] == r["restored_prompt_tokens"]
+    assert r["prompt_tokens"] == two_turns["prompt_tokens"]
+    assert out == two_turns["plain"]
+    assert stored(cache) == [kv]  # the resumed chat went on in the same file
+
+
+def test_a_repeated_one_shot_over_the_same_file_prefills_only_the_question(smollm2, cache, tmp_path):
+    doc = tmp_path / "notes.txt"
+    doc.write_text("Meeting notes. " * 40 + "The launch moved to Friday because the printer broke.\n")
+    ask = lambda q, **kw: run(smollm2, cache, tmp_path / "h", [], "--file", str(doc), "--prompt", q, **kw)
+    ask("When is the launch?")
+    out, (r,), _ = ask("Why did the launch move?")
+    plain, (p,), _ = ask("Why did the launch move?", gb="0")
+    assert r["restored_prompt_tokens"] > 0.9 * r["prompt_tokens"] - 20, r  # the system prompt and the file
+    assert out == plain and p["restored_prompt_tokens"] == 0
+    assert len(stored(cache)) == 2  # the second question's chat a file of its own: the first one's kept whole
+
+
+def test_undo_cuts_the_stored_chat_back_and_the_size_limit_holds(smollm2, cache, tmp_path):
+    history = tmp_path / "h"
+    run(smollm2, cache, history, ["Name three colors.", "And three animals?", "/undo", "And three cities?"])
+    path = transcript(history)
+    backup = path.read_bytes()
+    out, (r,), stats = run(smollm2, cache, history, [QUESTION, "/stats"], "--resume", str(path))
+    path.write_bytes(backup)
+    plain, _, plain_stats = run(smollm2, cache, history, [QUESTION, "/stats"], "--resume", str(path), gb="0")
+    assert r["restored_prompt_tokens"] > r["prompt_tokens"] - 20, r  # the turns /undo kept and the one after
+    assert out == plain
+    assert f"read from disk     {r['restored_prompt_tokens']} of the cached tokens" in stats
+    assert "kept on disk" in stats and "kept on disk" not in plain_stats
+    (kv,) = stored(cache)
+    size = kv.stat().st_size
+    limit = size * 1.2 / 2**30  # room for this chat, not for it and another
+    run(smollm2, cache, tmp_path / "other", ["Name three colors, please, and say why."], gb=f"{limit:.9f}")
+    assert sum(p.stat().st_size for p in stored(cache)) <= limit * 2**30
+    assert kv not in stored(cache)  # the least recently used went first
+
+
+def _truncate(kv: Path) -> None:
+    with open(kv, "r+b") as f:
+        f.truncate(kv.stat().st_size - 1000)
+
+
+def _other_key(kv: Path) -> None:
+    data = bytearray(kv.read_bytes())
+    at = data.index(b'"key": "') + 8
+    data[at : at + 4] = b"0000" if data[at : at + 4] != b"0000" else b"1111"
+    kv.write_bytes(bytes(data))
+
+
+def _half_written(kv: Path) -> None:
+    """As a process killed mid-write leaves it: a block whose header still says 0 tokens, its data cut off."""
+    with open(kv, "ab") as f:
+        f.write(b"BLK1" + bytes(4) + (10**6).to_bytes(8, "little") + os.urandom(5000))
+
+
+def _garbage(kv: Path) -> None:
+    kv.write_bytes(os.urandom(3000))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _other_key, _half_written, _garbage, "locked"])
+def test_a_damaged_or_busy_store_is_a_miss_and_the_reply_is_right(smollm2, two_turns, tmp_path, damage):
+    cache, history, path = copy_of(two_turns, tmp_path)
+    (kv,) = stored(cache)
+    if damage == "locked":  # another process is writing it
+        lock = open(kv, "r+b")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    else:
+        damage(kv)
+    out, (r,), _ = run(smollm2, cache, history, [QUESTION], "--resume", str(path))
+    if damage == "locked":
+        lock.close()
+        assert r["restored_prompt_tokens"] == 0
+    elif damage is _truncate:  # the whole blocks before the cut still serve: the first turn
+        assert 0 < r["restored_prompt_tokens"] < r["prompt_tokens"] - 20
+    elif damage is _half_written:  # the whole blocks do: both turns
+        assert r["restored_prompt_tokens"] > r["prompt_tokens"] - 20
+    else:
+        assert r["restored_prompt_tokens"] == 0
+        assert kv not in stored(cache)  # removed, then written again by this run
+    assert out == two_turns["plain"]
+
+
+def test_load_in_a_new_chat_starts_from_the_stored_kv(smollm2, two_turns, tmp_path):
+    cache, history, path = copy_of(two_turns, tmp_path)
+    out, (r,), _ = run(smollm2, cache, tmp_path / "new", [f"/load {path}", QUESTION])
+    assert r["restored_prompt_tokens"] > r["prompt_tokens"] - 20, r
+    assert out == two_turns["plain"]
+
+
+def test_turns_left_out_of_a_small_window_keep_the_reply_as_without_the_store(smollm2, cache, tmp_path):
+    lines = [f"Tell me one fact about the number {i}." for i in range(6)]
+    out, reports, _ = run(smollm2, cache, tmp_path / "a", lines, "--context", "200")
+    plain, plain_reports, _ = run(smollm2, cache, tmp_path / "b", lines, "--context", "200", gb="0")
+    assert any(r["dropped_turns"] for r in reports)  # the window did leave turns out
+    assert out == plain
+    assert [r["prompt_tokens"] for r in reports] == [r["prompt_tokens"] for r in plain_reports]

@@ -112,7 +112,9 @@ def main(args) -> int:
         r["store"] = store_costs(bench_model())
         print(
             f"| {kind} | {r['cold']['prompt_tokens']} | {r['cold']['ttft_s']:.2f} s | {r['resumed']['ttft_s']:.2f} s "
-            f"({r['resumed']['restored_prompt_tokens']} read) | {r['cold']['first_byte_s']:.1f} vs "
+            f"({r['resumed']['restored_prompt_tokens']} read, "
+            f"{r['resumed']['prompt_tokens'] - r['resumed']['restored_prompt_tokens']} prefilled) | "
+            f"{r['cold']['first_byte_s']:.1f} vs "
             f"{r['resumed']['first_byte_s']:.1f} s | {r['again']['ttft_s']:.2f} s vs {r['first']['ttft_s']:.2f} s | "
             f"{r['stored_bytes'] / 2**20:.0f} MB | {r['store']['first_write_s']:.2f} s / "
             f"{r['store']['turn_write_s'] * 1e3:.0f} ms |"

@@ -15,6 +15,11 @@ from . import native, widen
 PREFILL_ROWS = {"int8": 32, "int4": 32}
 
 
+def _for_prefill(layer) -> torch.Tensor:
+    """A quantized layer's weight as bf16 for one many-row product, in the scratch buffer (valid until the next)."""
+    return layer.dequantize(out=widen.scratch((layer.out_features, layer.in_features), torch.bfloat16))
+
+
 class Int8Linear(nn.Module):
     """y = x W^T with W int8 [out, in] and a bf16 scale per output channel; activations stay bf16."""
 
@@ -39,9 +44,10 @@ class Int8Linear(nn.Module):
             out["bias"] = self.bias
         return out
 
-    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The weight as `dtype` [out, in] (bf16: into `out` if given, as a prefill's product does)."""
         if dtype == torch.bfloat16 and self.qweight.is_contiguous() and native.library() is not None:
-            return native.dequant_int8(self.qweight, self.scales)  # the same numbers, in one pass
+            return native.dequant_int8(self.qweight, self.scales, out)  # the same numbers, in one pass
         return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
 
     def product(self, own: bool = False):
@@ -58,7 +64,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] >= PREFILL_ROWS["int8"]:
-            y = widen.linear(x2, self.dequantize())
+            y = widen.linear(x2, _for_prefill(self))
         else:
             y = torch._weight_int8pack_mm(x2, self.qweight, self.scales)
         if self.bias is not None:
@@ -121,10 +127,11 @@ class Int4Linear(nn.Module):
             out["bias"] = self.bias
         return out
 
-    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The weight as `dtype` [out, in] (bf16: into `out` if given, as a prefill's product does)."""
         n, k, g = self.out_features, self.in_features, self.group
         if dtype == torch.bfloat16 and native.library() is not None:
-            return native.dequant_int4(self.qweight, self.scales_zeros, g)  # the same numbers, in one pass
+            return native.dequant_int4(self.qweight, self.scales_zeros, g, out)  # the same numbers, in one pass
         q = unpack_int4(self.qweight).reshape(n, k // g, g).to(dtype)
         scale, zero = self.scales_zeros.to(dtype).unsqueeze(-2).unbind(-1)  # [n, k/g, 1]
         return q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)  # in place, contiguous: 3x faster
@@ -155,7 +162,7 @@ class Int4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] >= PREFILL_ROWS["int4"]:
-            y = widen.linear(x2, self.dequantize())
+            y = widen.linear(x2, _for_prefill(self))
             if self.bias is not None:
                 y = y + self.bias
         else:

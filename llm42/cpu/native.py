@@ -266,24 +266,27 @@ def silu_mul_(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return gate
 
 
-def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """An int8 weight as bf16 [n, k], rounded as PyTorch's qweight.to(bf16) * scales rounds it."""
+def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """An int8 weight as bf16 [n, k] (into `out` if given), rounded as PyTorch's qweight.to(bf16) * scales rounds it."""
     n, k = qweight.shape
-    out = torch.empty(n, k, dtype=torch.bfloat16)
+    out = torch.empty(n, k, dtype=torch.bfloat16) if out is None else out
     _lib.llm42_dequant_int8(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), n, k)
     return out
 
 
-def dequant_int4(q: torch.Tensor, scales_zeros: torch.Tensor, group: int) -> torch.Tensor:
-    """An int4 weight (llm42's layout) as bf16 [n, k], rounded as Int4Linear.dequantize rounds it."""
+def dequant_int4(
+    q: torch.Tensor, scales_zeros: torch.Tensor, group: int, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """An int4 weight (llm42's layout) as bf16 [n, k] (into `out` if given), rounded as Int4Linear.dequantize does."""
     n, k = q.shape[0], q.shape[1] * 2
-    out = torch.empty(n, k, dtype=torch.bfloat16)
+    out = torch.empty(n, k, dtype=torch.bfloat16) if out is None else out
     _lib.llm42_dequant_int4(q.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
     return out
 
 
-def widen_bf16(w: torch.Tensor) -> torch.Tensor:
-    """A contiguous bf16 tensor as fp32 (PyTorch's own conversion ran at a quarter of memory speed on AVX2)."""
-    out = torch.empty(w.shape, dtype=torch.float32)
+def widen_bf16(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """A contiguous bf16 tensor as fp32 (into `out` if given; PyTorch's own conversion ran at a quarter of memory
+    speed on AVX2)."""
+    out = torch.empty(w.shape, dtype=torch.float32) if out is None else out
     _lib.llm42_widen_bf16(w.data_ptr(), out.data_ptr(), w.numel())
     return out

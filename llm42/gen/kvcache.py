@@ -38,6 +38,12 @@ class KVCache:
             new[:, : self.n] = old[:, : self.n]
         self.k, self.v = k, v
 
+    def reserve(self, tokens: int) -> None:
+        """Room for `tokens` positions in all (at most the window), allocated now: a cache filled from elsewhere
+        (kvstore) and about to grow by a prompt is not copied to bigger buffers on the way."""
+        if tokens > self.capacity:
+            self._allocate(min(tokens, self.max_len))
+
     def begin(self, tokens: int) -> None:
         """Make room for `tokens` more; a forward pass then writes them (committed by `commit`)."""
         need = self.n + tokens

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import mmap
 import os
 import struct
 import threading
@@ -131,7 +130,7 @@ class KVStore:
         if best is None:
             return 0
         try:
-            self._load(best, kv, shared)
+            self._load(best, kv, shared, prompt)
         except Busy:
             return 0
         except (OSError, ValueError, RuntimeError, Damaged):
@@ -142,7 +141,7 @@ class KVStore:
         _touch(best.path)
         return shared
 
-    def _load(self, stored: StoredFile, kv: KVCache, n: int) -> None:
+    def _load(self, stored: StoredFile, kv: KVCache, n: int, prompt: list[int]) -> None:
         with open(stored.path, "rb") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -150,21 +149,22 @@ class KVStore:
                 raise Busy from None
             if os.fstat(f.fileno()).st_size < stored.end:
                 raise Damaged("cut short")
-            with mmap.mmap(f.fileno(), stored.end, access=mmap.ACCESS_COPY) as mm:
-                kv.crop(0)
-                kv.begin(n)
-                h, d, dtype = kv.heads, kv.head_dim, kv.dtype
-                for first, count, _, at in stored.blocks:
-                    if first >= n:
-                        break
-                    take = min(count, n - first)
-                    block = torch.frombuffer(mm, dtype=dtype, count=count * self.per_token // dtype.itemsize, offset=at)
-                    block = block.view(kv.layers, 2, h, count, d)
-                    for layer in range(kv.layers):
-                        kv.k[layer][:, first : first + take].copy_(block[layer, 0, :, :take])
-                        kv.v[layer][:, first : first + take].copy_(block[layer, 1, :, :take])
-                    del block
-                kv.commit()
+            kv.crop(0)
+            kv.reserve(2 * len(prompt))  # the prompt's rest and its reply, as the buffers' doubling would
+            kv.begin(n)
+            size = kv.head_dim * kv.dtype.itemsize
+            for first, count, _, at in stored.blocks:
+                if first >= n:
+                    break
+                take = min(count, n - first)
+                for layer in range(kv.layers):  # each head's positions straight into the cache (no copy between)
+                    for j, buffers in enumerate((kv.k, kv.v)):
+                        for h in range(kv.heads):
+                            into = buffers[layer][h, first : first + take].view(torch.uint8).numpy()
+                            where = at + ((2 * layer + j) * kv.heads + h) * count * size
+                            if os.preadv(f.fileno(), [into], where) != into.nbytes:
+                                raise Damaged("cut short")
+            kv.commit()
 
     def save(self, ids: list[int], kv: KVCache) -> None:
         """Store what `ids` (the tokens `kv` holds) add to this run's file, in a thread. The KV buffers must not

@@ -341,7 +341,8 @@ def _env(**extra):
 
 @pytest.mark.slow
 def test_chaos_interrupts_and_kills_lose_nothing(smollm2):
-    """A short chaos run in CI (4 Ctrl+C, 2 kills); `python tools/chaos.py --model ...` runs the full 50 + 20."""
+    """A short chaos run in CI (3 Ctrl+C, 1 kill: each kind of moment is tested on its own elsewhere);
+    `python tools/chaos.py --model ...` runs the full 50 + 20."""
     import subprocess
     import sys
 
@@ -354,9 +355,9 @@ def test_chaos_interrupts_and_kills_lose_nothing(smollm2):
             "--model",
             str(smollm2),
             "--interrupts",
-            "4",
+            "3",
             "--kills",
-            "2",
+            "1",
             "--seed",
             "3",
         ],
@@ -367,5 +368,5 @@ def test_chaos_interrupts_and_kills_lose_nothing(smollm2):
     assert "{" in r.stdout, r.stderr[-3000:]
     report = json.loads(r.stdout[r.stdout.index("{") :])
     assert r.returncode == 0, (report, r.stderr[-3000:])
-    assert report["sessions_survived"] == 4 and report["replies_in_transcript"] == 5
-    assert report["completed_turns_lost"] == 0 and report["completed_turns"] >= 2
+    assert report["sessions_survived"] == 3 and report["replies_in_transcript"] == 4
+    assert report["completed_turns_lost"] == 0 and report["completed_turns"] >= 1

@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Protocol
 
 from .conversation import Dialog
 from .settings import SamplingSettings
 
-FINISH_REASONS = ("stop", "length", "connection lost")  # what a stream's last record says; the chat adds "interrupted"
+
+class Finish(str, Enum):
+    """Why a reply ended: what a stream's last record says (STOP, LENGTH, LOST), or INTERRUPTED, which the chat
+    records for a reply stopped by the user. Strings as transcripts and --debug write them."""
+
+    STOP = "stop"  # the model's end (an end token or a stop string)
+    LENGTH = "length"  # the longest reply allowed
+    LOST = "connection lost"  # a server that went away mid-reply
+    INTERRUPTED = "interrupted"  # Ctrl+C
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -31,7 +43,7 @@ class Response:
     peak_memory_gb: float = 0.0
     drafted: int = 0  # tokens drafted from the conversation and verified (speculation)
     accepted: int = 0  # of those, the ones the model accepted
-    finish_reason: str | None = None  # one of FINISH_REASONS, on the last record only
+    finish_reason: Finish | None = None  # on the last record only
     error: str | None = None  # why the connection was lost
 
 
@@ -86,7 +98,7 @@ class Collector:
     def text(self) -> str:
         return "".join(self.parts).strip()
 
-    def stopped(self, reason: str = "interrupted") -> Response | None:
+    def stopped(self, reason: Finish = Finish.INTERRUPTED) -> Response | None:
         """The figures of a reply cut short, as far as they got."""
         return None if self.last is None else replace(self.last, text="", top=None, finish_reason=reason)
 

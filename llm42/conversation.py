@@ -30,6 +30,14 @@ class Dialog:
     system: str | None = None
     messages: list[Message] = field(default_factory=list)
     changes: list[tuple[int, str | None]] = field(default_factory=list)  # (message count, system) from /system
+    left_out: int = 0  # the oldest turns the last reply's prompt left out: they stay out while they stay as they are
+
+    def cut(self, keep: int) -> None:
+        """Keep the first `keep` messages (/undo, /edit, /reset, a message taken back). Turns left out stay out
+        while all of them are kept; else the next prompt is fitted afresh."""
+        if sum(len(turn) for turn in self.turns()[: self.left_out]) > keep:
+            self.left_out = 0
+        del self.messages[keep:]
 
     def set_system(self, text: str | None) -> None:
         """Change the system prompt from here on (the template renders the newest; an export shows where)."""

@@ -51,7 +51,6 @@ class Engine:
     cache: PromptCache | None = None
     speculation: Speculation | None = None  # where llm42's step runs: verify costs and acceptance so far
     speculate: bool = False  # draft from the conversation (--speculate, /set speculate)
-    left_out: tuple[int, int] = (0, 0)  # turns left out for the last reply, and a fingerprint of them
     sampling_defaults: dict = field(default_factory=dict)  # what the model's generation_config.json sets
 
     def __post_init__(self) -> None:
@@ -76,11 +75,9 @@ class Engine:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
-        """The reply stream for the dialog's last message (ContextError at once if it cannot fit). Turns left
-        out for the previous reply stay out while they are the same turns (see template.fit)."""
-        start, mark = self.left_out
-        fitted = fit(self.fmt, dialog, s.max_new_tokens, self.window, start if _mark(dialog, start) == mark else 0)
-        self.left_out = (fitted.dropped, _mark(dialog, fitted.dropped))
+        """The reply stream for the dialog's last message (ContextError at once if it cannot fit). The turns the
+        dialog says were left out for the previous reply stay out while the rest fits (see template.fit)."""
+        fitted = fit(self.fmt, dialog, s.max_new_tokens, self.window, dialog.left_out)
         return stream_reply(
             self.cache,
             self.tokenizer,
@@ -117,11 +114,6 @@ def kv_key(model, src: Source, p: LoadPlan, kernels: Kernels) -> str:
         "format": MAGIC.hex(),
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-
-
-def _mark(dialog: Dialog, turns: int) -> int:
-    """A fingerprint of the dialog's first `turns` turns (an /undo, /load or /reset changes it)."""
-    return hash(tuple((m.role, m.content) for turn in dialog.turns()[:turns] for m in turn))
 
 
 def open_engine(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from .backend import Response
+from .backend import Finish, Response
 from .conversation import Dialog
 from .errors import Llm42Error
 from .i18n import t
@@ -174,11 +174,11 @@ class RemoteEngine:
                     r.text = text
                     yield replace(r)
         except Exception as e:  # the connection went away mid-reply: keep what came, say why at the end
-            reason, r.error = "connection lost", t("lost_midway", url=self.base_url, why=type(e).__name__)
+            reason, r.error = Finish.LOST, t("lost_midway", url=self.base_url, why=type(e).__name__)
         finally:
             stream.close()
         if reason is None:  # the stream just ended: a server that died without finishing its HTTP reply
-            reason, r.error = "connection lost", t("lost_unfinished", url=self.base_url)
+            reason, r.error = Finish.LOST, t("lost_unfinished", url=self.base_url)
         r.text = ""
-        r.finish_reason = reason if reason in ("length", "connection lost") else "stop"
+        r.finish_reason = reason if reason in (Finish.LENGTH, Finish.LOST) else Finish.STOP
         yield r

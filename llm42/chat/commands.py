@@ -19,7 +19,7 @@ def help_(chat: Session, arg: str) -> None:
 
 
 def reset_(chat: Session, arg: str) -> None:
-    chat.dialog.messages.clear()
+    chat.dialog.cut(0)
     chat.dialog.changes.clear()
     chat.last = None
     chat.record.new()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
-from ..backend import Backend, Collector, Response
+from ..backend import Backend, Collector, Finish, Response
 from ..conversation import Dialog, Role
 from ..errors import Llm42Error, UsageError
 from ..i18n import t
@@ -13,7 +13,6 @@ from ..settings import SAMPLING_NAMES, SamplingSettings, check_sampling, reply_f
 from .commands import COMMANDS, Command, parse
 from .files import attach
 from .record import Record
-from .render import safe
 from .session import Options, Turn
 from .signals import install as install_signals
 from .signals import leaving, stoppable
@@ -31,7 +30,7 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
 
     def show(r: Response) -> None:
         if r.text:
-            view.add(safe(r.text))
+            view.add(r.text)
         if debug and r.top:
             ui.debug_step(r.token_text or "", r.top)
 
@@ -45,10 +44,10 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
     finally:
         if debug:
             ui.debug_flush()
-    interrupted = final is None or final.finish_reason in ("interrupted", "connection lost")
-    if final is not None and final.finish_reason == "connection lost":
+    interrupted = final is None or final.finish_reason in (Finish.INTERRUPTED, Finish.LOST)
+    if final is not None and final.finish_reason == Finish.LOST:
         ui.warn(t("connection_lost", why=final.error or ""))
-    elif final is not None and final.finish_reason == "length":
+    elif final is not None and final.finish_reason == Finish.LENGTH:
         ui.warn(t("cut" if ui.interactive else "cut_flag", n=final.generation_tokens))  # a flag where no /set is
     dialog.add(Role.ASSISTANT, c.text, interrupted=interrupted)
     return Turn(c.text, final, interrupted)
@@ -87,7 +86,6 @@ class Chat:
         self.last: Turn | None = None
         self.regens = 0
         self.attached: list[tuple[str, str]] = []  # files read (/read, --file) for the next message
-        self.left_out = 0  # oldest turns the last reply's prompt left out
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -157,7 +155,7 @@ class Chat:
         try:
             reply = answer(self.backend, self.dialog, sampling or self.sampling, self.ui, self.options.debug)
         except Llm42Error as e:  # too long for the window, or the server refused
-            self.dialog.messages.pop()
+            self.dialog.cut(len(self.dialog.messages) - 1)
             self.log("truncate", keep=len(self.dialog.messages))
             if fatal:
                 raise
@@ -169,16 +167,16 @@ class Chat:
             Role.ASSISTANT,
             reply.text,
             interrupted=reply.interrupted,
-            finish_reason=stats.finish_reason if stats else "interrupted",
+            finish_reason=stats.finish_reason if stats else Finish.INTERRUPTED,
             stats=report,
         )
         self.last = reply
         if self.options.debug and report:
             self.ui.debug_summary(report)
-        if stats and stats.dropped_turns > self.left_out:  # said when more go, not at every turn after
+        if stats and stats.dropped_turns > self.dialog.left_out:  # said when more go, not at every turn after
             self.ui.warn(t("dropped", n=stats.dropped_turns, window=self.backend.window))
-        if stats:
-            self.left_out = stats.dropped_turns
+        if stats:  # the next prompt leaves them out too, while they stay as they are (Dialog.cut)
+            self.dialog.left_out = stats.dropped_turns
         if self.options.status and stats:
             self.ui.info(self.meter(stats))
         return reply
@@ -226,7 +224,7 @@ class Chat:
             self.ui.info(t("skipped", n=loaded.skipped))
 
     def truncate(self, keep: int) -> None:
-        del self.dialog.messages[keep:]
+        self.dialog.cut(keep)
         self.log("truncate", keep=keep)
 
     def last_user(self) -> int | None:

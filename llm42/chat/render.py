@@ -19,6 +19,8 @@ _UNSAFE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
 
 
 def safe(text: str) -> str:
+    """`text` without the control characters that could drive a terminal: every view of a reply and every line of
+    command output (ui.show) that carries model or file text passes through here."""
     return text.translate(_UNSAFE)
 
 
@@ -132,6 +134,7 @@ class MarkdownStream:
             self.printed = True
 
     def add(self, text: str) -> None:
+        text = safe(text)  # what the model wrote never drives the terminal
         with shielded():
             *lines, self.partial = (self.partial + text).split("\n")
             for line in lines:
@@ -186,6 +189,7 @@ class PlainStream:
             self.out.flush()
 
     def add(self, text: str) -> None:
+        text = safe(text)  # what the model wrote never drives the terminal
         with shielded():
             self.out.write(text)
             self.out.flush()

@@ -20,7 +20,14 @@ def _for_prefill(layer) -> torch.Tensor:
     return layer.dequantize(out=widen.scratch((layer.out_features, layer.in_features), torch.bfloat16))
 
 
-class Int8Linear(nn.Module):
+class Quantized(nn.Module):
+    """What the quantized layers share: their saved tensors are their buffers (a bias only where there is one)."""
+
+    def export(self) -> dict[str, torch.Tensor]:
+        return {name: t for name, t in self.named_buffers(recurse=False) if t is not None}
+
+
+class Int8Linear(Quantized):
     """y = x W^T with W int8 [out, in] and a bf16 scale per output channel; activations stay bf16."""
 
     def __init__(self, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None = None):
@@ -37,12 +44,6 @@ class Int8Linear(nn.Module):
         q = (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8)
         bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
         return cls(q, scales, bias)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        out = {"qweight": self.qweight, "scales": self.scales}
-        if self.bias is not None:
-            out["bias"] = self.bias
-        return out
 
     def dequantize(self, dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None) -> torch.Tensor:
         """The weight as `dtype` [out, in] (bf16: into `out` if given, as a prefill's product does)."""
@@ -92,7 +93,7 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     return torch.cat([p & 0xF, p >> 4], dim=-1).reshape(n, -1)
 
 
-class Int4Linear(nn.Module):
+class Int4Linear(Quantized):
     """y = x W^T with W in 4 bits: w = (q - 8) * scale + zero per group of `group` input channels.
 
     Kept in llm42's layout (`qweight` [out, in/2], `scales_zeros` [out, in/group, 2] bf16), which llm42's C
@@ -120,12 +121,6 @@ class Int4Linear(nn.Module):
         sz = torch.cat([scale, zeros], -1).to(torch.bfloat16)  # [n, k/g, 2]
         bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
         return cls(pack_int4(q), sz, g, bias)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        out = {"qweight": self.qweight, "scales_zeros": self.scales_zeros}
-        if self.bias is not None:
-            out["bias"] = self.bias
-        return out
 
     def dequantize(self, dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None) -> torch.Tensor:
         """The weight as `dtype` [out, in] (bf16: into `out` if given, as a prefill's product does)."""

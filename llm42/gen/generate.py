@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
+from ..backend import Finish
 from ..cpu.threads import ThreadChooser
 from ..settings import SamplingSettings
 from .cudagraph import capture
@@ -16,7 +18,7 @@ from .kvcache import KVCache
 from .kvstore import KVStore
 from .lookup import Lookup
 from .penalty import Scope
-from .sampling import Drawn, pick
+from .sampling import Drawn, pick, reply_generator
 from .speculate import Speculation
 from .tuning import Kernels
 
@@ -24,7 +26,7 @@ from .tuning import Kernels
 @dataclass
 class Step:
     token: int
-    finish: str | None = None  # "stop": the token is a stop id (not text); "length": the last token allowed
+    finish: Finish | None = None  # STOP: the token is a stop id (not text); LENGTH: the last token allowed
     drawn: Drawn | None = None  # with `explain`: the candidates the token was drawn from
     drafted: int = 0  # on the first token of a verify pass: how many tokens it verified beyond this one
     accepted: int = 0  # 1 when this token was a draft the model accepted
@@ -61,6 +63,15 @@ class PromptCache:
         """After a forward cut short (Ctrl+C, an error): keep what is cached up to the last token fed whole. The
         KV buffers past `kv.n` may hold a half-written position, never read; `ids` is what `kv.n` covers."""
         self.kv.crop(len(self.ids))
+
+    @contextlib.contextmanager
+    def _whole(self):
+        """Around a forward pass: cut short (Ctrl+C, an error), the cache goes back to what it held before it."""
+        try:
+            yield
+        except BaseException:
+            self.rewind()
+            raise
 
     def reset(self) -> None:
         self.ids = []
@@ -111,7 +122,7 @@ class PromptCache:
         self.kernels.use(len(ids))
         if self.threads is not None and len(ids) > 1:
             self.threads.settle()
-        try:
+        with self._whole():
             self.kv.begin(len(ids))
             if hasattr(self.model, "prefill"):  # llm42's own Llama (llama.py)
                 logits = self.model.prefill(x, self.kv)
@@ -119,9 +130,6 @@ class PromptCache:
                 out = self.model(input_ids=x, cache=self.kv.hf_cache(), use_cache=True, logits_to_keep=1)
                 logits = out.logits[:, -1]
             self.kv.commit()
-        except BaseException:
-            self.rewind()
-            raise
         self.ids.extend(ids)
         self.last = (len(self.ids), logits)
         return logits
@@ -135,14 +143,11 @@ class PromptCache:
         if self.threads is not None:
             self.threads.threads()
         start = time.perf_counter()
-        try:
+        with self._whole():
             if self.kv.static:  # fixed shapes: the position goes in as a tensor (a CUDA graph replays this)
                 logits = self.static_step(token)
             else:
                 logits = self.decoder.step(token)
-        except BaseException:
-            self.rewind()
-            raise
         if self.threads is not None:
             self.threads.record(time.perf_counter() - start)
         self.ids.append(token)
@@ -152,11 +157,8 @@ class PromptCache:
     def verify(self, ids: list[int]) -> torch.Tensor:
         """Feed `ids` in one pass of llm42's decode step; the logits [len(ids), vocab] after each (speculation)."""
         self.kernels.use(len(ids))
-        try:
+        with self._whole():
             logits = self.decoder.verify(ids)
-        except BaseException:
-            self.rewind()
-            raise
         self.ids.extend(ids)
         return logits
 
@@ -229,7 +231,11 @@ def generate_steps(
     of a verify pass goes through the same sampling as a plain step (the penalty over everything before it), one
     draw per token in order; a draw equal to the draft accepts it, any other is emitted and ends the pass. The
     tokens, and at a seed the draws, are those of plain decoding; the cache is cropped to what plain decoding
-    would hold, also when the reader stops early."""
+    would hold, also when the reader stops early.
+
+    The sampler's state lives here, for one reply: its random generator (`generator`, else one seeded from
+    `s.seed` or the OS) and the tokens the penalty covers."""
+    generator = generator if generator is not None else reply_generator(s)
     seen = None
     if s.repetition_penalty != 1.0:
         seen = Scope(cache.model.config.vocab_size, cache.model.device, prompt, s.repeat_last_n)
@@ -248,7 +254,7 @@ def generate_steps(
                 if lookup is not None:
                     lookup.add(token)
                 accepted = i < len(draft) and token == draft[i]
-                finish = "stop" if token in stop_ids else "length" if n == s.max_new_tokens else None
+                finish = Finish.STOP if token in stop_ids else Finish.LENGTH if n == s.max_new_tokens else None
                 yield Step(token, finish, drawn if explain else None, len(draft) if i == 0 else 0, int(accepted))
                 if finish:
                     if draft:

@@ -7,6 +7,7 @@ exponentiated and drawn from every step."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,15 @@ class Drawn:
     token: int
     ids: torch.Tensor | None = None  # the candidates (CPU, descending) and their probabilities; with `explain`
     probs: torch.Tensor | None = None
+
+
+def reply_generator(s: SamplingSettings) -> torch.Generator | None:
+    """The random generator of one sampled reply (None when greedy): seeded by --seed, else by the OS; draws on the
+    CPU, from the few candidates."""
+    if s.greedy:
+        return None
+    seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
+    return torch.Generator().manual_seed(seed)
 
 
 def penalize(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-import torch
-
-from ..backend import Response
+from ..backend import Finish, Response
 from ..model.device import peak_memory_gb
 from ..settings import SamplingSettings
 from .detokenize import StreamDecoder, piece
@@ -36,15 +33,11 @@ def stream_reply(
 ) -> Iterator[Response]:
     """One record per generated token, with the running figures; the last one has finish_reason."""
     device = cache.model.device
-    generator = None
-    if not s.greedy:  # sampling draws on the CPU, from the few candidates
-        generator = torch.Generator()
-        generator.manual_seed(s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
     decoder, stops = StreamDecoder(tokenizer), StopFilter(stop_strings)
     r = Response("", prompt_tokens=len(prompt), dropped_turns=dropped)
     start = time.perf_counter()
     first = start
-    for step in generate_steps(cache, prompt, s, stop_ids, generator, explain=debug, speculation=speculation):
+    for step in generate_steps(cache, prompt, s, stop_ids, explain=debug, speculation=speculation):
         now = time.perf_counter()
         if r.generation_tokens == 0:
             first = now
@@ -53,17 +46,17 @@ def stream_reply(
         r.drafted, r.accepted = r.drafted + step.drafted, r.accepted + step.accepted
         if r.generation_tokens > 1:
             r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
-        text, hit = ("", False) if step.finish == "stop" else stops.feed(decoder.step(step.token))
+        text, hit = ("", False) if step.finish == Finish.STOP else stops.feed(decoder.step(step.token))
         if debug:
             r.token_text, r.top = piece(tokenizer, step.token), top_candidates(tokenizer, step.drawn)
         if hit:
-            r.finish_reason = "stop"
-        elif step.finish == "stop":  # the end token: text held as a possible stop string was not one
-            text, r.finish_reason = stops.flush(), "stop"
-        elif step.finish == "length":
+            r.finish_reason = Finish.STOP
+        elif step.finish == Finish.STOP:  # the end token: text held as a possible stop string was not one
+            text, r.finish_reason = stops.flush(), Finish.STOP
+        elif step.finish == Finish.LENGTH:
             tail, hit = stops.feed(decoder.flush())
             text += tail + ("" if hit else stops.flush())
-            r.finish_reason = "stop" if hit else "length"
+            r.finish_reason = Finish.STOP if hit else Finish.LENGTH
         r.text = text
         if r.finish_reason:
             r.peak_memory_gb = peak_memory_gb(device)

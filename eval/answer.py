@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if not todo:
         return 0
     try:
-        model = ModelSettings(path=a.model_path, device=a.device, dtype=a.dtype, quantize=a.quantize)
+        # no KV kept between runs: each answer is prefilled whole, the same however often the set is run
+        model = ModelSettings(path=a.model_path, device=a.device, dtype=a.dtype, quantize=a.quantize, kv_cache_gb=0)
         engine, _, seconds = open_engine(model, a.max_new_tokens, info=lambda t: print(t, file=sys.stderr))
     except Llm42Error as e:
         print(f"error: {e}", file=sys.stderr)

@@ -74,7 +74,8 @@ def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int =
     from ..settings import ModelSettings, SamplingSettings
 
     start = time.perf_counter()
-    engine, _, _ = open_engine(ModelSettings(path=str(model_dir), device=device))
+    # no KV kept between runs: a prompt measured twice is prefilled twice
+    engine, _, _ = open_engine(ModelSettings(path=str(model_dir), device=device, kv_cache_gb=0))
     load = time.perf_counter() - start
     cache = engine.cache
 

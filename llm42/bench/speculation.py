@@ -46,7 +46,8 @@ def run_llm42(model: str, quantize: str, sets: dict[str, list[str]]) -> dict[str
     from ..engine import open_engine
     from ..settings import ModelSettings, SamplingSettings
 
-    engine, _, _ = open_engine(ModelSettings(path=model, quantize=quantize, speculate="auto"), NEW_TOKENS)
+    settings = ModelSettings(path=model, quantize=quantize, speculate="auto", kv_cache_gb=0)  # each prompt prefilled
+    engine, _, _ = open_engine(settings, NEW_TOKENS)
     out: dict[str, dict] = {"llm42 off": {}, "llm42 auto": {}}
     for name, prompts in sets.items():
         for mode, kw in MODES.items():
@@ -124,7 +125,7 @@ def verify_costs(widths=("bf16", "int8", "int4")) -> dict[str, list[float]]:
     out = {}
     for width in widths:
         path = bench_model() if width == "bf16" else quantized_model(width)
-        engine, _, _ = open_engine(ModelSettings(path=str(path), speculate="off"))
+        engine, _, _ = open_engine(ModelSettings(path=str(path), speculate="off", kv_cache_gb=0))
         out[width] = measure(engine.cache)
         del engine
         gc.collect()

@@ -102,6 +102,22 @@ def test_turns_left_out_stay_out_while_the_rest_fits(fmt):
     assert fit(fmt, d, 64, 320).dropped >= f.dropped  # from scratch it would drop (at least) as many
 
 
+def test_the_dialog_keeps_its_turns_out_until_a_cut_reaches_them():
+    """The chat owns which turns stay out: an /undo of the newest exchange keeps them out, a cut into them (an
+    /edit of an old message, /reset) lets the next prompt be fitted afresh."""
+    d = Dialog()
+    for i in range(4):
+        d.add(Role.USER, f"question {i}")
+        d.add(Role.ASSISTANT, f"answer {i}")
+    d.left_out = 2
+    d.cut(6)  # the newest exchange goes
+    assert d.left_out == 2 and len(d.messages) == 6
+    d.cut(4)  # all of the first two turns kept
+    assert d.left_out == 2
+    d.cut(3)  # into the second of them
+    assert d.left_out == 0 and len(d.messages) == 3
+
+
 def test_fit_keeps_everything_when_it_fits(fmt):
     f = fit(fmt, two_turns(), 64, 320)
     assert f.dropped == 0

@@ -37,30 +37,34 @@ def stream_reply(
     r = Response("", prompt_tokens=len(prompt), dropped_turns=dropped)
     start = time.perf_counter()
     first = start
-    for step in generate_steps(cache, prompt, s, stop_ids, explain=debug, speculation=speculation):
-        now = time.perf_counter()
-        if r.generation_tokens == 0:
-            first = now
-            r.reused_tokens, r.restored_tokens, r.ttft = cache.reused, cache.restored, now - start
-        r.generation_tokens += 1
-        r.drafted, r.accepted = r.drafted + step.drafted, r.accepted + step.accepted
-        if r.generation_tokens > 1:
-            r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
-        text, hit = ("", False) if step.finish == Finish.STOP else stops.feed(decoder.step(step.token))
-        if debug:
-            r.token_text, r.top = piece(tokenizer, step.token), top_candidates(tokenizer, step.drawn)
-        if hit:
-            r.finish_reason = Finish.STOP
-        elif step.finish == Finish.STOP:  # the end token: text held as a possible stop string was not one
-            text, r.finish_reason = stops.flush(), Finish.STOP
-        elif step.finish == Finish.LENGTH:
-            tail, hit = stops.feed(decoder.flush())
-            text += tail + ("" if hit else stops.flush())
-            r.finish_reason = Finish.STOP if hit else Finish.LENGTH
-        r.text = text
-        if r.finish_reason:
-            r.peak_memory_gb = peak_memory_gb(device)
-            cache.keep()
-            yield r
-            return
-        yield replace(r)
+    steps = generate_steps(cache, prompt, s, stop_ids, explain=debug, speculation=speculation)
+    try:
+        for step in steps:
+            now = time.perf_counter()
+            if r.generation_tokens == 0:
+                first = now
+                r.reused_tokens, r.restored_tokens, r.ttft = cache.reused, cache.restored, now - start
+            r.generation_tokens += 1
+            r.drafted, r.accepted = r.drafted + step.drafted, r.accepted + step.accepted
+            if r.generation_tokens > 1:
+                r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
+            text, hit = ("", False) if step.finish == Finish.STOP else stops.feed(decoder.step(step.token))
+            if debug:
+                r.token_text, r.top = piece(tokenizer, step.token), top_candidates(tokenizer, step.drawn)
+            if hit:
+                r.finish_reason = Finish.STOP
+            elif step.finish == Finish.STOP:  # the end token: text held as a possible stop string was not one
+                text, r.finish_reason = stops.flush(), Finish.STOP
+            elif step.finish == Finish.LENGTH:
+                tail, hit = stops.feed(decoder.flush())
+                text += tail + ("" if hit else stops.flush())
+                r.finish_reason = Finish.STOP if hit else Finish.LENGTH
+            r.text = text
+            if r.finish_reason:
+                r.peak_memory_gb = peak_memory_gb(device)
+                yield r
+                break
+            yield replace(r)
+    finally:
+        steps.close()  # drafts a verify pass fed past the reply's end are cropped here
+    cache.keep()  # a whole reply: what it added goes to the store on disk (a stopped one does not)

@@ -102,7 +102,7 @@ def kv_key(model, src: Source, p: LoadPlan, kernels: Kernels) -> str:
     c = model.config
     parts = {
         "source": (src.path, src.revision),
-        "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
+        "files": [(str(f.resolve()), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]],
         "dtype": str(p.dtype),
         "quantize": (p.quantize, SAVED_FORMAT),
         "device": str(model.device),
@@ -154,8 +154,8 @@ def load(
     `keep` is False), choose the kernels, open the cache and the KV kept on disk (at most `kv_gb`, see kvstore)."""
     if p.device == "cpu":
         torch.set_num_threads(cpu_threads())
-    if (why := cache_problem()) is not None:
-        warn(t("cache_unwritable", path=cache_dir(), why=why))
+    if (unwritable := cache_problem()) is not None:
+        warn(t("cache_unwritable", path=cache_dir(), why=unwritable))
     src = fetch(src)  # a hub model not yet in the cache is downloaded here, with its progress shown
     if src.gguf_file and (plain := from_converted(src, p.dtype, info)) is not None:
         src = plain  # converted on an earlier start
@@ -179,7 +179,7 @@ def load(
         cache = open_cache(model, p.window, kernels, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
-    if (limit := limit_bytes(kv_gb)) > 0 and cache_problem() is None:
+    if (limit := limit_bytes(kv_gb)) > 0 and unwritable is None:
         cache.store = KVStore(cache_dir() / "kv", kv_key(model, src, p, kernels), cache.kv, limit)
     speculation = speculation_for(cache) if p.speculate else None
     engine = Engine(

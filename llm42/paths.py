@@ -55,7 +55,8 @@ def models_limit() -> int:
 
 
 def used(folder: Path) -> None:
-    """Mark a cached model copy as used now: the least recently used go first when the cache is full."""
+    """Mark something cached (a model copy, a stored KV file) as used now: the least recently used go first when
+    the cache is full."""
     try:
         os.utime(folder)
     except OSError:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from ..paths import cache_dir
 from .inputs import bench_model, prompt_ids, quantized_model
+from .timing import from_outside
 
 HISTORY_TOKENS = 3000
 
@@ -29,18 +29,11 @@ def one_run(model: Path, cache: Path, history: Path, lines: list[str], *args: st
     env = {**os.environ, "LLM42_CACHE": str(cache), "LLM42_KV_CACHE_GB": gb}
     cmd = [sys.executable, "-m", "llm42", "--model-path", str(model), "--history-dir", str(history), "--debug"]
     cmd += ["--max-new-tokens", "16", "--temperature", "0", *args]
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    p.stdin.write("".join(line + "\n" for line in lines).encode())
-    p.stdin.close()
-    first = p.stdout.read(1) and time.perf_counter() - start
-    p.stdout.read()
-    err = p.stderr.read().decode(errors="replace")
-    p.wait()
+    first, end, err, status = from_outside(cmd, env, "".join(line + "\n" for line in lines).encode())
     reports = [json.loads(m) for m in re.findall(r"^\{\n.*?^\}", err, re.S | re.M)]
-    if p.returncode != 0 or not reports:
-        raise RuntimeError(f"llm42 failed ({p.returncode}): {err.strip().splitlines()[-1:]}")
-    return {**reports[-1], "first_byte_s": first, "total_s": time.perf_counter() - start}
+    if status != 0 or not reports:
+        raise RuntimeError(f"llm42 failed ({status}): {err.strip().splitlines()[-1:]}")
+    return {**reports[-1], "first_byte_s": first, "total_s": end}
 
 
 def store_costs(model: Path) -> dict:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .speculation import smollm2_gguf
-from .timing import spinners
+from .timing import from_outside, spinners
 
 STORY = "Write a short story about a robot who learns to paint. Use at least three paragraphs."
 
@@ -26,16 +24,10 @@ def one_shot(model: Path, cache: Path, prompt: str, new_tokens: int, seed: int) 
     env = {**os.environ, "LLM42_CACHE": str(cache)}
     cmd = [sys.executable, "-m", "llm42", "--model-path", str(model), "--prompt", prompt, "--no-history"]
     cmd += ["--max-new-tokens", str(new_tokens), "--seed", str(seed), "--verbose"]
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    first = p.stdout.read(1) and time.perf_counter() - start
-    p.stdout.read()
-    err = p.stderr.read().decode(errors="replace")
-    p.wait()
-    end = time.perf_counter() - start
+    first, end, err, status = from_outside(cmd, env)
     tps = re.search(r"([\d.]+) tokens/s", err)
-    if p.returncode != 0 or not first or tps is None:
-        raise RuntimeError(f"llm42 failed ({p.returncode}): {err.strip().splitlines()[-1:]}")
+    if status != 0 or not first or tps is None:
+        raise RuntimeError(f"llm42 failed ({status}): {err.strip().splitlines()[-1:]}")
     return dict(first_byte_s=first, total_s=end, decode_tps=float(tps.group(1)))
 
 

@@ -36,6 +36,20 @@ def points(reply: Reply, prompts: dict[str, list[int]], new_tokens: int) -> dict
     return dict(ttft200_s=ttft200, ttft1024_s=ttft1024, decode_tps=decode, followup_ttft_s=follow)
 
 
+def from_outside(cmd: list[str], env: dict, stdin: bytes = b"") -> tuple[float, float, str, int]:
+    """Run a command as a script would: (seconds to the first byte of its stdout, to its exit, its stderr, its exit
+    status); 0.0 for the first byte when it wrote nothing."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdin.write(stdin)
+    p.stdin.close()
+    first = p.stdout.read(1) and time.perf_counter() - start
+    p.stdout.read()
+    err = p.stderr.read().decode(errors="replace")
+    p.wait()
+    return first or 0.0, time.perf_counter() - start, err, p.returncode
+
+
 def spinners(n: int) -> list[subprocess.Popen]:
     """n processes that each keep a core busy, as a browser or an indexer would beside the chat."""
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..paths import used
 from .kvcache import KVCache
 
 MAGIC = b"LLM42KV\x01"
@@ -52,12 +53,15 @@ class Busy(Exception):
     """A stored file another process is writing."""
 
 
+UNREADABLE = (OSError, ValueError, Damaged, struct.error)  # a file that cannot be read or written as it should
+
+
 class StoredFile:
     """What a KV file holds: its token ids, where each block starts, and its blocks' (first position, tokens, offset
     of the ids, offset of the keys and values)."""
 
-    def __init__(self, path: Path, header: dict, per_token: int):
-        self.path, self.header, self.per_token = path, header, per_token
+    def __init__(self, path: Path, per_token: int):
+        self.path, self.per_token = path, per_token
         self.ids: list[int] = []
         self.blocks: list[tuple[int, int, int, int]] = []
         self.end = 0  # the byte after the last whole block
@@ -70,10 +74,9 @@ class StoredFile:
                 raise Damaged("not an llm42 KV file")
             (size,) = struct.unpack("<I", data[8:12])
             f.seek(12)
-            header = json.loads(f.read(size))
-            if header.get("key") != key:
+            if json.loads(f.read(size)).get("key") != key:
                 raise Damaged("another model's or version's KV")
-            out = cls(path, header, per_token)
+            out = cls(path, per_token)
             pos = out.end = 12 + size + _pad(12 + size)
             total = os.fstat(f.fileno()).st_size
             while pos + BLOCK.size <= total:
@@ -121,7 +124,7 @@ class KVStore:
         for path in self.files():
             try:
                 stored = StoredFile.read(path, self.key, self.per_token)
-            except (OSError, ValueError, Damaged, struct.error):
+            except UNREADABLE:
                 _remove(path)
                 continue
             n = min(stored.shared(prompt), len(prompt) - 1)
@@ -138,7 +141,7 @@ class KVStore:
             _remove(best.path)
             return 0
         self.file, self.own = best.path, False
-        _touch(best.path)
+        used(best.path)
         return shared
 
     def _load(self, stored: StoredFile, kv: KVCache, n: int, prompt: list[int]) -> None:
@@ -183,7 +186,7 @@ class KVStore:
     def _write(self, ids: list[int], keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
         try:
             self._append(ids, keys, values)
-        except (OSError, ValueError, Damaged, struct.error):
+        except UNREADABLE:
             pass  # a full disk or a file taken away: a miss next time, never the chat's problem
 
     def _append(self, ids: list[int], keys, values) -> None:
@@ -229,7 +232,7 @@ class KVStore:
             f.flush()
             f.seek(end)
             f.write(BLOCK.pack(b"BLK1", n, start))
-        _touch(path)
+        used(path)
 
     def _new_path(self) -> Path:
         return self.folder / f"{os.getpid()}-{os.urandom(6).hex()}.kv"
@@ -259,16 +262,9 @@ class KVStore:
             return None
         try:
             stored = StoredFile.read(self.file, self.key, self.per_token)
-        except (OSError, ValueError, Damaged, struct.error):
+        except UNREADABLE:
             return None
         return len(stored.ids), stored.end
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass
 
 
 def _remove(path: Path) -> None:

@@ -7,31 +7,17 @@ import signal
 import pytest
 
 from llm42.chat.transcript import load
-from tests.support.cli import leave, one_turn_then_a_long_reply, run_cli, spawn_cli
+from tests.support.cli import (
+    debug_reports,
+    leave,
+    one_turn_then_a_long_reply,
+    only_transcript,
+    piped_chat,
+    run_cli,
+    spawn_cli,
+)
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
-
-
-def chat(smollm2, history, lines, *args, **env):
-    r = run_cli(
-        "--model-path",
-        str(smollm2),
-        "--history-dir",
-        str(history),
-        "--max-new-tokens",
-        "24",
-        *args,
-        stdin="".join(line + "\n" for line in lines),
-        **env,
-    )
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode(), r.stderr.decode()
-
-
-def only_transcript(history):
-    files = list(history.glob("*.jsonl"))
-    assert len(files) == 1
-    return files[0]
 
 
 def assistant_events(path):
@@ -39,7 +25,7 @@ def assistant_events(path):
 
 
 def test_help_unknown_and_slash_messages(smollm2, tmp_path):
-    out, err = chat(smollm2, tmp_path, ["/help", "/system", "/frobnicate", "//etc/hosts is a file. Say ok."])
+    out, err = piped_chat(smollm2, tmp_path, ["/help", "/system", "/frobnicate", "//etc/hosts is a file. Say ok."])
     assert "/regen" in err and "/export path.md" in err
     assert "system prompt: the model's default: You are a helpful AI assistant named SmolLM" in err
     assert "unknown command /frobnicate" in err
@@ -49,7 +35,7 @@ def test_help_unknown_and_slash_messages(smollm2, tmp_path):
 
 
 def test_regen_draws_a_new_reply_with_another_seed(smollm2, tmp_path):
-    chat(
+    piped_chat(
         smollm2,
         tmp_path,
         ["Write one line of a poem about the moon.", "/regen", "/regen"],
@@ -64,15 +50,15 @@ def test_regen_draws_a_new_reply_with_another_seed(smollm2, tmp_path):
 
 
 def test_undo_removes_the_exchange_from_what_the_model_sees(smollm2, tmp_path):
-    _, err = chat(smollm2, tmp_path, ["My name is Alice and I like green tea.", "/undo", "Hi"], "--debug")
-    prompts = [json.loads(b)["prompt_tokens"] for b in _json_blocks(err)]
+    _, err = piped_chat(smollm2, tmp_path, ["My name is Alice and I like green tea.", "/undo", "Hi"], "--debug")
+    prompts = [r["prompt_tokens"] for r in debug_reports(err)]
     alone = run_cli("--model-path", str(smollm2), "--no-history", "--max-new-tokens", "4", "--debug", "--prompt", "Hi")
-    assert prompts[1] == [json.loads(b)["prompt_tokens"] for b in _json_blocks(alone.stderr.decode())][0]
+    assert prompts[1] == debug_reports(alone.stderr.decode())[0]["prompt_tokens"]
     assert [m.content for m in load(only_transcript(tmp_path)).dialog.messages][0] == "Hi"
 
 
 def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
-    _, err = chat(
+    _, err = piped_chat(
         smollm2,
         tmp_path,
         [
@@ -97,7 +83,7 @@ def test_set_changes_sampling_and_refuses_bad_values(smollm2, tmp_path):
 
 def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
     saved = tmp_path / "saved.jsonl"
-    chat(
+    piped_chat(
         smollm2,
         tmp_path / "a",
         ["What is the capital of France?", "And of Italy?", f"/save {saved}"],
@@ -105,7 +91,7 @@ def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
         "0",
     )
     before = load(saved).dialog
-    _, err = chat(smollm2, tmp_path / "b", [f"/load {saved}", "/history"])
+    _, err = piped_chat(smollm2, tmp_path / "b", [f"/load {saved}", "/history"])
     assert "loaded 4 messages" in err
     after = load(saved).dialog
     assert after == before and len(before.messages) == 4
@@ -114,7 +100,7 @@ def test_save_then_load_restores_the_exact_history(smollm2, tmp_path):
 
 def test_export_markdown_shows_a_system_prompt_where_it_changed(smollm2, tmp_path):
     md = tmp_path / "chat.md"
-    chat(smollm2, tmp_path, ["What is 2+2?", "/system Answer in French.", "Hello again.", f"/export {md}"])
+    piped_chat(smollm2, tmp_path, ["What is 2+2?", "/system Answer in French.", "Hello again.", f"/export {md}"])
     text = md.read_text()
     assert text.startswith("# Conversation with") and "## You\n\nWhat is 2+2?" in text
     assert "> System:" not in text.split("## You")[0]  # the default system prompt at the start: none shown
@@ -124,7 +110,7 @@ def test_export_markdown_shows_a_system_prompt_where_it_changed(smollm2, tmp_pat
 
 
 def test_edit_replaces_the_last_message(smollm2, tmp_path):
-    chat(
+    piped_chat(
         smollm2,
         tmp_path,
         ["What is the capital of Spain?", "/edit What is the capital of France?"],
@@ -137,13 +123,13 @@ def test_edit_replaces_the_last_message(smollm2, tmp_path):
 
 
 def test_korean_interface(smollm2, tmp_path):
-    _, err = chat(smollm2, tmp_path, ["/frobnicate", "/undo"], "--lang", "ko")
+    _, err = piped_chat(smollm2, tmp_path, ["/frobnicate", "/undo"], "--lang", "ko")
     assert "알 수 없는 명령 /frobnicate" in err and "되돌릴 대화가 없습니다" in err
 
 
 def test_unwritable_history_warns_and_the_chat_goes_on(smollm2, tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    out, err = chat(smollm2, tmp_path / "file" / "history", ["Say hello.", "Say bye."])
+    out, err = piped_chat(smollm2, tmp_path / "file" / "history", ["Say hello.", "Say bye."])
     assert err.count("cannot write the transcript") == 1
     assert len([line for line in out.splitlines() if line.strip()]) >= 2
 
@@ -156,12 +142,12 @@ def test_killed_mid_reply_then_resume_restores_completed_turns(smollm2, tmp_path
     child.kill(signal.SIGKILL)
     child.close()
     path = only_transcript(tmp_path)
-    _, err = chat(smollm2, tmp_path, ["/history"], "--resume")
+    _, err = piped_chat(smollm2, tmp_path, ["/history"], "--resume")
     assert f"resumed 2 messages from {path}" in err and "no reply when it stopped" in err
     assert ">>> What is the capital of France?" in err and "dragon" not in err.split("/history")[-1]
     data = path.read_bytes()
     path.write_bytes(data[:-7])  # a torn last line, as a crash during a write leaves it
-    _, err = chat(smollm2, tmp_path, ["/history"], "--resume", path.stem)
+    _, err = piped_chat(smollm2, tmp_path, ["/history"], "--resume", path.stem)
     assert "(1 unreadable line skipped)" in err and ">>> What is the capital of France?" in err
 
 
@@ -191,18 +177,6 @@ def test_tab_completes_commands(smollm2, tmp_path):
     child.expect(r"\x1b\[K")
     child.sendcontrol("d")
     child.expect(pytest.importorskip("pexpect").EOF)
-
-
-def _json_blocks(text):
-    blocks, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth, start = depth + 1, i if depth == 0 else start
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                blocks.append(text[start : i + 1])
-    return [b for b in blocks if '"prompt_tokens"' in b]
 
 
 def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tiny42, tmp_path):
@@ -270,7 +244,7 @@ def test_set_shows_switches_as_on_off_and_stats_after_a_stopped_first_reply(smol
 
 
 def test_resume_goes_on_with_the_recorded_model_and_says_when_told_otherwise(smollm2, tiny42, tmp_path):
-    chat(smollm2, tmp_path, ["What is the capital of France?"], "--temperature", "0")
+    piped_chat(smollm2, tmp_path, ["What is the capital of France?"], "--temperature", "0")
     (recorded,) = tmp_path.glob("*.jsonl")
     r = run_cli(
         "--resume", recorded.stem, "--history-dir", str(tmp_path), "--max-new-tokens", "8", stdin="And of Italy?\n"
@@ -308,7 +282,7 @@ def test_a_file_that_is_not_a_conversation_is_never_resumed_nor_written(smollm2,
     )
     err = r.stderr.decode().strip()
     assert r.returncode != 0 and "is not an llm42 conversation" in err and "\n" not in err, err
-    _, err = chat(smollm2, tmp_path / "h2", [f"/load {notes}", "/exit"])
+    _, err = piped_chat(smollm2, tmp_path / "h2", [f"/load {notes}", "/exit"])
     assert "is not an llm42 conversation" in err
     assert notes.read_text() == "# My notes\n\n- buy milk\n"
 
@@ -352,7 +326,7 @@ def test_export_and_save_never_replace_or_invent_and_history_marks_every_typed_l
         '{"event": "user", "content": "first line\\nsecond line"}\n'
         '{"event": "assistant", "content": "an answer"}\n'
     )
-    _, err = chat(
+    _, err = piped_chat(
         smollm2,
         tmp_path / "other",
         [
@@ -405,7 +379,7 @@ def test_leaving_a_chat_says_how_to_come_back_and_resuming_shows_where_it_was(sm
     assert child.exitstatus == 0 and f"conversationkeptin{path};--resume{path.stem}continuesit" in said
     reply = load(path).dialog.messages[1].content
     for way in (["--resume", path.stem], ["--resume", str(path)]):
-        _, err = chat(smollm2, tmp_path, [], *way)
+        _, err = piped_chat(smollm2, tmp_path, [], *way)
         lines = err.splitlines()
         at = next(i for i, line in enumerate(lines) if line.startswith("resumed 2 messages"))
         assert lines[at + 1] == "  you: Tell me about Paris in three sentences."
@@ -415,7 +389,7 @@ def test_leaving_a_chat_says_how_to_come_back_and_resuming_shows_where_it_was(sm
             and len(shown) <= 7 + 72
             and " ".join(reply.split()).startswith(shown[7:].rstrip("…"))
         )
-    _, err = chat(smollm2, tmp_path / "other", [f"/load {path}"])
+    _, err = piped_chat(smollm2, tmp_path / "other", [f"/load {path}"])
     assert "  you: Tell me about Paris in three sentences." in err
     child = spawn_cli(*args)  # nothing said: nothing kept, nothing to say
     leave(child)

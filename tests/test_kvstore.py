@@ -8,7 +8,6 @@ question over the same file) is prefilled in other pieces than a fresh run would
 rounding, not bit for bit: there the first token's distribution is compared."""
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import debug_reports, only_transcript, piped_chat
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -51,7 +50,7 @@ def two_turns(smollm2, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("two-turns")
     cache, history = own_cache(root), root / "h"
     _, reports, _ = run(smollm2, cache, history, TURNS)
-    path = transcript(history)
+    path = only_transcript(history)
     chat = path.read_bytes()
     plain, (p,), _ = run(smollm2, cache, history, [QUESTION], "--resume", str(path), gb="0")
     path.write_bytes(chat)
@@ -75,28 +74,21 @@ def copy_of(two_turns: dict, tmp_path: Path) -> tuple[Path, Path, Path]:
     """(cache, history, transcript) of a copy of the two-turn chat."""
     shutil.copytree(two_turns["root"], tmp_path / "copy")
     cache, history = tmp_path / "copy" / "cache", tmp_path / "copy" / "h"
-    return cache, history, transcript(history)
+    return cache, history, only_transcript(history)
 
 
 def run(model, cache, history, lines, *args, gb="1"):
     """A piped greedy run; (stdout, the --debug reports, stderr)."""
-    r = run_cli(
-        "--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", "16", "--temperature", "0",
-        "--debug", *args, stdin="".join(line + "\n" for line in lines), LLM42_CACHE=str(cache), LLM42_KV_CACHE_GB=gb,
+    out, err = piped_chat(
+        model, history, lines, "--temperature", "0", "--debug", *args, new_tokens=16, LLM42_CACHE=str(cache),
+        LLM42_KV_CACHE_GB=gb,
     )  # fmt: skip
-    err = r.stderr.decode()
-    assert r.returncode == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    return r.stdout.decode(), [json.loads(m) for m in re.findall(r"^\{\n.*?^\}", err, re.S | re.M)], err
+    return out, debug_reports(err), err
 
 
 def stored(cache) -> list[Path]:
     return sorted((cache / "kv").glob("*/*.kv"))
-
-
-def transcript(history) -> Path:
-    (path,) = history.glob("*.jsonl")
-    return path
 
 
 def test_resume_starts_from_the_stored_kv_and_replies_as_if_never_stopped(smollm2, two_turns, tmp_path):
@@ -129,7 +121,7 @@ def test_a_repeated_one_shot_over_the_same_file_prefills_only_the_question(smoll
 def test_undo_cuts_the_stored_chat_back_and_the_size_limit_holds(smollm2, cache, tmp_path):
     history, lines = tmp_path / "h", [*TURNS, "/undo", "And three cities?"]
     run(smollm2, cache, history, lines)
-    path = transcript(history)
+    path = only_transcript(history)
     out, (r,), stats = run(smollm2, cache, history, [QUESTION, "/stats"], "--resume", str(path))
     whole, _, plain_stats = run(smollm2, cache, tmp_path / "whole", [*lines, QUESTION, "/stats"], gb="0")
     assert r["restored_prompt_tokens"] > r["prompt_tokens"] - 20, r  # the turns /undo kept and the one after

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from llm42.chat.transcript import load
-from tests.support.cli import run_cli
+from tests.support.cli import piped_chat, run_cli
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -14,12 +14,7 @@ KOREAN = "회의록: 오늘 회의는 세 시에 시작했습니다.\nThe meetin
 
 
 def chat(model, history, lines, *args):
-    r = run_cli(
-        "--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", "16", "--temperature", "0",
-        *args, stdin="".join(line + "\n" for line in lines),
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode(), r.stderr.decode()
+    return piped_chat(model, history, lines, "--temperature", "0", *args, new_tokens=16)
 
 
 def sent(history) -> list[str]:

@@ -41,6 +41,32 @@ def run_cli(
     )
 
 
+def piped_chat(model, history, lines: list[str], *args: str, new_tokens: int = 24, **env) -> tuple[str, str]:
+    """A piped chat with `model`, one message or command per line, conversations in `history`: (stdout, stderr),
+    the exit status 0 asserted."""
+    r = run_cli(
+        "--model-path", str(model), "--history-dir", str(history), "--max-new-tokens", str(new_tokens), *args,
+        stdin="".join(line + "\n" for line in lines), **env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode(), r.stderr.decode()
+
+
+def only_transcript(history: Path) -> Path:
+    """The one conversation written in `history`."""
+    files = list(history.glob("*.jsonl"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def debug_reports(stderr: str) -> list[dict]:
+    """The JSON summaries --debug prints after each reply, in order."""
+    import json
+    import re
+
+    return [json.loads(block) for block in re.findall(r"^\{\n.*?^\}", stderr, re.S | re.M)]
+
+
 def spawn_cli(*args: str, **env):
     import pexpect
 

@@ -42,29 +42,9 @@ def test_resume_takes_the_last_chat_not_a_later_one_shot_and_list_shows_them(tin
     child.expect(r"context \d+/320")
     leave(child)
     (chat_file,) = tmp_path.glob("*.jsonl")
-    one = run_cli(
-        "--model-path",
-        str(tiny42),
-        "--history-dir",
-        str(tmp_path),
-        "--max-new-tokens",
-        "4",
-        "--prompt",
-        "a one-shot question",
-    )
-    assert one.returncode == 0
-    r = run_cli(
-        "--model-path",
-        str(tiny42),
-        "--history-dir",
-        str(tmp_path),
-        "--max-new-tokens",
-        "4",
-        "--resume",
-        stdin="/history\n",
-    )
-    err = r.stderr.decode()
-    assert r.returncode == 0 and f"resumed 2 messages from {chat_file}" in err
+    piped_chat(tiny42, tmp_path, [], "--prompt", "a one-shot question", new_tokens=4)  # exit 0 asserted there
+    _, err = piped_chat(tiny42, tmp_path, ["/history"], "--resume", new_tokens=4)
+    assert f"resumed 2 messages from {chat_file}" in err
     assert f"(the most recent chat, {chat_file.stem}; --list shows the others)" in err
     assert ">>> a chat in the terminal" in err and "one-shot question" not in err
     listing = run_cli("--list", "--history-dir", str(tmp_path), timeout=60)

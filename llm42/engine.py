@@ -27,7 +27,7 @@ from .model.device import probe
 from .model.download import fetch
 from .model.gguf import converted_before, from_converted, read_once
 from .model.loader import load_config, load_model, model_sampling, stop_token_ids
-from .model.plan import LoadPlan, plan
+from .model.plan import Decode, LoadPlan, plan
 from .model.saved import FORMAT as SAVED_FORMAT
 from .model.saved import saved_kind
 from .model.source import Source, locate
@@ -175,8 +175,9 @@ def load(
         with status(t("measuring_kernels")):
             kernels = tune(model)
     captured = time.perf_counter()
-    with status(t("capturing")) if p.graph else contextlib.nullcontext():  # the decode step as a CUDA graph
-        cache = open_cache(model, p.window, kernels, warn=lambda why: warn(t("not_captured", why=why)))
+    graph = p.decode is Decode.GRAPH and p.device.startswith("cuda")
+    with status(t("capturing")) if graph else contextlib.nullcontext():  # the decode step as a CUDA graph
+        cache = open_cache(model, p.window, kernels, p.decode, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))
     if (limit := limit_bytes(kv_gb)) > 0 and unwritable is None:

@@ -5,6 +5,7 @@ import torch
 
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.penalty import Scope
+from llm42.model.plan import Decode
 from llm42.settings import SamplingSettings
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
@@ -133,7 +134,7 @@ def test_llm42_decode_step_equals_transformers_forward(smollm2_loaded):
     greedy and sampled at one seed, on real weights (fp32: the same maths, so the same tokens)."""
     model, tok = smollm2_loaded
     prompt = chat_ids(tok, "Tell me about the sea in three sentences.")
-    fast, slow = open_cache(model), open_cache(model, fast=False)
+    fast, slow = open_cache(model), open_cache(model, decode=Decode.FORWARD)
     assert fast.decoder is not None and slow.decoder is None
     for s, seed in [(GREEDY, None), (SamplingSettings(temperature=0.8, max_new_tokens=40), 5)]:
         assert ours(model, prompt, s, cache=fast, seed=seed) == ours(model, prompt, s, cache=slow, seed=seed)
@@ -147,7 +148,7 @@ def test_static_buffers_give_the_same_tokens_as_growing_ones(smollm2_loaded, tin
         second = first + tok.encode(" 오늘 날씨가 맑습니다.", add_special_tokens=False)
         s = SamplingSettings(temperature=0.9, max_new_tokens=30)
         window = 320 if model.config.max_position_embeddings == 320 else 512
-        dynamic, static = open_cache(model, window), open_cache(model, window, static=True)
+        dynamic, static = open_cache(model, window), open_cache(model, window, decode=Decode.GRAPH)
         for prompt in (first, second, first):  # a follow-up, then back (an /undo): the cache is reused both ways
             assert ours(model, prompt, s, cache=static, seed=11) == ours(model, prompt, s, cache=dynamic, seed=11)
         assert static.reused == dynamic.reused > 0

@@ -5,7 +5,7 @@ import torch
 
 from llm42.errors import UsageError
 from llm42.model.device import Machine
-from llm42.model.plan import plan
+from llm42.model.plan import Decode, plan
 from llm42.settings import ModelSettings
 from tests.test_device import CFG_42DOT, GB, gpu
 
@@ -16,12 +16,13 @@ GPU_BOX = Machine(cpu_available=64 * GB, cpu_bf16=True, gpus=[gpu(0, 40)])
 
 def test_the_default_plan_on_a_gpu_captures_a_graph_and_keeps_the_window():
     p = plan(ModelSettings(), 512, CFG_42DOT, None, GPU_BOX)
-    assert (p.device, p.dtype, p.window, p.kind, p.graph, p.notes) == ("cuda:0", torch.bfloat16, 4096, "none", True, [])
+    assert (p.device, p.dtype, p.window, p.kind, p.notes) == ("cuda:0", torch.bfloat16, 4096, "none", [])
+    assert (p.decode, p.speculate) == (Decode.GRAPH, False)
 
 
 def test_quantized_weights_go_to_the_cpu_in_bf16_and_flags_without_effect_are_named():
     p = plan(ModelSettings(quantize="int4", dtype="float32"), 512, CFG_42DOT, None, GPU_BOX)
-    assert (p.device, p.dtype, p.kind, p.quantize, p.graph) == ("cpu", torch.bfloat16, "int4", "int4", False)
+    assert (p.device, p.dtype, p.kind, p.quantize, p.decode) == ("cpu", torch.bfloat16, "int4", "int4", Decode.STEP)
     assert p.notes == ["--dtype float32 has no effect on int4 weights (their activations are bf16)"]
     saved = plan(ModelSettings(path="P", quantize="int8"), 512, CFG_42DOT, "int4", LAPTOP)
     assert (saved.kind, saved.quantize) == ("int4", "none")
@@ -52,3 +53,12 @@ def test_a_default_reply_too_long_for_the_window_is_halved_and_said():
         UsageError, match=r"--max-new-tokens 512 must be below the 512-token context window \(--context"
     ):
         plan(ModelSettings(context=512), 512, CFG_42DOT, None, LAPTOP)
+
+
+def test_the_decode_path_is_llm42s_step_for_a_plain_llama_on_the_cpu_and_transformers_forward_otherwise():
+    cpu = plan(ModelSettings(device="cpu"), 512, CFG_42DOT, None, LAPTOP)
+    assert (cpu.decode, cpu.speculate) == (Decode.STEP, True)
+    assert not plan(ModelSettings(device="cpu", speculate="off"), 512, CFG_42DOT, None, LAPTOP).speculate
+    biased = CFG_42DOT.to_dict() | {"attention_bias": True}
+    other = plan(ModelSettings(device="cpu"), 512, type(CFG_42DOT)(**biased), None, LAPTOP)
+    assert (other.decode, other.speculate) == (Decode.FORWARD, False)

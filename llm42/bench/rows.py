@@ -91,7 +91,7 @@ def run_llm42(model_dir: Path, new_tokens: int, device: str, long_context: int =
         load_s=load,
         **points(reply, prompts(engine.tokenizer), new_tokens),
         kernels=engine.kernels.note if engine.kernels else "",
-        decode_path=cache.path,
+        decode_path=cache.decode.value,
     )
     if long_context:  # decode with a long context in the cache: attention reads it all every step
         out["peak_gb"] = peak_memory_gb(torch.device(device if device.startswith("cuda") else "cpu"))  # before it

@@ -16,19 +16,6 @@ from ..cpu import native
 from .kvcache import KVCache
 
 
-def supported(model: nn.Module) -> bool:
-    """Llama and its exact relatives (42dot LLM-SFT, SmolLM2): SiLU MLP, no biases, plain or scaled RoPE."""
-    c = model.config
-    return (
-        getattr(c, "model_type", "") == "llama"
-        and c.hidden_act == "silu"
-        and not getattr(c, "attention_bias", False)
-        and not getattr(c, "mlp_bias", False)
-        and getattr(c, "pretraining_tp", 1) == 1
-        and model.device.type in ("cpu", "cuda")
-    )
-
-
 def _own_bf16(w: torch.Tensor, b: torch.Tensor | None) -> bool:
     """Whether llm42's bf16 kernels can multiply by this weight (built, bf16 on the CPU, contiguous, no bias)."""
     return (

@@ -11,9 +11,10 @@ import torch
 
 from ..backend import Finish
 from ..cpu.threads import ThreadChooser
+from ..model.plan import Decode, decode_path
 from ..settings import SamplingSettings
 from .cudagraph import capture
-from .decode import Decoder, supported
+from .decode import Decoder
 from .kvcache import KVCache
 from .kvstore import KVStore
 from .lookup import Lookup
@@ -54,10 +55,9 @@ class PromptCache:
         self.restored = 0  # of `reused`, tokens read from that store
 
     @property
-    def path(self) -> str:
-        if self.decoder is None:
-            return "transformers' forward"
-        return "llm42's decode step" + (", as a CUDA graph" if self.graph is not None else "")
+    def decode(self) -> Decode:
+        """The path this cache's steps run (as the plan decided it)."""
+        return Decode.FORWARD if self.decoder is None else Decode.GRAPH if self.kv.static else Decode.STEP
 
     def rewind(self) -> None:
         """After a forward cut short (Ctrl+C, an error): keep what is cached up to the last token fed whole. The
@@ -183,23 +183,20 @@ def open_cache(
     model,
     window: int | None = None,
     kernels: Kernels | None = None,
-    *,
-    fast: bool = True,
-    static: bool | None = None,
+    decode: Decode | None = None,
     warn=lambda why: None,
 ) -> PromptCache:
-    """A PromptCache and the decode step it runs: llm42's own where the model is a Llama (`fast`), with
-    whole-window buffers and a fixed-shape step if `static` (default: on a GPU, where the step is then captured
-    as a CUDA graph; `warn(why)` if the stack cannot capture, and the same step runs op by op)."""
+    """A PromptCache and the decode step it runs: `decode` as the load plan decided it (default: `decode_path` for
+    this model and device). GRAPH: whole-window buffers and a fixed-shape step, captured as a CUDA graph on a GPU
+    (`warn(why)` if the stack cannot capture: the same step runs op by op; on the CPU it always does, in tests)."""
     kernels = kernels or Kernels()
     window = window or int(getattr(model.config, "max_position_embeddings", 2048))
-    fast = fast and supported(model)
-    cuda = model.device.type == "cuda"
-    static = (cuda and fast) if static is None else static and fast
+    decode = decode or decode_path(model.config, model.device.type)
+    static = decode is Decode.GRAPH
     kv = KVCache(model.config, window, model.dtype, model.device, static=static)
-    decoder = Decoder(model, kv, kernels.own_matmuls, kernels.own_attention) if fast else None
+    decoder = Decoder(model, kv, kernels.own_matmuls, kernels.own_attention) if decode is not Decode.FORWARD else None
     graph = None
-    if static and cuda:
+    if static and model.device.type == "cuda":
         graph = capture(decoder, warn)  # before anything is cached: see GraphStep
     return PromptCache(model, kv, decoder, graph, kernels)
 

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..model.plan import Decode
 from .tuning import keeper, remembered
 
 SIZES = (1, 2, 3, 4, 6, 8)  # drafted tokens whose verify is timed; the others are interpolated
@@ -168,7 +169,7 @@ def speculation_for(cache) -> Speculation | None:
     """The speculation state for a model whose cache runs llm42's own step with growing buffers (the CPU); None
     elsewhere. Costs start from the price learned on an earlier start on this machine and model shape (else
     ASSUMED) and are learned as the chat verifies; nothing is measured up front."""
-    if cache.decoder is None or cache.kv.static:
+    if cache.decode is not Decode.STEP:
         return None
     price = remembered(cache.model, KEY)
     price = float(price) if isinstance(price, (int, float)) and 0 <= price < 10 else None

@@ -19,8 +19,9 @@ from torch.nn import functional as F
 from ..cpu import native
 from ..cpu.flags import cpu_flags
 from ..cpu.memory import keep_freed_memory
+from ..model.plan import Decode, decode_path
 from ..paths import cache_dir
-from .decode import attend, decode_layers, gemv, supported
+from .decode import attend, decode_layers, gemv
 from .kvcache import KVCache
 
 CACHE_FILE = cache_dir() / "kernels.json"
@@ -72,7 +73,9 @@ def _key(model: nn.Module, shapes: list[torch.Size]) -> str:
 def _key_for(model: nn.Module) -> str | None:
     """What a remembered choice for this model is filed under; None where there is nothing to choose (a GPU, or
     fp32: PyTorch's fp32 kernels then)."""
-    if model.device.type != "cpu" or not supported(model) or model.dtype not in (torch.bfloat16, torch.float16):
+    if decode_path(model.config, model.device.type) is not Decode.STEP:
+        return None
+    if model.dtype not in (torch.bfloat16, torch.float16):
         return None
     return f"{_model_key(model)}|v6"
 

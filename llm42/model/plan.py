@@ -4,6 +4,7 @@ quantization and decode path before anything heavy happens. Pure: tested like de
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 
@@ -14,6 +15,29 @@ from .device import SHORT, Machine, choose, estimate_bytes, gib
 WEIGHT_BYTES = {"int8": 1.05, "int4": 0.6}  # bytes per weight, scales included
 
 
+class Decode(str, Enum):
+    """How a reply's tokens are computed after the prompt. Decided here, once (`decode_path`)."""
+
+    STEP = "llm42's decode step"  # llm42's own step over growing KV buffers (the CPU); speculation can verify drafts
+    GRAPH = "llm42's decode step, as a CUDA graph"  # the same step at fixed shapes, captured where CUDA runs it
+    FORWARD = "transformers' forward"  # any other model: the model's own forward for every token
+
+
+def decode_path(config, device: str) -> Decode:
+    """llm42's own step for Llama and its exact relatives (42dot LLM-SFT, SmolLM2: SiLU MLP, no biases, plain or
+    scaled RoPE) on the CPU (a CUDA graph on a GPU); transformers' forward for everything else."""
+    llama = (
+        getattr(config, "model_type", "") == "llama"
+        and getattr(config, "hidden_act", "") == "silu"
+        and not getattr(config, "attention_bias", False)
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "pretraining_tp", 1) == 1
+    )
+    if not llama or not device.startswith(("cpu", "cuda")):
+        return Decode.FORWARD
+    return Decode.GRAPH if device.startswith("cuda") else Decode.STEP
+
+
 @dataclass
 class LoadPlan:
     device: str
@@ -22,8 +46,8 @@ class LoadPlan:
     kind: str  # the weights' kind: "none", "int8", "int4"
     quantize: str  # what loading does to the weights: "none" when they come quantized (a saved folder)
     reason: str  # why this device and dtype, for the device line
-    graph: bool  # whole-window buffers and the decode step captured as a CUDA graph
-    speculate: bool = False  # draft from the conversation and verify several tokens per pass (the CPU)
+    decode: Decode  # llm42's step, as a CUDA graph or not, or transformers' forward
+    speculate: bool = False  # draft from the conversation and verify several tokens per pass (llm42's step)
     notes: list[str] = field(default_factory=list)  # flags that have no effect, a context capped, a reply fitted
     max_new_tokens: int = 512  # the longest reply: as asked, or fitted to a window too small for the default
 
@@ -61,6 +85,7 @@ def plan(
         choice.dtype, choice.reason = torch.bfloat16, t("quantized_reason", kind=kind, ram=gib(machine.cpu_available))
     window = choice.window or window
     max_new_tokens = _reply_room(max_new_tokens, window, fit_reply, m.context == window, notes)
+    decode = decode_path(config, choice.device)
     return LoadPlan(
         choice.device,
         choice.dtype,
@@ -68,8 +93,8 @@ def plan(
         kind,
         "none" if saved else m.quantize,
         choice.reason,
-        graph=choice.device.startswith("cuda"),
-        speculate=m.speculate == "auto" and choice.device == "cpu",
+        decode=decode,
+        speculate=m.speculate == "auto" and decode is Decode.STEP,
         notes=notes,
         max_new_tokens=max_new_tokens,
     )

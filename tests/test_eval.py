@@ -8,7 +8,7 @@ import pytest
 
 from eval.common import read_jsonl
 from eval.judge import Unparsed, parse_scores
-from tests.support.cli import ROOT, cli_env
+from tests.support.cli import ROOT, cli_env, run_python
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -16,14 +16,7 @@ METRICS = ["Accuracy", "Robustness", "Fairness", "Bias", "Toxicity", "Efficiency
 
 
 def run_module(*args, timeout=600):
-    r = subprocess.run(
-        [sys.executable, "-m", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        env=cli_env(HF_DATASETS_OFFLINE="1"),
-    )
+    r = run_python("-m", *args, timeout=timeout, HF_DATASETS_OFFLINE="1")
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -70,8 +63,8 @@ def test_answer_then_judge_end_to_end_resumes_and_counts_unparsed(smollm2, judge
         "--parse-retries",
         "0",
         "--max-tokens",
-        "48",
-    ]  # SmolLM2 is no judge: keep it short
+        "12",
+    ]  # SmolLM2 is no judge (its replies never parse): the parsed kind is test_judge_reply_parsing_is_strict's
     run_module(*judge)
     judged = tmp_path / "smol" / "judgments.jsonl"
     records = read_jsonl(judged)

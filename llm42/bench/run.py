@@ -133,6 +133,11 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure resuming a 3,000-token chat instead, with and without the KV kept on disk (bf16, int4)",
     )
+    p.add_argument(
+        "--kernels",
+        action="store_true",
+        help="measure a roofline instead: read bandwidth, each product in GB/s, one decode step split by kind",
+    )
     p.add_argument("--rounds", type=int, default=3, help="with --start: first replies per condition")
     p.add_argument("--model-path", default=None, help="with --speculate or --start: another model (default: SmolLM2)")
     p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate or --resume")
@@ -159,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         from .resume import main as resume
 
         return resume(args)
+    if args.kernels:
+        from .roofline import main as roofline
+
+        return roofline(args)
     if args.worker:
         print(json.dumps(worker(args.worker, args.new_tokens, args.device, args.long_context)))
         return 0

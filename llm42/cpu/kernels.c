@@ -677,3 +677,13 @@ void llm42_widen_bf16(const uint16_t *restrict x, float *restrict out, int64_t n
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) out[i] = bf16(x[i]);
 }
+
+/* A plain streaming read of n 64-bit words, folded by xor into *out so that it is not optimized away: the
+ * machine's read bandwidth at the thread count in force, the roof the products are read against
+ * (python -m llm42.bench --kernels). */
+void llm42_read(const uint64_t *restrict p, int64_t n, uint64_t *restrict out) {
+    uint64_t s = 0;
+#pragma omp parallel for simd schedule(static) reduction(^ : s)
+    for (int64_t i = 0; i < n; i++) s ^= p[i];
+    *out = s;
+}

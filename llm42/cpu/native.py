@@ -44,6 +44,7 @@ SIGNATURES = {
     "llm42_dequant_int8": [P, P, P, I64, I64],
     "llm42_dequant_int4": [P, P, I64, P, I64, I64],
     "llm42_widen_bf16": [P, P, I64],
+    "llm42_read": [P, I64, P],
 }
 
 
@@ -290,3 +291,9 @@ def widen_bf16(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor
     out = torch.empty(w.shape, dtype=torch.float32) if out is None else out
     _lib.llm42_widen_bf16(w.data_ptr(), out.data_ptr(), w.numel())
     return out
+
+
+def read(words: torch.Tensor) -> None:
+    """Stream `words` (int64, contiguous) through the CPU once, on the threads in force (a bandwidth probe)."""
+    out = torch.empty(1, dtype=torch.int64)
+    _lib.llm42_read(words.data_ptr(), words.numel(), out.data_ptr())

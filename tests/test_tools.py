@@ -3,20 +3,17 @@ the quality report's edges."""
 
 import re
 import subprocess
-import sys
 
 import pytest
 
 from llm42.bench.randmodel import TINY_42DOT, build_42dot, train_tokenizer
-from tests.support.cli import ROOT, cli_env, run_cli
+from tests.support.cli import run_cli, run_python
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
 
 def tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120
-    )
+    return run_python("-m", *args, timeout=120)
 
 
 def test_the_42dot_vocabulary_is_a_real_bpe_with_words_that_tokenize_back():

@@ -25,20 +25,48 @@ def cli_env(**extra) -> dict:
     return env
 
 
+_zygote = None
+
+
+def zygote():
+    """The process that starts piped runs from an imported torch (tests/support/zygote.py), started on first use;
+    None with LLM42_TEST_FORK=0 (every run a fresh interpreter)."""
+    global _zygote
+    if _zygote is None and os.environ.get("LLM42_TEST_FORK", "1") != "0":
+        import atexit
+        import tempfile
+
+        from .zygote import Zygote
+
+        _zygote = Zygote(ROOT, cli_env(), Path(tempfile.mkdtemp(prefix="llm42-zygote-")))
+        atexit.register(_zygote.close)
+    return _zygote
+
+
 def run_cli(
     *args: str, stdin: str | bytes = "", timeout: float = 180, preexec_fn=None, **env
 ) -> subprocess.CompletedProcess:
-    """`preexec_fn` runs in the child before the CLI starts (to put it under a memory limit)."""
+    """`python example_cli.py ARGS` with piped streams. `preexec_fn` runs in the child before the CLI starts (to put
+    it under a memory limit); the run then starts a fresh interpreter, as one whose environment changes how Python
+    or torch start does (else it forks from tests/support/zygote.py's imported torch)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
+    argv, env = [sys.executable, str(ROOT / "example_cli.py"), *args], cli_env(**env)
+    if preexec_fn is None and (z := zygote()) is not None and z.takes(env):
+        return z.run(argv, data, timeout, ROOT, env)
     return subprocess.run(
-        [sys.executable, str(ROOT / "example_cli.py"), *args],
-        input=data,
-        capture_output=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=cli_env(**env),
-        preexec_fn=preexec_fn,
+        argv, input=data, capture_output=True, timeout=timeout, cwd=ROOT, env=env, preexec_fn=preexec_fn
     )
+
+
+def run_python(*args: str, timeout: float = 600, **env) -> subprocess.CompletedProcess:
+    """`python ARGS` (a script or -m MODULE) in the repository with the CLI's environment, output as text; forked
+    from the zygote where the environment allows, as run_cli's runs."""
+    argv, env = [sys.executable, *args], cli_env(**env)
+    if (z := zygote()) is not None and z.takes(env):
+        r = z.run(argv, b"", timeout, ROOT, env)
+    else:
+        r = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=ROOT, env=env)
+    return subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(), r.stderr.decode())
 
 
 def piped_chat(model, history, lines: list[str], *args: str, new_tokens: int = 24, **env) -> tuple[str, str]:
@@ -68,18 +96,15 @@ def debug_reports(stderr: str) -> list[dict]:
 
 
 def spawn_cli(*args: str, **env):
+    """`python example_cli.py ARGS` on a pseudo-terminal of 40 x 120, as pexpect.spawn gives it (forked from
+    tests/support/zygote.py's imported torch where the environment allows, as run_cli's)."""
     import pexpect
 
-    return pexpect.spawn(
-        sys.executable,
-        [str(ROOT / "example_cli.py"), *args],
-        cwd=str(ROOT),
-        env=cli_env(**env),
-        encoding="utf-8",
-        codec_errors="strict",
-        dimensions=(40, 120),
-        timeout=120,
-    )
+    argv, env = [sys.executable, str(ROOT / "example_cli.py"), *args], cli_env(**env)
+    terminal = dict(encoding="utf-8", codec_errors="strict", timeout=120)
+    if (z := zygote()) is not None and z.takes(env):
+        return z.spawn(argv, ROOT, env, (40, 120), **terminal)
+    return pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), env=env, dimensions=(40, 120), **terminal)
 
 
 def leave(child) -> None:

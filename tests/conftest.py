@@ -55,8 +55,8 @@ def smollm2_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2(smollm2_gguf) -> Path:
-    """SmolLM2-135M-Instruct as a normal fp32 safetensors folder, converted from the GGUF once."""
-    return _cached("smollm2-135m-instruct", lambda d: convert_smollm2(smollm2_gguf, d))
+    """SmolLM2-135M-Instruct as a normal bf16 safetensors folder, converted from the GGUF once."""
+    return _cached("smollm2-135m-instruct-bf16", lambda d: convert_smollm2(smollm2_gguf, d))
 
 
 @pytest.fixture(scope="session")

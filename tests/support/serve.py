@@ -36,6 +36,8 @@ def start_server(model: Path):
             str(port),
             "--device",
             "cpu",
+            "--dtype",
+            "float32",  # the folder is bf16; a CPU without bf16 arithmetic runs PyTorch's bf16 kernels slowly
         ],
         stdout=out,
         stderr=subprocess.STDOUT,

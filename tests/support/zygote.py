@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-PRELOAD = ("torch", "rich.markdown")
+PRELOAD = ("torch", "rich.markdown", "rich.live", "tokenizers", "safetensors", "jinja2.sandbox", "psutil")
 # what an interpreter or torch reads once, while starting: a run that sets any of these differently gets a real process
 AT_START = ("PYTHON", "LANG", "LC_", "LD_", "ATEN_", "OMP_", "GOMP_", "KMP_", "MKL_", "ONEDNN_", "DNNL_", "TORCH")
 

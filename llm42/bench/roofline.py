@@ -171,6 +171,8 @@ def step_split(model_dir: Path) -> dict:
     token = ids[-1]
     for _ in range(8):
         cache.step(token)
+    cache.threads = None  # every step on all threads: the chooser's trials of fewer would land in some of them
+    torch.set_num_threads(cpu_threads())
     plain = statistics.median(_seconds(lambda: cache.step(token)) for _ in range(STEPS))
     buckets: dict = defaultdict(float)
     with _split(cache.decoder, buckets):
@@ -235,18 +237,18 @@ def report(bw: dict, threads: int, prods: dict, steps: dict) -> str:
             lines.append(f"| {width} | {name} | {cells} | {r['step mix']:.1f} | {100 * r['step mix'] / roof:.0f} % |")
     lines += [
         "",
-        "| width | step ms | tok/s | at the roof | products ms (GB/s) | attention ms | glue ms | Python, rest ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| width | step ms | tok/s | at the roof | products GB/s | split step ms: products, attention, glue, Python |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for width, s in steps.items():
         if "skipped" in s:
             lines.append(f"| {width} | {s['skipped']} |")
             continue
-        p = s["parts_ms"]
-        best = s["weights_gb"] / roof * 1e3
+        p, best = s["parts_ms"], s["weights_gb"] / roof * 1e3
+        whole = sum(p.values())
+        split = ", ".join(f"{v:.1f} ({100 * v / whole:.0f} %)" for v in p.values())
         lines.append(
             f"| {width} | {s['step_ms']:.1f} | {1e3 / s['step_ms']:.1f} | {best:.1f} ms, {1e3 / best:.1f} tok/s "
-            f"({100 * best / s['step_ms']:.0f} %) | {p['products']:.1f} ({s['products_gbs']:.1f}) | "
-            f"{p['attention']:.1f} | {p['glue']:.1f} | {p['Python, rest']:.1f} |"
+            f"({100 * best / s['step_ms']:.0f} %) | {s['products_gbs']:.1f} | {whole:.1f}: {split} |"
         )
     return "\n".join(lines)

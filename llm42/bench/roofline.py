@@ -171,7 +171,7 @@ def step_split(model_dir: Path) -> dict:
     token = ids[-1]
     for _ in range(8):
         cache.step(token)
-    cache.threads = None  # every step on all threads: the chooser's trials of fewer would land in some of them
+    cache.pace.threads = None  # every step on all threads: the chooser's trials of fewer would land in some of them
     torch.set_num_threads(cpu_threads())
     plain = statistics.median(_seconds(lambda: cache.step(token)) for _ in range(STEPS))
     buckets: dict = defaultdict(float)

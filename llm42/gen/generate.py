@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from ..backend import Finish
-from ..cpu.threads import ThreadChooser
 from ..model.plan import Decode, decode_path
 from ..settings import SamplingSettings
 from .cudagraph import capture
@@ -18,6 +17,7 @@ from .decode import Decoder
 from .kvcache import KVCache
 from .kvstore import KVStore
 from .lookup import Lookup
+from .pacing import Pacer
 from .penalty import Scope
 from .sampling import Drawn, pick, reply_generator
 from .speculate import Speculation
@@ -39,18 +39,17 @@ class PromptCache:
     A new prompt reuses the longest common prefix and prefills only the rest, so edits, /undo, /regen,
     truncation or a new system prompt invalidate exactly what changed. Prefill is the model's forward (llm42's own
     Llama's, llama.py, or transformers'); a decode step is llm42's own (decode.py) where the model is a Llama, else
-    transformers' forward too."""
+    transformers' forward too. How the machine runs each pass (oneDNN, threads) is the pacer's (pacing.py)."""
 
     def __init__(self, model, kv: KVCache, decoder: Decoder | None = None, graph=None, kernels: Kernels | None = None):
         """`decoder`: llm42's decode step over `kv` (None: transformers' forward for steps too, the slow twin);
         `graph`: that step captured as a CUDA graph (cudagraph.GraphStep), for a static `kv`."""
         self.model, self.kv, self.decoder, self.graph = model, kv, decoder, graph
-        self.kernels = kernels or Kernels()
+        self.pace = Pacer(kernels, model.device.type == "cpu")  # oneDNN and the thread count around each pass
         self.max_len = kv.max_len
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache
         self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
-        self.threads = ThreadChooser(torch.get_num_threads()) if model.device.type == "cpu" else None
         self.store: KVStore | None = None  # the KV kept on disk between runs (engine.py opens it)
         self.restored = 0  # of `reused`, tokens read from that store
 
@@ -119,9 +118,7 @@ class PromptCache:
     def feed(self, ids: list[int]) -> torch.Tensor:
         """Run the model's forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
-        self.kernels.use(len(ids))
-        if self.threads is not None and len(ids) > 1:
-            self.threads.settle()
+        self.pace.prompt(len(ids))
         with self._whole():
             self.kv.begin(len(ids))
             if hasattr(self.model, "prefill"):  # llm42's own Llama (llama.py)
@@ -139,24 +136,18 @@ class PromptCache:
         """One more token; the next logits (1, vocab)."""
         if self.decoder is None:
             return self.feed([token])
-        self.kernels.use(1)
-        if self.threads is not None:
-            self.threads.threads()
-        start = time.perf_counter()
-        with self._whole():
+        with self.pace.step(), self._whole():
             if self.kv.static:  # fixed shapes: the position goes in as a tensor (a CUDA graph replays this)
                 logits = self.static_step(token)
             else:
                 logits = self.decoder.step(token)
-        if self.threads is not None:
-            self.threads.record(time.perf_counter() - start)
         self.ids.append(token)
         return logits
 
     @torch.inference_mode()
     def verify(self, ids: list[int]) -> torch.Tensor:
         """Feed `ids` in one pass of llm42's decode step; the logits [len(ids), vocab] after each (speculation)."""
-        self.kernels.use(len(ids))
+        self.pace.verify(len(ids))
         with self._whole():
             logits = self.decoder.verify(ids)
         self.ids.extend(ids)
@@ -203,8 +194,7 @@ def open_cache(
 
 def prefill(cache: PromptCache, prompt: list[int]) -> tuple[torch.Tensor, int]:
     """Feed the uncached part of the prompt; (last logits, tokens reused from the cache)."""
-    if cache.threads is not None:
-        cache.threads.look()  # the cores other processes leave free, before the prefill runs on them
+    cache.pace.look()
     reused = cache.reuse(prompt)
     if reused == len(prompt):
         return cache.last[1], reused

@@ -1,0 +1,46 @@
+"""How this machine runs each forward pass: oneDNN on or off for the pass's size (as gen/tuning.py measured) and,
+on the CPU, how many threads (cpu/threads.py's chooser: the chosen count for a prompt, a trial's for a step, each
+step timed for it). The prompt cache asks around every pass; the pacer holds nothing of the cache."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+
+from ..cpu.threads import ThreadChooser
+from .tuning import Kernels
+
+
+class Pacer:
+    def __init__(self, kernels: Kernels | None = None, cpu: bool = True):
+        self.kernels = kernels or Kernels()
+        self.threads = ThreadChooser(torch.get_num_threads()) if cpu else None
+
+    def look(self) -> None:
+        """Before a reply: the cores other processes leave free, before the prefill runs on them."""
+        if self.threads is not None:
+            self.threads.look()
+
+    def prompt(self, tokens: int) -> None:
+        """Before a pass over `tokens` new tokens of a prompt (one token: a step the slow way)."""
+        self.kernels.use(tokens)
+        if self.threads is not None and tokens > 1:
+            self.threads.settle()
+
+    @contextlib.contextmanager
+    def step(self):
+        """Around one decode step: on the thread count the chooser wants now, and timed for it."""
+        self.kernels.use(1)
+        if self.threads is None:
+            yield
+            return
+        self.threads.threads()
+        start = time.perf_counter()
+        yield
+        self.threads.record(time.perf_counter() - start)
+
+    def verify(self, tokens: int) -> None:
+        """Before a verify pass over `tokens` tokens (on the step's thread count)."""
+        self.kernels.use(tokens)

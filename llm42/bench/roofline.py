@@ -137,8 +137,12 @@ def _split(decoder, buckets: dict):
         for layer in decoder.layers
     ]
     decoder.head = timed(decoder.head, "products")
-    patched = [(native, n, "glue") for n in ("rmsnorm", "rope_", "add_", "silu_mul_")]
-    patched += [(native, "attend", "attention"), (decode, "attend", "attention"), (decoder.kv, "write", "attention")]
+    patched = [(native, n, "glue") for n in ("rmsnorm_rows", "rope_rows_", "add_", "silu_mul_")]
+    patched += [
+        (native, "attend_rows", "attention"),
+        (decode, "attend", "attention"),
+        (decoder.kv, "write", "attention"),
+    ]
     patched += [(decoder, "rmsnorm", "glue"), (decoder, "rotate", "glue")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patched]
     for owner, name, kind in patched:

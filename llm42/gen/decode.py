@@ -127,55 +127,38 @@ class Decoder:
 
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
-        """Dynamic: attention over the n + 1 positions so far."""
-        kv = self.kv
-        kv.begin(1)
+        """Dynamic: attention over the n + 1 positions so far, with the products and attention the tuning chose."""
+        return self._forward([token], self.layers, self.head, self.own_glue, self.own_attention)
+
+    @torch.inference_mode()
+    def verify(self, tokens: list[int]) -> torch.Tensor:
+        """Dynamic, several tokens in one pass (speculation's verify): the logits [m, vocab] after each of `tokens`
+        at positions kv.n.., each attending to the cache and the tokens before it. The weights are read once for
+        all m rows, so m tokens cost little more than one step while weights dominate; each row's glue and
+        attention are a step's own kernels (llm42's, where they are built)."""
+        return self._forward(tokens, self.row_layers, self.row_head, self.row_attention, True)
+
+    def _forward(self, tokens: list[int], layers, head, own_glue: bool, own_attention: bool) -> torch.Tensor:
+        """`tokens` at positions kv.n.. through `layers` (a step's products or a verify pass's), each attending to
+        the cache and the tokens before it; the logits after each. `own_glue`: norms, rotary, residual adds and SiLU
+        by llm42's kernels, row by row as one token's; `own_attention` too (else PyTorch's, one token only)."""
+        kv, m = self.kv, len(tokens)
+        kv.begin(m)
         pos = kv.n
-        x = self.embed[token : token + 1].clone()  # [1, hidden], the residual stream
-        cos, sin = self.cos[pos], self.sin[pos]
-        for i, layer in enumerate(self.layers):
-            if self.own_glue:
-                x = self._own_layer(i, layer, x, cos, sin)
-            else:
-                x = self._layer(i, layer, x, cos, sin, None, None)
+        x = self.embed[tokens]  # [m, hidden], the residual stream (indexing copies)
+        cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim], contiguous rows
+        if own_glue:
+            cos, sin = cos.contiguous(), sin.contiguous()  # the kernels read them as plain rows
+            for i, layer in enumerate(layers):
+                x = self._own_rows(i, layer, x, cos, sin, pos, own_attention)
+            out = native.rmsnorm_rows(x, self.norm, self.eps)
+        else:
+            later = torch.arange(pos + m, device=x.device)[None] > torch.arange(pos, pos + m, device=x.device)[:, None]
+            for i, layer in enumerate(layers):
+                x = self._rows(i, layer, x, cos, sin, later)
+            out = self.rmsnorm(x, self.norm)
         kv.commit()
-        return self.head(native.rmsnorm(x, self.norm, self.eps) if self.own_glue else self.rmsnorm(x, self.norm))
-
-    def _own_layer(self, i, layer, x, cos, sin):
-        """`_layer` with the steps between matmuls in llm42's kernels: a few calls instead of ~30 small ops."""
-        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
-        h = native.rmsnorm(x, norm1, self.eps)
-        q = native.rope_(wq(h).view(self.heads, self.head_dim), cos, sin)
-        k = native.rope_(wk(h).view(self.kv_heads, self.head_dim), cos, sin).view(self.kv_heads, 1, self.head_dim)
-        keys, values = self.kv.write(i, k, wv(h).view(self.kv_heads, 1, self.head_dim))
-        if self.own_attention:
-            att = native.attend(q, self.kv.k[i], self.kv.v[i], self.kv.n + 1, self.scale)
-        else:
-            att = attend(q, keys, values, self.scale)
-        native.add_(x, wo(att))
-        h = native.rmsnorm(x, norm2, self.eps)
-        return native.add_(x, down(native.silu_mul_(gate(h), up(h))))
-
-    def _layer(self, i, layer, x, cos, sin, slot, mask):
-        """One decoder layer for one token. `slot` None: append at kv.n and attend over what is filled;
-        else write at position tensor `slot` and attend over the whole (static) buffer with `mask`."""
-        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
-        h = self.rmsnorm(x, norm1)
-        q = self.rotate(wq(h).view(self.heads, self.head_dim), cos, sin)
-        k = self.rotate(wk(h).view(self.kv_heads, 1, self.head_dim), cos, sin)
-        v = wv(h).view(self.kv_heads, 1, self.head_dim)
-        if slot is not None:  # static: write at the position tensor, attend over the whole masked buffer
-            self.kv.k[i].index_copy_(1, slot, k)
-            self.kv.v[i].index_copy_(1, slot, v)
-            att = attend(q, self.kv.k[i], self.kv.v[i], self.scale, mask)
-        elif self.own_attention:
-            self.kv.write(i, k, v)
-            att = native.attend(q, self.kv.k[i], self.kv.v[i], self.kv.n + 1, self.scale)
-        else:
-            att = attend(q, *self.kv.write(i, k, v), self.scale)
-        x = x + wo(att)
-        h = self.rmsnorm(x, norm2)
-        return x + down(F.silu(gate(h)) * up(h))
+        return head(out)
 
     @torch.inference_mode()
     def static_step(self, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -185,47 +168,44 @@ class Decoder:
         mask = (torch.arange(self.kv.max_len, device=pos.device) > pos).view(1, 1, -1)
         x = self.embed.index_select(0, token)
         for i, layer in enumerate(self.layers):
-            x = self._layer(i, layer, x, cos, sin, pos, mask)
+            x = self._static_layer(i, layer, x, cos, sin, pos, mask)
         return self.head(self.rmsnorm(x, self.norm))
 
-    @torch.inference_mode()
-    def verify(self, tokens: list[int]) -> torch.Tensor:
-        """Dynamic, several tokens in one pass (speculation's verify): the logits [m, vocab] after each of `tokens`
-        at positions kv.n.., each attending to the cache and the tokens before it. The weights are read once for
-        all m rows, so m tokens cost little more than one step while weights dominate."""
-        kv, m = self.kv, len(tokens)
-        kv.begin(m)
-        pos = kv.n
-        x = self.embed[tokens].clone()  # [m, hidden]
-        cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
-        if self.row_attention:  # llm42's kernels, row by row as a step runs them
-            cos, sin = cos.contiguous(), sin.contiguous()
-            for i, layer in enumerate(self.row_layers):
-                x = self._own_rows(i, layer, x, cos, sin, pos)
-            kv.commit()
-            return self.row_head(native.rmsnorm_rows(x, self.norm, self.eps))
-        later = torch.arange(pos + m, device=x.device)[None] > torch.arange(pos, pos + m, device=x.device)[:, None]
-        for i, layer in enumerate(self.row_layers):
-            x = self._rows(i, layer, x, cos, sin, later)
-        kv.commit()
-        return self.row_head(self.rmsnorm(x, self.norm))
+    def _static_layer(self, i, layer, x, cos, sin, slot, mask):
+        """One decoder layer for one token at fixed shapes: write at position tensor `slot`, attend over the whole
+        (static) buffer with `mask` (the positions after it)."""
+        norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
+        h = self.rmsnorm(x, norm1)
+        q = self.rotate(wq(h).view(self.heads, self.head_dim), cos, sin)
+        k = self.rotate(wk(h).view(self.kv_heads, 1, self.head_dim), cos, sin)
+        self.kv.k[i].index_copy_(1, slot, k)
+        self.kv.v[i].index_copy_(1, slot, wv(h).view(self.kv_heads, 1, self.head_dim))
+        att = attend(q, self.kv.k[i], self.kv.v[i], self.scale, mask)
+        x = x + wo(att)
+        h = self.rmsnorm(x, norm2)
+        return x + down(F.silu(gate(h)) * up(h))
 
-    def _own_rows(self, i, layer, x, cos, sin, pos):
-        """`_own_layer` for m tokens: each row's norms, rotary and attention (over the cache and the rows before
-        it) are the step's own kernels; the matmuls read each weight once for all rows."""
+    def _own_rows(self, i, layer, x, cos, sin, pos, own_attention=True):
+        """One decoder layer for m tokens with llm42's glue: each row's norms, rotary and attention (over the cache
+        and the rows before it) the same bits as that row alone; the products read each weight once for all rows.
+        Without `own_attention` (one token only) PyTorch's batched matmuls attend."""
         norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
         m, d = x.shape[0], self.head_dim
         h = native.rmsnorm_rows(x, norm1, self.eps)
         q = native.rope_rows_(wq(h).view(m, self.heads, d), cos, sin)
         k = native.rope_rows_(wk(h).view(m, self.kv_heads, d), cos, sin)
-        self.kv.write(i, k.transpose(0, 1), wv(h).view(m, self.kv_heads, d).transpose(0, 1))
-        att = native.attend_rows(q, self.kv.k[i], self.kv.v[i], pos, self.scale)
+        keys, values = self.kv.write(i, k.transpose(0, 1), wv(h).view(m, self.kv_heads, d).transpose(0, 1))
+        if own_attention:
+            att = native.attend_rows(q, self.kv.k[i], self.kv.v[i], pos, self.scale)
+        else:
+            att = attend(q[0], keys, values, self.scale)
         native.add_(x, wo(att))
         h = native.rmsnorm_rows(x, norm2, self.eps)
         return native.add_(x, down(native.silu_mul_(gate(h), up(h))))
 
     def _rows(self, i, layer, x, cos, sin, later):
-        """`_layer` for m tokens; `later` [m, n + m]: the keys each token must not see (the ones after it)."""
+        """One decoder layer for m tokens with PyTorch's glue and attention; `later` [m, n + m]: the keys each token
+        must not see (the ones after it)."""
         norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
         m, d = x.shape[0], self.head_dim
         h = self.rmsnorm(x, norm1)

@@ -175,8 +175,8 @@ def load(
         with status(t("measuring_kernels")):
             kernels = tune(model)
     captured = time.perf_counter()
-    graph = p.decode is Decode.GRAPH and p.device.startswith("cuda")
-    with status(t("capturing")) if graph else contextlib.nullcontext():  # the decode step as a CUDA graph
+    capturing = status(t("capturing")) if p.decode is Decode.GRAPH else contextlib.nullcontext()
+    with capturing:  # the decode step as a CUDA graph
         cache = open_cache(model, p.window, kernels, p.decode, warn=lambda why: warn(t("not_captured", why=why)))
     if cache.graph is not None:
         info(t("captured", s=time.perf_counter() - captured))

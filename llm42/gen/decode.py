@@ -146,14 +146,17 @@ class Decoder:
         kv.begin(m)
         pos = kv.n
         x = self.embed[tokens]  # [m, hidden], the residual stream (indexing copies)
-        cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim], contiguous rows
+        cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
         if own_glue:
             cos, sin = cos.contiguous(), sin.contiguous()  # the kernels read them as plain rows
             for i, layer in enumerate(layers):
                 x = self._own_rows(i, layer, x, cos, sin, pos, own_attention)
             out = native.rmsnorm_rows(x, self.norm, self.eps)
         else:
-            later = torch.arange(pos + m, device=x.device)[None] > torch.arange(pos, pos + m, device=x.device)[:, None]
+            later = None  # one token sees every key: no mask to build or apply
+            if m > 1:
+                at = torch.arange(pos + m, device=x.device)
+                later = at[None] > at[pos:, None]
             for i, layer in enumerate(layers):
                 x = self._rows(i, layer, x, cos, sin, later)
             out = self.rmsnorm(x, self.norm)
@@ -205,7 +208,7 @@ class Decoder:
 
     def _rows(self, i, layer, x, cos, sin, later):
         """One decoder layer for m tokens with PyTorch's glue and attention; `later` [m, n + m]: the keys each token
-        must not see (the ones after it)."""
+        must not see (the ones after it; None for one token)."""
         norm1, wq, wk, wv, wo, norm2, gate, up, down = layer
         m, d = x.shape[0], self.head_dim
         h = self.rmsnorm(x, norm1)
@@ -215,7 +218,9 @@ class Decoder:
         group = self.heads // self.kv_heads
         q = q.reshape(self.kv_heads, group * m, d)  # the heads sharing a key head, each with its m rows
         scores = (torch.bmm(q, keys.transpose(1, 2)) * self.scale).view(self.kv_heads, group, m, -1)
-        probs = torch.softmax(scores.masked_fill(later, float("-inf")), dim=-1, dtype=torch.float32)
+        if later is not None:
+            scores = scores.masked_fill(later, float("-inf"))
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
         att = torch.bmm(probs.to(values.dtype).view(self.kv_heads, group * m, -1), values)  # [kv_heads, group*m, d]
         x = x + wo(att.view(self.heads, m, d).transpose(0, 1).reshape(m, self.heads * d))
         h = self.rmsnorm(x, norm2)

@@ -29,8 +29,8 @@ _zygote = None
 
 
 def zygote():
-    """The process that starts piped runs from an imported torch (tests/support/zygote.py), started on first use;
-    None with LLM42_TEST_FORK=0 (every run a fresh interpreter)."""
+    """The process that starts runs of the CLI from an imported torch (tests/support/zygote.py), started on first
+    use; None with LLM42_TEST_FORK=0 (every run a fresh interpreter)."""
     global _zygote
     if _zygote is None and os.environ.get("LLM42_TEST_FORK", "1") != "0":
         import atexit
@@ -50,23 +50,24 @@ def run_cli(
     it under a memory limit); the run then starts a fresh interpreter, as one whose environment changes how Python
     or torch start does (else it forks from tests/support/zygote.py's imported torch)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    argv, env = [sys.executable, str(ROOT / "example_cli.py"), *args], cli_env(**env)
-    if preexec_fn is None and (z := zygote()) is not None and z.takes(env):
-        return z.run(argv, data, timeout, ROOT, env)
-    return subprocess.run(
-        argv, input=data, capture_output=True, timeout=timeout, cwd=ROOT, env=env, preexec_fn=preexec_fn
-    )
+    return _run([str(ROOT / "example_cli.py"), *args], data, timeout, cli_env(**env), preexec_fn)
 
 
 def run_python(*args: str, timeout: float = 600, **env) -> subprocess.CompletedProcess:
     """`python ARGS` (a script or -m MODULE) in the repository with the CLI's environment, output as text; forked
     from the zygote where the environment allows, as run_cli's runs."""
-    argv, env = [sys.executable, *args], cli_env(**env)
-    if (z := zygote()) is not None and z.takes(env):
-        r = z.run(argv, b"", timeout, ROOT, env)
-    else:
-        r = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=ROOT, env=env)
-    return subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(), r.stderr.decode())
+    r = _run(list(args), b"", timeout, cli_env(**env))
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
+
+
+def _run(args: list[str], data: bytes, timeout: float, env: dict, preexec_fn=None) -> subprocess.CompletedProcess:
+    """`python ARGS` in the repository, piped, output as bytes: forked from the zygote where it takes the run."""
+    argv = [sys.executable, *args]
+    if preexec_fn is None and (z := zygote()) is not None and z.takes(env):
+        return z.run(argv, data, timeout, ROOT, env)
+    return subprocess.run(
+        argv, input=data, capture_output=True, timeout=timeout, cwd=ROOT, env=env, preexec_fn=preexec_fn
+    )
 
 
 def piped_chat(model, history, lines: list[str], *args: str, new_tokens: int = 24, **env) -> tuple[str, str]:

@@ -1,15 +1,16 @@
-"""Piped CLI runs without paying for `import torch` each time (2 of the ~3 s a run of the CLI takes to start here).
+"""CLI runs without paying for `import torch` each time (2 of the ~3.5 s a run of the CLI takes to start here).
 
-One process (`python -m tests.support.zygote SOCKET`) imports torch and rich, and nothing of llm42, then forks a child
-for each run it is asked for. The child becomes what `python example_cli.py ARGS` would be: the run's standard
-streams on fds 0-2 (and new sys.std* objects over them, made as Python's start-up makes them), its environment, its
+One process (`python -m tests.support.zygote SOCKET`) imports torch and the CLI's other libraries that read no setting
+at import (PRELOAD), and nothing of llm42, then forks a child for each run it is asked for. The child becomes what
+`python example_cli.py ARGS` (or `python -m MODULE ARGS`) would be: the run's pipes or pseudo-terminal on fds 0-2
+(and new sys.std* objects over them, made as Python's start-up makes them), its environment, its
 working folder, argv and sys.path, llm42 imported fresh, and an exit through the interpreter's own (threads joined,
 atexit, streams flushed; an uncaught Ctrl+C exits by SIGINT as Python's does). The test side (`run`) gets its exit
 status from the zygote, which is the child's parent.
 
 A run whose environment changes what a Python or torch reads while starting (PYTHON*, the locale, OpenMP/oneDNN/
 ATen settings, LD_*) or that needs a `preexec_fn` starts a real process instead (tests/support/cli.py decides), as
-does every run when LLM42_TEST_FORK=0. Pseudo-terminal sessions always do."""
+does every run when LLM42_TEST_FORK=0."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from pexpect import fdpexpect
+
 PRELOAD = ("torch", "rich.markdown", "rich.live", "tokenizers", "safetensors", "jinja2.sandbox", "psutil")
 # what an interpreter or torch reads once, while starting: a run that sets any of these differently gets a real process
 AT_START = ("PYTHON", "LANG", "LC_", "LD_", "ATEN_", "OMP_", "GOMP_", "KMP_", "MKL_", "ONEDNN_", "DNNL_", "TORCH")
@@ -37,7 +40,7 @@ def serve(path: str) -> None:
     listener.bind(path)
     listener.listen(16)
     print("ready", flush=True)
-    open_sockets, parent = [listener], os.getppid()
+    parent = os.getppid()
     listener.settimeout(2)
     while True:
         try:
@@ -51,8 +54,8 @@ def serve(path: str) -> None:
         request = json.loads(message)
         pid = os.fork()
         if pid == 0:
-            for s in [*open_sockets, conn]:
-                s.close()
+            listener.close()
+            conn.close()
             _become(request, fds)  # returns only into the interpreter's exit, via SystemExit or an exception
             return
         for fd in fds:
@@ -165,12 +168,8 @@ class Zygote:
 
     def spawn(self, argv: list[str], cwd: Path, env: dict, dimensions: tuple[int, int], **kwargs) -> Spawned:
         """pexpect.spawn(argv[0], argv[1:], cwd=cwd, env=env, dimensions=dimensions, **kwargs)."""
-        import fcntl
-        import struct
-        import termios
-
         master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *dimensions, 0, 0))
+        _winsize(slave, *dimensions)
         pid, replies = self._start(argv, cwd, env, [slave], tty=True)
         return Spawned(master, pid, replies, **kwargs)
 
@@ -222,13 +221,16 @@ def _communicate(w0: int, r1: int, r2: int, data: bytes, deadline: float) -> tup
     return b"".join(chunks[r1]), b"".join(chunks[r2])
 
 
-def _spawn_base():
-    from pexpect import fdpexpect
+def _winsize(fd: int, rows: int, cols: int) -> None:
+    """Set the size of the terminal `fd` belongs to (its program is sent SIGWINCH)."""
+    import fcntl
+    import struct
+    import termios
 
-    return fdpexpect.fdspawn
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-class Spawned(_spawn_base()):
+class Spawned(fdpexpect.fdspawn):
     """What tests use of pexpect.spawn, for a child the zygote forked onto a pseudo-terminal: expect and send (pexpect's
     own, on the terminal's master side), and pid, kill, sendcontrol, sendeof, setwinsize, wait, isalive, close,
     exitstatus and signalstatus as pexpect.spawn has them."""
@@ -272,11 +274,7 @@ class Spawned(_spawn_base()):
         self.send("\x04")  # a fresh terminal's end-of-file character
 
     def setwinsize(self, rows: int, cols: int) -> None:
-        import fcntl
-        import struct
-        import termios
-
-        fcntl.ioctl(self.child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        _winsize(self.child_fd, rows, cols)
 
     def close(self, force: bool = True) -> None:
         """As pexpect's: the terminal closed (the child is sent a hangup), then, if it still runs, SIGHUP, SIGCONT,

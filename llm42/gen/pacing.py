@@ -42,5 +42,9 @@ class Pacer:
         self.threads.record(time.perf_counter() - start)
 
     def verify(self, tokens: int) -> None:
-        """Before a verify pass over `tokens` tokens (on the step's thread count)."""
+        """Before a verify pass over `tokens` tokens: on the chosen thread count, never a trial's (a trial times
+        plain steps only, and with speculation most passes are verifies: a trial of one thread spanned many of
+        them, each then running at about half speed)."""
         self.kernels.use(tokens)
+        if self.threads is not None:
+            self.threads.settle()

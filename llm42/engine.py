@@ -16,6 +16,7 @@ from .backend import Response, collect
 from .conversation import Dialog, Role
 from .cpu import native
 from .cpu.flags import cpu_threads
+from .cpu.widen import pack
 from .errors import UsageError
 from .gen.generate import PromptCache, open_cache
 from .gen.kvstore import MAGIC, KVStore, limit_bytes
@@ -174,6 +175,8 @@ def load(
     if kernels is None:  # the first start on this CPU, torch and model shape
         with status(t("measuring_kernels")):
             kernels = tune(model)
+    if "WideLinear" in kernels.own_matmuls:
+        pack(model)  # bf16 weights in the layout llm42's products read fastest here (where they want one)
     captured = time.perf_counter()
     capturing = status(t("capturing")) if p.decode is Decode.GRAPH else contextlib.nullcontext()
     with capturing:  # the decode step as a CUDA graph

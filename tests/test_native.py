@@ -48,6 +48,59 @@ def test_bf16_several_rows_are_each_row_s_matrix_vector_bits(lib, k):
         assert (got.float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
 
 
+@pytest.mark.parametrize("k", [576, 1536, 1100])  # one chunk, three chunks of the panel, a part chunk
+def test_bf16_panels_each_row_the_same_bits_for_any_rows(lib, k):
+    """bf16 weights in panels of 16 rows (the AVX2 layout): packed and unpacked losslessly, widened to fp32
+    exactly; the product of any number of rows (one group, two groups of x rows that meet the panel in chunks,
+    more than 48 rows in batches) gives each row the bits of its own one-row product, within the rounding bound.
+    Run on every build: a build that does not pack (panel() 0) runs the plain C over the same layout."""
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(16 * 37, k, generator=g).bfloat16()  # 37 panels: a tail past the kernel's blocks of 4 and 2
+    panels = native.pack_bf16(w)
+    assert torch.equal(native.unpack_bf16(panels), w)
+    assert torch.equal(native.widen_bf16p(panels, torch.empty(w.shape)), w.float())
+    x = torch.randn(50, k, generator=g).bfloat16()
+    one = torch.cat([native.gemm_bf16p(panels, x[j : j + 1]) for j in range(50)])
+    exact = x.float() @ w.float().T
+    assert (one.float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
+    for m in (2, 3, 6, 7, 9, 12, 13, 50):
+        assert torch.equal(native.gemm_bf16p(panels, x[:m].contiguous()), one[:m]), m
+
+
+def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
+    """cpu/widen.pack: the layers of a bf16 model on a CPU without bf16 arithmetic keep their numbers (a prompt
+    widened through fp32 as before, a few rows through the panel kernel), their state dict and their shapes; a
+    weight shared with the embedding stays row-major."""
+    from torch import nn
+
+    from llm42.cpu import widen
+
+    g = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Linear(64, 48, bias=False), nn.Linear(48, 32, bias=False), nn.Embedding(32, 48))
+    model[1].weight = model[2].weight  # tied, as an output head to its embedding
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(48, 64, generator=g))
+    model = model.bfloat16()
+    for m in model[:2]:
+        m.__class__ = widen.WideLinear
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(60, 64, generator=g).bfloat16()
+    y_many = model[0](x)
+    packed = widen.pack(model)
+    assert packed == (1 if native.panel() == 16 else 0)
+    assert (
+        all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+        and model.state_dict().keys() == before.keys()
+    )
+    assert torch.equal(model[0](x), y_many)  # fp32 widening, the same numbers
+    few = model[0](x[:5])
+    if packed:
+        assert type(model[0]) is widen.PanelLinear and type(model[1]) is widen.WideLinear
+        assert torch.equal(few, native.gemm_bf16p(model[0].panels, x[:5].contiguous()))
+    exact = x[:5].float() @ before["0.weight"].float().T
+    assert (few.float() - exact).abs().le(exact.abs() * BF16 + accumulation(before["0.weight"], x[:5]) * 2).all()
+
+
 def block_rounding(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """x goes into the int8/int4 kernels rounded to int8 per block of 32 (scale max|x|/127): each x moves by at
     most half its block's step, which moves a row's sum by at most sum over blocks of step/2 * sum |w| there."""

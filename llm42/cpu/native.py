@@ -20,7 +20,7 @@ from ..paths import cache_dir
 from .flags import cpu_flags
 
 SOURCE = Path(__file__).parent / "kernels.c"
-VERSION = 4  # llm42_kernels_version() of the source this module speaks to
+VERSION = 5  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
@@ -45,6 +45,10 @@ SIGNATURES = {
     "llm42_dequant_int4": [P, P, I64, P, I64, I64],
     "llm42_widen_bf16": [P, P, I64],
     "llm42_read": [P, I64, P],
+    "llm42_pack_bf16": [P, P, I64, I64],
+    "llm42_unpack_bf16": [P, P, I64, I64],
+    "llm42_widen_bf16p": [P, P, I64, I64],
+    "llm42_gemm_bf16p": [P, P, P, I64, I64, I64],
 }
 
 
@@ -190,6 +194,44 @@ def gemm_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     n, k = w.shape
     y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
     _lib.llm42_gemm_bf16(w.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
+    return y
+
+
+def panel() -> int:
+    """How many rows the built kernels want bf16 weights interleaved in (kernels.c: 16 on AVX2 without bf16
+    arithmetic), 0 where they read them row-major; 0 without the kernels."""
+    return 0 if library() is None else _lib.llm42_bf16_panel()
+
+
+def pack_bf16(w: torch.Tensor) -> torch.Tensor:
+    """W [n, k] bf16 (contiguous, n a multiple of 16) in panels of 16 rows: [n / 16, k, 16]."""
+    n, k = w.shape
+    out = torch.empty(n // 16, k, 16, dtype=torch.bfloat16)
+    _lib.llm42_pack_bf16(w.data_ptr(), out.data_ptr(), n, k)
+    return out
+
+
+def unpack_bf16(panels: torch.Tensor) -> torch.Tensor:
+    """Panels [n / 16, k, 16] back as W [n, k] bf16."""
+    p, k, _ = panels.shape
+    out = torch.empty(p * 16, k, dtype=torch.bfloat16)
+    _lib.llm42_unpack_bf16(panels.data_ptr(), out.data_ptr(), p * 16, k)
+    return out
+
+
+def widen_bf16p(panels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Panels [n / 16, k, 16] as W [n, k] fp32, into `out`."""
+    p, k, _ = panels.shape
+    _lib.llm42_widen_bf16p(panels.data_ptr(), out.data_ptr(), p * 16, k)
+    return out
+
+
+def gemm_bf16p(panels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 (contiguous) @ W^T for W in panels [n / 16, k, 16]; y [m, n] bf16, each row the same bits
+    whatever m is."""
+    p, k, _ = panels.shape
+    y = torch.empty(x.shape[0], p * 16, dtype=torch.bfloat16)
+    _lib.llm42_gemm_bf16p(panels.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], p * 16, k)
     return y
 
 

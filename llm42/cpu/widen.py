@@ -65,6 +65,57 @@ class WideLinear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
+class PanelLinear(nn.Module):
+    """A bf16 linear layer without bias whose weight is kept in llm42's panels of 16 rows (kernels.c), the layout
+    its several-row product reads fastest on a CPU without bf16 arithmetic; made at load time from a WideLinear
+    whose products the tuning gave to llm42's kernels (`pack`), in place of its weight (no second copy). Its
+    state dict is the plain weight, so a saved model is as before."""
+
+    kind = "WideLinear"  # what the tuning measured and keeps its choice under (the same weights)
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("panels", native.pack_bf16(weight.detach().contiguous()), persistent=False)
+
+    def product(self, own: bool = True):
+        """x [m, in] bf16 -> [m, out]: the panel kernel, each row the same bits whatever m is."""
+        panels = self.panels
+        return lambda x: native.gemm_bf16p(panels, x.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if x2.shape[0] < WIDEN_ROWS:
+            y = native.gemm_bf16p(self.panels, x2.contiguous())
+        else:
+            w = native.widen_bf16p(self.panels, scratch((self.out_features, self.in_features), torch.float32))
+            y = F.linear(x2.float(), w).to(torch.bfloat16)
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = native.unpack_bf16(self.panels)
+
+
+def pack(model: nn.Module) -> int:
+    """Turn every WideLinear without bias whose rows come in 16s into a PanelLinear, in place, where the built
+    kernels want panels; how many. A weight shared with another module (an output head tied to the embedding)
+    stays as it is: the other reads it row-major."""
+    if native.panel() != 16:
+        return 0
+    counts: dict[int, int] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            counts[id(p)] = counts.get(id(p), 0) + 1
+    done = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            w = getattr(child, "weight", None)
+            if type(child) is WideLinear and child.bias is None and w.shape[0] % 16 == 0 and counts[id(w)] == 1:
+                setattr(parent, name, PanelLinear(w))
+                done += 1
+    return done
+
+
 def widen_prefill(model: nn.Module) -> int:
     """Turn every bf16 nn.Linear of a CPU model into a WideLinear, in place, where the CPU needs it; how many."""
     if not needed() or model.device.type != "cpu":

@@ -88,7 +88,7 @@ class Decoder:
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
         built = native.library() is not None
-        chosen = lambda p: type(p).__name__ in own_matmuls
+        chosen = lambda p: getattr(p, "kind", type(p).__name__) in own_matmuls
         # a step's products are the fastest measured; a verify pass's are llm42's wherever they are built, which round
         # each row as llm42's one-row kernels do (tuning prefers those where they are about as fast, so that
         # speculation gives exactly the tokens of plain decoding)

@@ -61,8 +61,14 @@ def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
         torch.backends.mkldnn.enabled = before
 
 
+def kind_of(layer: nn.Module) -> str:
+    """A layer kind as the tuning measures and keeps it (a layer laid out for llm42's kernel after the tuning gave
+    them its products counts as what was measured: cpu/widen.PanelLinear)."""
+    return getattr(layer, "kind", type(layer).__name__)
+
+
 def _key(model: nn.Module, shapes: list[torch.Size]) -> str:
-    kinds = sorted({type(m).__name__ for m in model.modules() if hasattr(m, "in_features")})
+    kinds = sorted({kind_of(m) for m in model.modules() if hasattr(m, "in_features")})
     return (
         f"{hashlib.sha256(cpu_flags().encode()).hexdigest()[:12]}|{torch.backends.cpu.get_cpu_capability()}|"
         f"{native.target()}|{torch.__version__}|{torch.get_num_threads()}|{model.dtype}|{kinds}|{len(shapes)}|"
@@ -110,11 +116,11 @@ def tune(model: nn.Module, cache_file: Path | None = CACHE_FILE) -> Kernels:
     xs = [torch.randn(1, m.in_features, dtype=model.dtype) for m in layers]
     torch_fns, own_fns = [gemv(m) for m in layers], [gemv(m, own=True) for m in layers]
     _time_step(torch_fns, xs, True)  # first touch of every weight: paid here instead of by the first token
-    kinds = sorted({type(m).__name__ for m in layers})
+    kinds = sorted({kind_of(m) for m in layers})
     runs: dict[tuple[str, str], list[float]] = {}
     for _ in range(2):  # alternating is fair to all
         for kind in kinds:
-            mine = [i for i, m in enumerate(layers) if type(m).__name__ == kind]
+            mine = [i for i, m in enumerate(layers) if kind_of(m) == kind]
             for name, fns, onednn in (
                 ("oneDNN", torch_fns, True),
                 ("ATen", torch_fns, False),

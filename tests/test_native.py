@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from llm42.cpu import native
+from llm42.cpu import native, widen
 from llm42.cpu.layers import Int4Linear, Int8Linear, pack_int4, unpack_int4
 
 BF16 = 2**-8  # rounding to bf16 (8 significant bits) moves a value by at most this much of itself
@@ -56,15 +56,15 @@ def test_bf16_panels_each_row_the_same_bits_for_any_rows(lib, k):
     Run on every build: a build that does not pack (panel() 0) runs the plain C over the same layout."""
     g = torch.Generator().manual_seed(2)
     w = torch.randn(16 * 37, k, generator=g).bfloat16()  # 37 panels: a tail past the kernel's blocks of 4 and 2
-    panels = native.pack_bf16(w)
-    assert torch.equal(native.unpack_bf16(panels), w)
-    assert torch.equal(native.widen_bf16p(panels, torch.empty(w.shape)), w.float())
+    panels = widen.pack_bf16(w)
+    assert torch.equal(widen.unpack_bf16(panels), w)
+    assert torch.equal(widen.widen_bf16p(panels, torch.empty(w.shape)), w.float())
     x = torch.randn(50, k, generator=g).bfloat16()
-    one = torch.cat([native.gemm_bf16p(panels, x[j : j + 1]) for j in range(50)])
+    one = torch.cat([widen.gemm_bf16p(panels, x[j : j + 1]) for j in range(50)])
     exact = x.float() @ w.float().T
     assert (one.float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2).all()
     for m in (2, 3, 6, 7, 9, 12, 13, 50):
-        assert torch.equal(native.gemm_bf16p(panels, x[:m].contiguous()), one[:m]), m
+        assert torch.equal(widen.gemm_bf16p(panels, x[:m].contiguous()), one[:m]), m
 
 
 def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
@@ -72,8 +72,6 @@ def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     widened through fp32 as before, a few rows through the panel kernel), their state dict and their shapes; a
     weight shared with the embedding stays row-major."""
     from torch import nn
-
-    from llm42.cpu import widen
 
     g = torch.Generator().manual_seed(3)
     model = nn.Sequential(nn.Linear(64, 48, bias=False), nn.Linear(48, 32, bias=False), nn.Embedding(32, 48))
@@ -87,7 +85,7 @@ def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     x = torch.randn(60, 64, generator=g).bfloat16()
     y_many = model[0](x)
     packed = widen.pack(model)
-    assert packed == (1 if native.panel() == 16 else 0)
+    assert packed == (1 if widen.panel() == 16 else 0)
     assert (
         all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
         and model.state_dict().keys() == before.keys()
@@ -96,7 +94,7 @@ def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     few = model[0](x[:5])
     if packed:
         assert type(model[0]) is widen.PanelLinear and type(model[1]) is widen.WideLinear
-        assert torch.equal(few, native.gemm_bf16p(model[0].panels, x[:5].contiguous()))
+        assert torch.equal(few, widen.gemm_bf16p(model[0].panels, x[:5].contiguous()))
     exact = x[:5].float() @ before["0.weight"].float().T
     assert (few.float() - exact).abs().le(exact.abs() * BF16 + accumulation(before["0.weight"], x[:5]) * 2).all()
 

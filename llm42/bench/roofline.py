@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..cpu import native
+from ..cpu import native, widen
 from ..cpu.flags import cpu_threads
 from ..cpu.layers import Int4Linear, Int8Linear, Quantized
 from .inputs import bench_model, prompt_ids, quantized_model
@@ -43,11 +43,17 @@ def bandwidth(threads: int) -> float:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        native.read(words)
-        best = min(_seconds(lambda: native.read(words)) for _ in range(ROUNDS))
+        _read(words)
+        best = min(_seconds(lambda: _read(words)) for _ in range(ROUNDS))
     finally:
         torch.set_num_threads(before)
     return words.nbytes / best / 1e9
+
+
+def _read(words: torch.Tensor) -> None:
+    """Stream `words` (int64, contiguous) through the CPU once, on the threads in force (kernels.c's llm42_read)."""
+    out = torch.empty(1, dtype=torch.int64)
+    native.library().llm42_read(words.data_ptr(), words.numel(), out.data_ptr())
 
 
 def _seconds(f) -> float:
@@ -66,6 +72,8 @@ def weight_bytes(layer: nn.Module) -> int:
     """What one product reads of a layer: its weight, with scales where it is quantized."""
     if isinstance(layer, Quantized):
         return sum(t.nbytes for name, t in layer.export().items() if name != "bias")
+    if isinstance(layer, widen.PanelLinear):
+        return layer.panels.nbytes
     return layer.weight.nbytes
 
 
@@ -79,6 +87,11 @@ def _kernels(width: str, layer: nn.Module) -> dict:
         }
         if native.library() is not None:
             out["llm42"] = (lambda x: native.gemv_bf16(w, x), False)
+        if widen.panel() == 16:  # the layout the chat packs bf16 weights in here (cpu/widen.PanelLinear)
+            if not hasattr(layer, "panels"):
+                layer.panels = widen.pack_bf16(w)
+            panels = layer.panels
+            out["llm42, panels"] = (lambda x: widen.gemm_bf16p(panels, x), False)
         return out
     if width == "int8":
         out = {"PyTorch": (layer.product(False), False)}

@@ -197,44 +197,6 @@ def gemm_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def panel() -> int:
-    """How many rows the built kernels want bf16 weights interleaved in (kernels.c: 16 on AVX2 without bf16
-    arithmetic), 0 where they read them row-major; 0 without the kernels."""
-    return 0 if library() is None else _lib.llm42_bf16_panel()
-
-
-def pack_bf16(w: torch.Tensor) -> torch.Tensor:
-    """W [n, k] bf16 (contiguous, n a multiple of 16) in panels of 16 rows: [n / 16, k, 16]."""
-    n, k = w.shape
-    out = torch.empty(n // 16, k, 16, dtype=torch.bfloat16)
-    _lib.llm42_pack_bf16(w.data_ptr(), out.data_ptr(), n, k)
-    return out
-
-
-def unpack_bf16(panels: torch.Tensor) -> torch.Tensor:
-    """Panels [n / 16, k, 16] back as W [n, k] bf16."""
-    p, k, _ = panels.shape
-    out = torch.empty(p * 16, k, dtype=torch.bfloat16)
-    _lib.llm42_unpack_bf16(panels.data_ptr(), out.data_ptr(), p * 16, k)
-    return out
-
-
-def widen_bf16p(panels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Panels [n / 16, k, 16] as W [n, k] fp32, into `out`."""
-    p, k, _ = panels.shape
-    _lib.llm42_widen_bf16p(panels.data_ptr(), out.data_ptr(), p * 16, k)
-    return out
-
-
-def gemm_bf16p(panels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x [m, k] bf16 (contiguous) @ W^T for W in panels [n / 16, k, 16]; y [m, n] bf16, each row the same bits
-    whatever m is."""
-    p, k, _ = panels.shape
-    y = torch.empty(x.shape[0], p * 16, dtype=torch.bfloat16)
-    _lib.llm42_gemm_bf16p(panels.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], p * 16, k)
-    return y
-
-
 def gemm_int8(w: torch.Tensor, scales: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """x [m, k] bf16 @ W^T for int8 W [n, k] with a bf16 scale per row; y [m, n] bf16 (x rounded per block of 32)."""
     n, k = w.shape
@@ -333,9 +295,3 @@ def widen_bf16(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor
     out = torch.empty(w.shape, dtype=torch.float32) if out is None else out
     _lib.llm42_widen_bf16(w.data_ptr(), out.data_ptr(), w.numel())
     return out
-
-
-def read(words: torch.Tensor) -> None:
-    """Stream `words` (int64, contiguous) through the CPU once, on the threads in force (a bandwidth probe)."""
-    out = torch.empty(1, dtype=torch.int64)
-    _lib.llm42_read(words.data_ptr(), words.numel(), out.data_ptr())

@@ -1,8 +1,9 @@
 """bf16 weights on a CPU without bf16 arithmetic (AVX2 laptops): half the memory of fp32, and the right kernel
 for each phase. A one-token step, and a prompt of a few tokens, read the bf16 weights as they are (llm42's kernels
 widen them in registers, each weight row read once for all rows; PyTorch's bf16 matmul there costs ~3x as much). A
-prompt of many rows widens each weight to fp32 and runs the fp32 matmul, which has FMA kernels there. The README's
-Speed section has the figures."""
+prompt of many rows widens each weight to fp32 and runs the fp32 matmul, which has FMA kernels there. Where
+llm42's kernels do the products, the weights are kept in the panels of 16 rows they read fastest (PanelLinear).
+The README's Speed section has the figures."""
 
 from __future__ import annotations
 
@@ -65,6 +66,44 @@ class WideLinear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
+def panel() -> int:
+    """How many rows the built kernels want bf16 weights interleaved in (kernels.c: 16 on AVX2 without bf16
+    arithmetic), 0 where they read them row-major; 0 without the kernels."""
+    return 0 if native.library() is None else native.library().llm42_bf16_panel()
+
+
+def pack_bf16(w: torch.Tensor) -> torch.Tensor:
+    """W [n, k] bf16 (contiguous, n a multiple of 16) in panels of 16 rows: [n / 16, k, 16]."""
+    n, k = w.shape
+    out = torch.empty(n // 16, k, 16, dtype=torch.bfloat16)
+    native.library().llm42_pack_bf16(w.data_ptr(), out.data_ptr(), n, k)
+    return out
+
+
+def unpack_bf16(panels: torch.Tensor) -> torch.Tensor:
+    """Panels [n / 16, k, 16] back as W [n, k] bf16."""
+    p, k, _ = panels.shape
+    out = torch.empty(p * 16, k, dtype=torch.bfloat16)
+    native.library().llm42_unpack_bf16(panels.data_ptr(), out.data_ptr(), p * 16, k)
+    return out
+
+
+def widen_bf16p(panels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Panels [n / 16, k, 16] as W [n, k] fp32, into `out`."""
+    p, k, _ = panels.shape
+    native.library().llm42_widen_bf16p(panels.data_ptr(), out.data_ptr(), p * 16, k)
+    return out
+
+
+def gemm_bf16p(panels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 (contiguous) @ W^T for W in panels [n / 16, k, 16]; y [m, n] bf16, each row the same bits
+    whatever m is."""
+    p, k, _ = panels.shape
+    y = torch.empty(x.shape[0], p * 16, dtype=torch.bfloat16)
+    native.library().llm42_gemm_bf16p(panels.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], p * 16, k)
+    return y
+
+
 class PanelLinear(nn.Module):
     """A bf16 linear layer without bias whose weight is kept in llm42's panels of 16 rows (kernels.c), the layout
     its several-row product reads fastest on a CPU without bf16 arithmetic; made at load time from a WideLinear
@@ -76,31 +115,31 @@ class PanelLinear(nn.Module):
     def __init__(self, weight: torch.Tensor):
         super().__init__()
         self.out_features, self.in_features = weight.shape
-        self.register_buffer("panels", native.pack_bf16(weight.detach().contiguous()), persistent=False)
+        self.register_buffer("panels", pack_bf16(weight.detach().contiguous()), persistent=False)
 
     def product(self, own: bool = True):
         """x [m, in] bf16 -> [m, out]: the panel kernel, each row the same bits whatever m is."""
         panels = self.panels
-        return lambda x: native.gemm_bf16p(panels, x.contiguous())
+        return lambda x: gemm_bf16p(panels, x.contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
         if x2.shape[0] < WIDEN_ROWS:
-            y = native.gemm_bf16p(self.panels, x2.contiguous())
+            y = gemm_bf16p(self.panels, x2.contiguous())
         else:
-            w = native.widen_bf16p(self.panels, scratch((self.out_features, self.in_features), torch.float32))
+            w = widen_bf16p(self.panels, scratch((self.out_features, self.in_features), torch.float32))
             y = F.linear(x2.float(), w).to(torch.bfloat16)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix + "weight"] = native.unpack_bf16(self.panels)
+        destination[prefix + "weight"] = unpack_bf16(self.panels)
 
 
 def pack(model: nn.Module) -> int:
     """Turn every WideLinear without bias whose rows come in 16s into a PanelLinear, in place, where the built
     kernels want panels; how many. A weight shared with another module (an output head tied to the embedding)
     stays as it is: the other reads it row-major."""
-    if native.panel() != 16:
+    if panel() != 16:
         return 0
     counts: dict[int, int] = {}
     for m in model.modules():

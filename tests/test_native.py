@@ -58,7 +58,7 @@ def test_bf16_panels_each_row_the_same_bits_for_any_rows(lib, k):
     w = torch.randn(16 * 37, k, generator=g).bfloat16()  # 37 panels: a tail past the kernel's blocks of 4 and 2
     panels = widen.pack_bf16(w)
     assert torch.equal(widen.unpack_bf16(panels), w)
-    assert torch.equal(widen.widen_bf16p(panels, torch.empty(w.shape)), w.float())
+    assert torch.equal(widen.widen_bf16p(panels, torch.empty(k, w.shape[0])), w.float())
     x = torch.randn(50, k, generator=g).bfloat16()
     one = torch.cat([widen.gemm_bf16p(panels, x[j : j + 1]) for j in range(50)])
     exact = x.float() @ w.float().T

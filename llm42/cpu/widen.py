@@ -89,10 +89,11 @@ def unpack_bf16(panels: torch.Tensor) -> torch.Tensor:
 
 
 def widen_bf16p(panels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Panels [n / 16, k, 16] as W [n, k] fp32, into `out`."""
+    """Panels [n / 16, k, 16] as W [n, k] fp32, written into `out` ([k, n], contiguous) as W^T: W is the
+    transposed view returned (a matmul reads it as it is)."""
     p, k, _ = panels.shape
     native.library().llm42_widen_bf16p(panels.data_ptr(), out.data_ptr(), p * 16, k)
-    return out
+    return out.t()
 
 
 def gemm_bf16p(panels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +128,7 @@ class PanelLinear(nn.Module):
         if x2.shape[0] < WIDEN_ROWS:
             y = gemm_bf16p(self.panels, x2.contiguous())
         else:
-            w = widen_bf16p(self.panels, scratch((self.out_features, self.in_features), torch.float32))
+            w = widen_bf16p(self.panels, scratch((self.in_features, self.out_features), torch.float32))
             y = F.linear(x2.float(), w).to(torch.bfloat16)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 

@@ -146,14 +146,14 @@ def pack(model: nn.Module) -> int:
     for m in model.modules():
         for p in m.parameters(recurse=False):
             counts[id(p)] = counts.get(id(p), 0) + 1
-    done = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            w = getattr(child, "weight", None)
-            if type(child) is WideLinear and child.bias is None and w.shape[0] % 16 == 0 and counts[id(w)] == 1:
-                setattr(parent, name, PanelLinear(w))
-                done += 1
-    return done
+    # (parent, name) pairs, not the layers: a list holding every old layer would keep every row-major weight alive
+    # until the last is packed (twice the model's memory at the peak)
+    places = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+              if type(child) is WideLinear and child.bias is None and child.weight.shape[0] % 16 == 0
+              and counts[id(child.weight)] == 1]  # fmt: skip
+    for parent, name in places:
+        setattr(parent, name, PanelLinear(getattr(parent, name).weight))
+    return len(places)
 
 
 def widen_prefill(model: nn.Module) -> int:

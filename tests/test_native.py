@@ -69,31 +69,37 @@ def test_bf16_panels_each_row_the_same_bits_for_any_rows(lib, k):
 
 def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     """cpu/widen.pack: the layers of a bf16 model on a CPU without bf16 arithmetic keep their numbers (a prompt
-    widened through fp32 as before, a few rows through the panel kernel), their state dict and their shapes; a
-    weight shared with the embedding stays row-major."""
+    widened through fp32 as before, a few rows through the panel kernel), their state dict and their shapes; an
+    embedding tied to a packed head looks its rows up in the panels; a layer with a bias, or rows not in 16s, stays."""
     from torch import nn
 
     g = torch.Generator().manual_seed(3)
-    model = nn.Sequential(nn.Linear(64, 48, bias=False), nn.Linear(48, 32, bias=False), nn.Embedding(32, 48))
+    layers = [nn.Linear(64, 48, bias=False), nn.Linear(48, 32, bias=False), nn.Embedding(32, 48), nn.Linear(48, 40)]
+    model = nn.Sequential(*layers)
     model[1].weight = model[2].weight  # tied, as an output head to its embedding
     with torch.no_grad():
-        model[0].weight.copy_(torch.randn(48, 64, generator=g))
+        for m in model:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g))
     model = model.bfloat16()
-    for m in model[:2]:
-        m.__class__ = widen.WideLinear
+    for i in (0, 1, 3):
+        model[i].__class__ = widen.WideLinear
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.randn(60, 64, generator=g).bfloat16()
-    y_many = model[0](x)
+    x, ids = torch.randn(60, 64, generator=g).bfloat16(), torch.tensor([[0, 31, 7], [8, 15, 16]])
+    y_many, rows = model[0](x), model[2](ids)
     packed = widen.pack(model)
-    assert packed == (1 if widen.panel() == 16 else 0)
-    assert (
-        all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-        and model.state_dict().keys() == before.keys()
-    )
+    assert packed == (2 if widen.panel() == 16 else 0)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(v, before[k]) for k, v in after.items())
     assert torch.equal(model[0](x), y_many)  # fp32 widening, the same numbers
+    assert torch.equal(model[2](ids), rows)
     few = model[0](x[:5])
     if packed:
-        assert type(model[0]) is widen.PanelLinear and type(model[1]) is widen.WideLinear
+        assert [type(m) for m in model] == [
+            widen.PanelLinear,
+            widen.PanelLinear,
+            widen.PanelEmbedding,
+            widen.WideLinear,
+        ]
         assert torch.equal(few, widen.gemm_bf16p(model[0].panels, x[:5].contiguous()))
     exact = x[:5].float() @ before["0.weight"].float().T
     assert (few.float() - exact).abs().le(exact.abs() * BF16 + accumulation(before["0.weight"], x[:5]) * 2).all()

@@ -136,23 +136,53 @@ class PanelLinear(nn.Module):
         destination[prefix + "weight"] = unpack_bf16(self.panels)
 
 
+class PanelEmbedding(nn.Module):
+    """An input embedding whose table is an output head's panels (a head tied to it): a token's row is gathered
+    from its panel, so the table is kept once, in the head's layout."""
+
+    def __init__(self, head: PanelLinear):
+        super().__init__()
+        self.tied = [head]  # not a submodule: the head is the model's own, its state dict names it there
+        self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        r = ids % 16  # row r of a panel is lane r (rows 0-7, low halves) or 8 + r (rows 8-15, high halves)
+        return self.tied[0].panels[ids // 16, :, (r % 8) * 2 + r // 8]  # [*ids.shape, dim], a copy
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = unpack_bf16(self.tied[0].panels)
+
+
 def pack(model: nn.Module) -> int:
     """Turn every WideLinear without bias whose rows come in 16s into a PanelLinear, in place, where the built
-    kernels want panels; how many. A weight shared with another module (an output head tied to the embedding)
-    stays as it is: the other reads it row-major."""
+    kernels want panels; how many. An embedding tied to one (an output head sharing the input table) reads its
+    rows from the panels (PanelEmbedding); a weight shared in any other way stays as it is."""
     if panel() != 16:
         return 0
     counts: dict[int, int] = {}
     for m in model.modules():
         for p in m.parameters(recurse=False):
             counts[id(p)] = counts.get(id(p), 0) + 1
+    tables = {id(m.weight): (parent, name) for parent in model.modules() for name, m in parent.named_children()
+              if type(m) is nn.Embedding}  # fmt: skip
+
     # (parent, name) pairs, not the layers: a list holding every old layer would keep every row-major weight alive
     # until the last is packed (twice the model's memory at the peak)
-    places = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
-              if type(child) is WideLinear and child.bias is None and child.weight.shape[0] % 16 == 0
-              and counts[id(child.weight)] == 1]  # fmt: skip
+    def packable(m: nn.Module) -> bool:
+        if type(m) is not WideLinear or m.bias is not None or m.weight.shape[0] % 16:
+            return False
+        return counts[id(m.weight)] == 1 or counts[id(m.weight)] == 2 and id(m.weight) in tables
+
+    places = [
+        (parent, name) for parent in model.modules() for name, child in parent.named_children() if packable(child)
+    ]
     for parent, name in places:
-        setattr(parent, name, PanelLinear(getattr(parent, name).weight))
+        weight = getattr(parent, name).weight
+        layer = PanelLinear(weight)
+        setattr(parent, name, layer)
+        if counts[id(weight)] == 2:
+            table_parent, table_name = tables[id(weight)]
+            setattr(table_parent, table_name, PanelEmbedding(layer))
     return len(places)
 
 

@@ -19,7 +19,7 @@ class GraphStep:
     def __init__(self, decoder: Decoder, warmup: int = 3):
         """Capture before anything is cached: the warm-up and capture write position 0, which the first
         prefill then overwrites."""
-        device = decoder.embed.device
+        device = decoder.kv.device
         self.token = torch.zeros(1, dtype=torch.long, device=device)
         self.pos = torch.zeros(1, dtype=torch.long, device=device)
         side = torch.cuda.Stream(device)

@@ -83,7 +83,7 @@ class Decoder:
         self.heads, self.kv_heads, self.head_dim = c.num_attention_heads, kv.heads, kv.head_dim
         self.eps = c.rms_norm_eps
         self.scale = self.head_dim**-0.5
-        self.embed = model.model.embed_tokens.weight
+        self.embed = model.model.embed_tokens  # the module: a table tied to a head in panels is no tensor of rows
         own = kv.dtype == torch.bfloat16 and kv.device.type == "cpu" and native.library() is not None
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
@@ -96,9 +96,9 @@ class Decoder:
         self.row_layers, self.row_head = self._products(model, lambda p: rows(p, built))
         self.norm = model.model.norm.weight
         self.row_attention = self.own_glue and self.head_dim <= 256  # llm42's attention in verify passes
-        positions = torch.arange(kv.max_len, device=self.embed.device)[None]
+        positions = torch.arange(kv.max_len, device=kv.device)[None]
         with torch.inference_mode():  # the model's own rotary module: every RoPE variant it knows, exactly
-            cos, sin = model.model.rotary_emb(self.embed[:1][None], positions)
+            cos, sin = model.model.rotary_emb(torch.zeros(1, 1, dtype=model.dtype, device=kv.device), positions)
         self.cos, self.sin = cos[0], sin[0]  # [max_len, head_dim]
 
     @staticmethod
@@ -145,7 +145,7 @@ class Decoder:
         kv, m = self.kv, len(tokens)
         kv.begin(m)
         pos = kv.n
-        x = self.embed[tokens]  # [m, hidden], the residual stream (indexing copies)
+        x = self.embed(torch.tensor(tokens, device=kv.device))  # [m, hidden], the residual stream (a copy)
         cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
         if own_glue:
             cos, sin = cos.contiguous(), sin.contiguous()  # the kernels read them as plain rows
@@ -169,7 +169,7 @@ class Decoder:
         over the whole window, positions after `pos` masked out; capturable as a CUDA graph."""
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)
         mask = (torch.arange(self.kv.max_len, device=pos.device) > pos).view(1, 1, -1)
-        x = self.embed.index_select(0, token)
+        x = self.embed(token)
         for i, layer in enumerate(self.layers):
             x = self._static_layer(i, layer, x, cos, sin, pos, mask)
         return self.head(self.rmsnorm(x, self.norm))

@@ -176,11 +176,11 @@ class Llama(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.model.embed_tokens.weight.device
+        return self.model.norm.weight.device  # (the embedding may have no weight of its own: cpu/widen.py)
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.embed_tokens.weight.dtype
+        return self.model.norm.weight.dtype
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.embed_tokens

@@ -50,6 +50,12 @@ def rows(layer: nn.Module, own: bool = False):
     return lambda x: F.linear(x, w, b)
 
 
+def kind_of(layer: nn.Module) -> str:
+    """A layer's kind as the tuning measures it and keeps its choice under (a layer laid out for llm42's kernel after
+    the tuning gave them its products counts as what was measured: cpu/widen.PanelLinear)."""
+    return getattr(layer, "kind", type(layer).__name__)
+
+
 def decode_layers(model: nn.Module) -> list[nn.Module]:
     """The layers a decode step multiplies by, in the order it does."""
     out = []
@@ -88,7 +94,7 @@ class Decoder:
         self.own_attention = own_attention and own and self.head_dim <= 256
         self.own_glue = own and self.head_dim <= 512  # norms, rotary, residual adds: llm42's, as exact as PyTorch's
         built = native.library() is not None
-        chosen = lambda p: getattr(p, "kind", type(p).__name__) in own_matmuls
+        chosen = lambda p: kind_of(p) in own_matmuls
         # a step's products are the fastest measured; a verify pass's are llm42's wherever they are built, which round
         # each row as llm42's one-row kernels do (tuning prefers those where they are about as fast, so that
         # speculation gives exactly the tokens of plain decoding)

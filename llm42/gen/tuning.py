@@ -21,7 +21,7 @@ from ..cpu.flags import cpu_flags
 from ..cpu.memory import keep_freed_memory
 from ..model.plan import Decode, decode_path
 from ..paths import cache_dir
-from .decode import attend, decode_layers, gemv
+from .decode import attend, decode_layers, gemv, kind_of
 from .kvcache import KVCache
 
 CACHE_FILE = cache_dir() / "kernels.json"
@@ -59,12 +59,6 @@ def _time_step(fns: list, xs: list[torch.Tensor], onednn: bool) -> float:
             return time.perf_counter() - t
     finally:
         torch.backends.mkldnn.enabled = before
-
-
-def kind_of(layer: nn.Module) -> str:
-    """A layer kind as the tuning measures and keeps it (a layer laid out for llm42's kernel after the tuning gave
-    them its products counts as what was measured: cpu/widen.PanelLinear)."""
-    return getattr(layer, "kind", type(layer).__name__)
 
 
 def _key(model: nn.Module, shapes: list[torch.Size]) -> str:

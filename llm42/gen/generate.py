@@ -118,7 +118,7 @@ class PromptCache:
     def feed(self, ids: list[int]) -> torch.Tensor:
         """Run the model's forward on `ids` after the cached ones; logits (1, vocab) of the last position."""
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
-        self.pace.prompt(len(ids))
+        self.pace.tokens(len(ids))
         with self._whole():
             self.kv.begin(len(ids))
             if hasattr(self.model, "prefill"):  # llm42's own Llama (llama.py)
@@ -147,7 +147,7 @@ class PromptCache:
     @torch.inference_mode()
     def verify(self, ids: list[int]) -> torch.Tensor:
         """Feed `ids` in one pass of llm42's decode step; the logits [len(ids), vocab] after each (speculation)."""
-        self.pace.verify(len(ids))
+        self.pace.tokens(len(ids))
         with self._whole():
             logits = self.decoder.verify(ids)
         self.ids.extend(ids)

@@ -1,6 +1,6 @@
 """How this machine runs each forward pass: oneDNN on or off for the pass's size (as gen/tuning.py measured) and,
-on the CPU, how many threads (cpu/threads.py's chooser: the chosen count for a prompt, a trial's for a step, each
-step timed for it). The prompt cache asks around every pass; the pacer holds nothing of the cache."""
+on the CPU, how many threads (cpu/threads.py's chooser: the chosen count for a prompt or a verify pass, a trial's
+for a step, each step timed for it). The prompt cache asks around every pass; the pacer holds nothing of it."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ class Pacer:
         if self.threads is not None:
             self.threads.look()
 
-    def prompt(self, tokens: int) -> None:
-        """Before a pass over `tokens` new tokens of a prompt (one token: a step the slow way)."""
+    def tokens(self, tokens: int) -> None:
+        """Before a pass over `tokens` new tokens at once: a prompt, or a verify pass of drafted tokens (one token: a
+        step the slow way). Several run on the chosen thread count, never a trial's: a trial times plain steps only,
+        and with speculation most passes are verifies, so a trial of one thread spanned many of them, each at about
+        half speed."""
         self.kernels.use(tokens)
         if self.threads is not None and tokens > 1:
             self.threads.settle()
@@ -40,11 +43,3 @@ class Pacer:
         start = time.perf_counter()
         yield
         self.threads.record(time.perf_counter() - start)
-
-    def verify(self, tokens: int) -> None:
-        """Before a verify pass over `tokens` tokens: on the chosen thread count, never a trial's (a trial times
-        plain steps only, and with speculation most passes are verifies: a trial of one thread spanned many of
-        them, each then running at about half speed)."""
-        self.kernels.use(tokens)
-        if self.threads is not None:
-            self.threads.settle()

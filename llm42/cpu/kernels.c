@@ -242,13 +242,15 @@ int llm42_bf16_panel(void) {
  * walking the 16 rows input by input read them 4 KB apart at k = 2048, which the cache maps onto the same sets
  * (1.2 GB/s; 8 at k = 5632). */
 #define BLOCK 64
+static inline int64_t lane(int r) { return r < 8 ? 2 * r : 2 * (r - 8) + 1; } /* row r of a panel: its 16-bit slot */
+
 void llm42_pack_bf16(const uint16_t *restrict w, uint16_t *restrict out, int64_t n, int64_t k) {
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < n / 16; p++)
         for (int64_t i0 = 0; i0 < k; i0 += BLOCK)
             for (int r = 0; r < 16; r++) {
                 const uint16_t *row = w + (16 * p + r) * k;
-                uint16_t *o = out + p * k * 16 + (r < 8 ? 2 * r : 2 * (r - 8) + 1);
+                uint16_t *o = out + p * k * 16 + lane(r);
                 for (int64_t i = i0; i < i0 + BLOCK && i < k; i++) o[i * 16] = row[i];
             }
 }
@@ -260,7 +262,7 @@ void llm42_unpack_bf16(const uint16_t *restrict wp, uint16_t *restrict out, int6
         for (int64_t i0 = 0; i0 < k; i0 += BLOCK)
             for (int r = 0; r < 16; r++) {
                 uint16_t *row = out + (16 * p + r) * k;
-                const uint16_t *o = wp + p * k * 16 + (r < 8 ? 2 * r : 2 * (r - 8) + 1);
+                const uint16_t *o = wp + p * k * 16 + lane(r);
                 for (int64_t i = i0; i < i0 + BLOCK && i < k; i++) row[i] = o[i * 16];
             }
 }
@@ -368,15 +370,17 @@ void llm42_gemm_bf16p(const uint16_t *restrict wp, const uint16_t *restrict x16,
                 if (pp == 4 && xs == 1) TILE(4, 1);
                 else if (pp == 2 && xs == 2) TILE(2, 2);
                 else
-                    for (int64_t a = 0; a < pp; a++) /* one panel at a time (the last ones, or 3-6 rows of x) */
+                    for (int64_t a = 0; a < pp; a++) { /* one panel at a time (the last ones, or 3-6 rows of x) */
+                        float *own = acc + a * 16 * xs; /* this panel's sums between chunks */
                         switch (xs) {
-                        case 1: panel_tile(wp, xj, yj, acc + a * 16, p + a, 1, 1, n, k, i0, i1); break;
-                        case 2: panel_tile(wp, xj, yj, acc + a * 32, p + a, 1, 2, n, k, i0, i1); break;
-                        case 3: panel_tile(wp, xj, yj, acc, p + a, 1, 3, n, k, i0, i1); break;
-                        case 4: panel_tile(wp, xj, yj, acc, p + a, 1, 4, n, k, i0, i1); break;
-                        case 5: panel_tile(wp, xj, yj, acc, p + a, 1, 5, n, k, i0, i1); break;
-                        default: panel_tile(wp, xj, yj, acc, p + a, 1, 6, n, k, i0, i1);
+                        case 1: panel_tile(wp, xj, yj, own, p + a, 1, 1, n, k, i0, i1); break;
+                        case 2: panel_tile(wp, xj, yj, own, p + a, 1, 2, n, k, i0, i1); break;
+                        case 3: panel_tile(wp, xj, yj, own, p + a, 1, 3, n, k, i0, i1); break;
+                        case 4: panel_tile(wp, xj, yj, own, p + a, 1, 4, n, k, i0, i1); break;
+                        case 5: panel_tile(wp, xj, yj, own, p + a, 1, 5, n, k, i0, i1); break;
+                        default: panel_tile(wp, xj, yj, own, p + a, 1, 6, n, k, i0, i1);
                         }
+                    }
 #undef TILE
             }
         }
@@ -765,27 +769,23 @@ static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t
     free(s);
 }
 
-/* m query rows (a verify pass; one row: a step): row j attends to the cache's first n0 positions and rows 0..j,
- * each (row, head) the same bits whatever m is. (Widening a key head's keys and values to fp32 once for the rows
- * and heads that share it, on AVX2, measured slower in most cases than widening them in registers per row and head:
- * 21 -> 35 us for one row of SmolLM2's 9 heads over 200 positions, 2.5 -> 3.6 ms for 9 rows of 32 heads over 1,000.) */
-static void attend_all(const uint16_t *q16, const uint16_t *keys, const uint16_t *values, uint16_t *out, int64_t m,
-                       int64_t heads, int64_t kv_heads, int64_t n0, int64_t d, int64_t head_stride, float scale) {
+/* m query rows (a verify pass): row j attends to the cache's first n0 positions and rows 0..j, each (row, head) the
+ * same bits whatever m is. (Widening a key head's keys and values to fp32 once for the rows and heads that share it,
+ * on AVX2, measured slower in most cases than widening them in registers per row and head: 21 -> 35 us for one row
+ * of SmolLM2's 9 heads over 200 positions, 2.5 -> 3.6 ms for 9 rows of 32 heads over 1,000.) */
+void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
+                       uint16_t *restrict out, int64_t m, int64_t heads, int64_t kv_heads, int64_t n0, int64_t d,
+                       int64_t head_stride, float scale) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < m * heads; t++)
         attend_one(q16, keys, values, out, t / heads, t % heads, heads, heads / kv_heads, n0, d, head_stride, scale);
 }
 
+/* one query row (a step): the first row of a verify pass of one */
 void llm42_attend(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
                   uint16_t *restrict out, int64_t heads, int64_t kv_heads, int64_t n, int64_t d, int64_t head_stride,
                   float scale) {
-    attend_all(q16, keys, values, out, 1, heads, kv_heads, n - 1, d, head_stride, scale);
-}
-
-void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
-                       uint16_t *restrict out, int64_t m, int64_t heads, int64_t kv_heads, int64_t n0, int64_t d,
-                       int64_t head_stride, float scale) {
-    attend_all(q16, keys, values, out, m, heads, kv_heads, n0, d, head_stride, scale);
+    llm42_attend_rows(q16, keys, values, out, 1, heads, kv_heads, n - 1, d, head_stride, scale);
 }
 
 /* The small steps between the matmuls, one call each instead of a handful of PyTorch ops: */

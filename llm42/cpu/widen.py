@@ -166,13 +166,13 @@ def pack(model: nn.Module) -> int:
     tables = {id(m.weight): (parent, name) for parent in model.modules() for name, m in parent.named_children()
               if type(m) is nn.Embedding}  # fmt: skip
 
-    # (parent, name) pairs, not the layers: a list holding every old layer would keep every row-major weight alive
-    # until the last is packed (twice the model's memory at the peak)
     def packable(m: nn.Module) -> bool:
         if type(m) is not WideLinear or m.bias is not None or m.weight.shape[0] % 16:
             return False
         return counts[id(m.weight)] == 1 or counts[id(m.weight)] == 2 and id(m.weight) in tables
 
+    # (parent, name) pairs, not the layers: a list holding every old layer would keep every row-major weight alive
+    # until the last is packed (twice the model's memory at the peak)
     places = [
         (parent, name) for parent in model.modules() for name, child in parent.named_children() if packable(child)
     ]

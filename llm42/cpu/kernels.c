@@ -40,7 +40,7 @@ static inline void widen(const uint16_t *x, float *out, int64_t k) {
     for (int64_t i = 0; i < k; i++) out[i] = bf16(x[i]);
 }
 
-int llm42_kernels_version(void) { return 5; }
+int llm42_kernels_version(void) { return 6; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
@@ -463,6 +463,33 @@ static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx,
     return a;
 }
 
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+/* AVX2, several rows of x (a verify, a short prompt): four weight rows at a time, each block of x loaded and its
+ * signs taken once for the four, and the four chains of FMAs side by side (one row's chain alone waits on each FMA
+ * before the next). Each row sums its blocks in the same order as row_int8 does: the bits of one row at a time. */
+#define INT8_BLOCK(acc, w)                                                                                             \
+    acc = _mm256_fmadd_ps(                                                                                             \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                                          \
+            _mm256_maddubs_epi16(ax, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)((w) + b * 32)), xv)),      \
+            ones)),                                                                                                    \
+        s, acc)
+
+static inline __attribute__((always_inline)) void rows_int8(const int8_t *w, int64_t k, const int8_t *xq,
+                                                            const float *sx, int64_t nb, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * 32)), ax = _mm256_sign_epi8(xv, xv);
+        __m256 s = _mm256_set1_ps(sx[b]);
+        INT8_BLOCK(a0, w);
+        INT8_BLOCK(a1, w + k);
+        INT8_BLOCK(a2, w + 2 * k);
+        INT8_BLOCK(a3, w + 3 * k);
+    }
+    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);
+}
+#endif
+
 /* y[m][n] = scale[n] * (W[n][k] x[j]) for each of m rows x[j], W int8 row-major, one bf16 scale per row */
 void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, const uint16_t *restrict x16,
                      uint16_t *restrict y, int64_t m, int64_t n, int64_t k) {
@@ -477,8 +504,23 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
     }
     int64_t nb = k / 32;
     QuantizedX x = quantize_rows(x16, m, k);
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+    /* one token: a row at a time, so the weights stream in memory order; several: four rows share each x load */
+    int64_t quads = m > 1 ? n / 4 : 0;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t t = 0; t < quads; t++)
+        for (int64_t j = 0; j < m; j++) {
+            float a[4];
+            rows_int8(w + 4 * t * k, k, x.q + j * k, x.s + j * nb, nb, a);
+            for (int i = 0; i < 4; i++) y[j * n + 4 * t + i] = to_bf16(a[i] * bf16(scale[4 * t + i]));
+        }
+#pragma omp parallel for schedule(dynamic, 32) if (n > 4 * quads)
+    for (int64_t r = 4 * quads; r < n; r++) /* all rows of one token, or the last n % 4 of several */
+#else
 #pragma omp parallel for schedule(dynamic, 32)
-    for (int64_t r = 0; r < n; r++) {
+    for (int64_t r = 0; r < n; r++)
+#endif
+    {
         float s = bf16(scale[r]);
         for (int64_t j = 0; j < m; j++)
             y[j * n + r] = to_bf16(row_int8(w + r * k, x.q + j * k, x.s + j * nb, x.sum + j * nb, nb) * s);
@@ -550,20 +592,6 @@ static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift
             acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[u]);
         }
     a = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-#elif defined(__AVX2__)
-    /* four blocks at a time into four accumulators: one chain of dependent FMAs would wait on each other */
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m128i low = _mm_set1_epi8(15);
-    for (; b + 4 <= nb; b += 4)
-        for (int u = 0; u < 4; u++) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(q + (b + u) * 16));
-            __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
-            __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)(xq + (b + u) * 32)));
-            __m256 scale = _mm256_set1_ps(bs[b + u]);
-            acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), scale, acc[u]);
-        }
-    a = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 #endif
     for (; b < nb; b++) {
         int32_t d = 0;
@@ -573,6 +601,73 @@ static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift
     }
     return a + off;
 }
+
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+/* AVX2: one 32-byte load of codes holds two blocks (16 bytes each), so its low nibbles are inputs 0-15 of both and
+ * its high nibbles inputs 16-31 of both. x is laid out to match once per call (per pair of blocks: inputs 0-15 of
+ * the first and of the second, then 16-31 of each). Several rows of x (a verify, a short prompt): four weight rows
+ * share each load of it, one accumulator each (four chains of FMAs side by side); one token: a row at a time (the
+ * weights then stream in memory order: four rows' streams at once read slower on a Zen 3). A row's sums go in the
+ * same order whether it is one of four or alone, and whatever m is: each row of a verify is the bits of a step. */
+static void pair_x(const int8_t *xq, int64_t nb, int8_t *xp) {
+    for (int64_t p = 0; p < nb / 2; p++)
+        for (int i = 0; i < 16; i++) {
+            const int8_t *b = xq + p * 64;
+            int8_t *o = xp + p * 64;
+            o[i] = b[i], o[16 + i] = b[32 + i], o[32 + i] = b[16 + i], o[48 + i] = b[48 + i];
+        }
+}
+
+static inline __m256 pair_scale(const float *bs) { /* bs[0] in the low four lanes, bs[1] in the high four */
+    __m256 two = _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd((const double *)bs)));
+    return _mm256_permutevar8x32_ps(two, _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
+}
+
+#define INT4_PAIR(acc, q, bs)                                                                                          \
+    do {                                                                                                               \
+        __m256i v_ = _mm256_loadu_si256((const __m256i *)((q) + p * 32));                                              \
+        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v_, low), x0),                             \
+                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v_, 4), low), x1));      \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s_, ones)), pair_scale((bs) + 2 * p), acc);         \
+    } while (0)
+
+/* a row's total: its accumulator, an odd last block, the offsets' share */
+static __attribute__((noinline)) float finish_int4(__m256 acc, const uint8_t *q, const int8_t *xq, const float *bs,
+                                                   int64_t nb, float off) {
+    float a = hsum8(acc);
+    for (int64_t b = nb & ~(int64_t)1; b < nb; b++) {
+        int32_t d = 0;
+        for (int i = 0; i < 16; i++)
+            d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
+        a += (float)d * bs[b];
+    }
+    return a + off;
+}
+
+/* rows r .. r + R - 1 (R = 4 or 1) against one row of x: its int8 (xq), paired (xp), block scales and group sums */
+static inline __attribute__((always_inline)) void rows_int4(const uint8_t *q, const uint16_t *sz, int64_t k,
+                                                            int64_t shift, const int8_t *xq, const int8_t *xp,
+                                                            const float *sx, const float *xsum, int64_t nb, const int R,
+                                                            uint16_t *y) {
+    int64_t groups = nb >> shift, row = k / 2;
+    float bs[4][nb], off[4];
+    for (int i = 0; i < R; i++) off[i] = row_scales(sz + i * groups * 2, sx, xsum, groups, shift, bs[i]);
+    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t p = 0; p < nb / 2; p++) {
+        __m256i x0 = _mm256_load_si256((const __m256i *)(xp + p * 64));
+        __m256i x1 = _mm256_load_si256((const __m256i *)(xp + p * 64 + 32));
+        INT4_PAIR(a0, q, bs[0]);
+        if (R == 4) {
+            INT4_PAIR(a1, q + row, bs[1]);
+            INT4_PAIR(a2, q + 2 * row, bs[2]);
+            INT4_PAIR(a3, q + 3 * row, bs[3]);
+        }
+    }
+    __m256 acc[4] = {a0, a1, a2, a3};
+    for (int i = 0; i < R; i++) y[i] = to_bf16(finish_int4(acc[i], q + i * row, xq, bs[i], nb, off[i]));
+}
+#endif
 
 /* y[m][n] = W x[j] for each of m rows, W int4 in llm42's layout; group a multiple of 32 */
 void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
@@ -586,11 +681,33 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
             for (int64_t b = g * per; b < (g + 1) * per; b++) s += x.s[j * nb + b] * (float)x.sum[j * nb + b];
             xsum[j * groups + g] = s;
         }
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+    int8_t *xp = aligned_alloc(64, (size_t)((m * k + 63) / 64 * 64));
+    for (int64_t j = 0; j < m; j++) pair_x(x.q + j * k, nb, xp + j * k);
+    /* one token: a row at a time, so the weights stream in memory order; several: four rows share each x load */
+    int64_t step = m > 1 ? 4 : 1, tiles = n / step;
+#pragma omp parallel for schedule(dynamic, 32 / step)
+    for (int64_t t = 0; t < tiles + n % step; t++) {
+        int64_t r = t < tiles ? step * t : step * tiles + (t - tiles), R = t < tiles ? step : 1;
+        const uint8_t *w = q + r * (k / 2);
+        const uint16_t *sz = scales_zeros + r * groups * 2;
+        uint16_t out[4];
+        for (int64_t j = 0; j < m; j++) {
+            if (R == 4)
+                rows_int4(w, sz, k, shift, x.q + j * k, xp + j * k, x.s + j * nb, xsum + j * groups, nb, 4, out);
+            else
+                rows_int4(w, sz, k, shift, x.q + j * k, xp + j * k, x.s + j * nb, xsum + j * groups, nb, 1, out);
+            for (int64_t i = 0; i < R; i++) y[j * n + r + i] = out[i];
+        }
+    }
+    free(xp);
+#else
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j++)
             y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales_zeros + r * groups * 2, shift, x.q + j * k,
                                             x.s + j * nb, xsum + j * groups, nb));
+#endif
     free(xsum);
     free_rows(x);
 }

@@ -20,7 +20,7 @@ from ..paths import cache_dir
 from .flags import cpu_flags
 
 SOURCE = Path(__file__).parent / "kernels.c"
-VERSION = 5  # llm42_kernels_version() of the source this module speaks to
+VERSION = 6  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's

@@ -27,6 +27,35 @@ os.environ["LLM42_CACHE"] = str(CACHE / "llm42-cache")
 os.environ["LLM42_KV_CACHE_GB"] = "0"  # no KV kept between runs: each test's prompts prefill as written (test_kvstore)
 
 
+# the lock files of this run, shared by its worker processes (pytest -n), which inherit this variable
+_LOCKS = os.environ.setdefault("LLM42_TEST_LOCKS", os.path.join(tempfile.gettempdir(), f"llm42-tests-{os.getpid()}"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Tests run side by side (`pytest -n 2`, as the README's command runs them), except those marked `alone`
+    (they read the machine's own load): one of those waits until the tests running beside it end, and no other test
+    starts until it ends (its setup and teardown included). A gate lock comes first, so that tests starting one
+    after another on the other process never keep it waiting."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return (yield)
+    import fcntl
+
+    alone = item.get_closest_marker("alone") is not None
+    with open(f"{_LOCKS}.gate", "a") as gate, open(f"{_LOCKS}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        return (yield)  # the locks go with the files
+
+
+def pytest_sessionfinish(session):
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the run itself (with -n: after every worker ended)
+        for end in (".gate", ".lock"):
+            Path(_LOCKS + end).unlink(missing_ok=True)
+
+
 def _cached(name: str, build) -> Path:
     """Build a model folder once per machine; a half-written folder is never used, and test processes running
     side by side (pytest -n) wait for the one that builds it."""

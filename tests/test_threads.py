@@ -67,6 +67,7 @@ def test_a_busy_core_at_the_start_is_left_alone_from_the_first_steps():
     assert first <= EARLY and used[first:].count(2) <= 4  # a later trial may look at two threads again
 
 
+@pytest.mark.alone
 @pytest.mark.skipif(cpu_threads() < 2, reason="one core: nothing to choose")
 def test_before_a_reply_the_cores_other_processes_keep_busy_are_left_to_them():
     """The real OS counters: a process spinning on one core while the chat waits (the model loading, the user

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 from .conversation import Dialog
@@ -67,6 +68,11 @@ class Backend(Protocol):
 
     def stored(self) -> tuple[int, int] | None:
         """(tokens, bytes) of this chat's KV kept on disk for the next run; None where none is kept."""
+        ...
+
+    def keep_for(self, chat: Path | None) -> None:
+        """The conversation file this chat is recorded in (None: not recorded): the KV kept on disk names it, so
+        that --list shows what a chat keeps and a deleted conversation's KV goes too."""
         ...
 
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:

@@ -72,6 +72,10 @@ class Engine:
     def stored(self) -> tuple[int, int] | None:
         return self.cache.store.summary() if self.cache.store is not None else None
 
+    def keep_for(self, chat: Path | None) -> None:
+        if self.cache.store is not None:
+            self.cache.store.chat = str(chat.resolve()) if chat is not None else None
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 

@@ -86,3 +86,35 @@ def trim_models(keep: Path | None = None) -> list[Path]:
         total -= size
         gone.append(leaf)
     return gone
+
+
+KV_MAGIC = b"LLM42KV\x01"  # a stored KV file begins so (gen/kvstore.py), then its header's length and the header
+
+
+def kv_header(path: Path) -> dict:
+    """A stored KV file's header (its key, layout, and the conversation file it was kept for); {} where the file
+    is not one, or cannot be read."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:8] != KV_MAGIC:
+                return {}
+            header = json.loads(f.read(int.from_bytes(head[8:12], "little")))
+    except (OSError, ValueError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def kv_kept() -> dict[str, int]:
+    """Bytes of stored KV per conversation file (its resolved path) they were kept for, from the cache folder."""
+    out: dict[str, int] = {}
+    for path in (cache_dir() / "kv").glob("*/*.kv"):
+        chat = kv_header(path).get("chat")
+        if isinstance(chat, str):
+            try:
+                out[chat] = out.get(chat, 0) + path.stat().st_size
+            except OSError:
+                continue
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .backend import Finish, Response
 from .conversation import Dialog
@@ -79,6 +80,9 @@ class RemoteEngine:
 
     def stored(self) -> tuple[int, int] | None:
         return None  # the server keeps its own cache
+
+    def keep_for(self, chat: Path | None) -> None:
+        pass  # the server keeps its own cache
 
     @property
     def name(self) -> str:

@@ -175,7 +175,7 @@ class ConversationSettings:
         None, "where conversations are written (default: $LLM42_HISTORY_DIR or the user data folder)", "DIR"
     )
     history: bool = switch("do not write conversations to disk", on=True)
-    list: bool = switch("list the saved conversations (id, when, replies, first message)")
+    list: bool = switch("list the saved conversations (id, when, replies, KV kept on disk, first message)")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import debug_reports, only_transcript, piped_chat
+from tests.support.cli import debug_reports, only_transcript, piped_chat, run_cli
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -210,3 +210,19 @@ def test_turns_left_out_of_a_small_window_keep_the_reply_as_without_the_store(sm
     assert any(r["dropped_turns"] for r in reports)  # the window did leave turns out
     assert out == plain
     assert [r["prompt_tokens"] for r in reports] == [r["prompt_tokens"] for r in plain_reports]
+
+
+def test_list_shows_the_kv_a_chat_keeps_and_a_deleted_chat_s_kv_goes(smollm2, cache, tmp_path):
+    """--list shows, per conversation, the KV kept on disk for it (the file names its conversation); once the
+    conversation's file is deleted, the next reply that stores KV removes that chat's, whatever the room."""
+    history = tmp_path / "h"
+    run(smollm2, cache, history, TURNS[:1])
+    path = only_transcript(history)
+    (kv,) = stored(cache)
+    listed = run_cli("--list", "--history-dir", str(history), LLM42_CACHE=str(cache)).stdout.decode()
+    (row,) = [line for line in listed.splitlines() if path.stem in line]
+    size = kv.stat().st_size / 2**20
+    assert re.search(r"KV (\d+(\.\d)?) MB", row) and abs(float(re.search(r"KV ([\d.]+) MB", row)[1]) - size) < 0.06
+    path.unlink()
+    run(smollm2, cache, tmp_path / "other", ["Name one color."])
+    assert kv not in stored(cache) and len(stored(cache)) == 1  # the other chat's own file, only

@@ -152,6 +152,7 @@ class Chat:
 
     def respond(self, sampling: SamplingSettings | None = None, fatal: bool = False) -> Turn | None:
         """Answer the last user message; one that cannot be sent is taken back with a warning (or raised if `fatal`)."""
+        self.backend.keep_for(self.record.path)
         try:
             reply = answer(self.backend, self.dialog, sampling or self.sampling, self.ui, self.options.debug)
         except Llm42Error as e:  # too long for the window, or the server refused

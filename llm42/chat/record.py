@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..conversation import Dialog
 from ..i18n import t
+from ..paths import kv_kept
 from .transcript import Loaded, Transcript, find, load, note_active, summaries
 
 
@@ -66,15 +67,23 @@ class Record:
 
 
 def list_text(folder: Path) -> str:
-    """The saved conversations, newest first: id, when, replies, first message."""
-    rows = []
-    room = max(20, shutil.get_terminal_size((120, 24)).columns - 56)  # one line each, at any terminal width
-    for s in summaries(folder):
-        if not s.turns and not s.first.strip():
-            continue  # begun and left before anything was said: nothing to resume
+    """The saved conversations, newest first: id, when, replies, the KV kept on disk for it (where any chat has
+    some), first message."""
+    rows, listed = [], [s for s in summaries(folder) if s.turns or s.first.strip()]  # a chat left before a word: none
+    kept = kv_kept() if listed else {}
+    sizes = [kept.get(str(s.path.resolve()), 0) for s in listed]
+    width = 12 if any(sizes) else 0  # "  KV 582 MB" where a chat keeps KV, nothing where none does
+    room = max(20, shutil.get_terminal_size((120, 24)).columns - 56 - width)  # one line each, at any terminal width
+    for s, size in zip(listed, sizes):
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.active))  # the order is by last activity too
         first = " ".join(s.first.split())
         first = first[: room - 1] + "…" if len(first) > room else first
         mode = "" if s.mode == "chat" else f" ({s.mode})"
-        rows.append(f"  {s.id}  {when}  {t('turns', n=s.turns):>10}  {first}{mode}")
+        kv = (f"KV {_size(size)}" if size else "").rjust(width - 2) + "  " if width else ""
+        rows.append(f"  {s.id}  {when}  {t('turns', n=s.turns):>10}  {kv}{first}{mode}")
     return "\n".join(rows)
+
+
+def _size(n: int) -> str:
+    mb = n / 2**20
+    return f"{mb / 1024:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"

@@ -9,7 +9,8 @@ goes another way (/undo, /edit, turns left out) cuts its own file back to the la
 counts only once its header says how many tokens it holds, written last: a process killed mid-write leaves a block
 that reads as absent. Token ids are checked one by one against the prompt: a stored prefix is used only as far as
 it is the prompt's own. Files are locked while written (a reader that finds one locked misses); anything that does
-not read back whole is a miss, and the file is removed. The least recently used go first past the size limit."""
+not read back whole is a miss, and the file is removed. The least recently used go first past the size limit; a
+file whose header names the conversation file it was kept for goes as soon as that file is gone (deleted)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from ..paths import used
+from ..paths import KV_MAGIC as MAGIC
+from ..paths import kv_header, used
 from .kvcache import KVCache
 
-MAGIC = b"LLM42KV\x01"
 BLOCK = struct.Struct("<4sIQ")  # b"BLK1", tokens (0 until the block is whole), first position
 ALIGN = 64
 DEFAULT_GB = 4.0  # $LLM42_KV_CACHE_GB or --kv-cache-gb; a 3,000-token chat of the 1.3B model is ~0.6 GB in bf16
@@ -110,6 +111,7 @@ class KVStore:
         self.layout = (kv.layers, kv.heads, kv.head_dim, str(kv.dtype).removeprefix("torch."))
         self.per_token = 2 * kv.layers * kv.heads * kv.head_dim * kv.dtype.itemsize
         self.file: Path | None = None  # the file this run extends
+        self.chat: str | None = None  # the conversation file the chat is recorded in (named in a new file's header)
         self.own = False  # whether this run wrote to it (then it may cut it back; a file it only read, never)
         self._thread: threading.Thread | None = None
 
@@ -198,7 +200,7 @@ class KVStore:
             fcntl.flock(f, fcntl.LOCK_EX)
             path, start = Path(f.name), 0
             if os.fstat(f.fileno()).st_size == 0:
-                header = json.dumps({"key": self.key, "layout": self.layout}).encode()
+                header = json.dumps({"key": self.key, "layout": self.layout, "chat": self.chat}).encode()
                 f.write(MAGIC + struct.pack("<I", len(header)) + header + b"\0" * _pad(12 + len(header)))
                 end = f.tell()
             else:  # what is on disk now (another run may have extended it): the blocks these ids begin with
@@ -239,9 +241,13 @@ class KVStore:
 
     def _room(self, adding: int, keep: Path) -> bool:
         """Make room for `adding` bytes under the limit, least recently used files first (never `keep`); whether
-        they fit."""
+        they fit. A file kept for a conversation whose file is gone (deleted) goes first, whatever the room."""
         files = []
         for path in self.root.glob("*/*.kv"):
+            chat = kv_header(path).get("chat")
+            if path != keep and isinstance(chat, str) and not os.path.exists(chat):
+                _remove(path)
+                continue
             try:
                 st = path.stat()
             except OSError:

@@ -123,15 +123,15 @@ def test_save_quantized_without_quantize_is_refused(smollm2, tmp_path):
 
 
 def test_int4_prefill_and_step_paths_agree():
-    """Prefill (>= PREFILL_ROWS rows: the weight dequantized, bf16 matmul) and a step (a few rows through the
+    """Prefill (>= prefill_rows() rows: the weight dequantized, bf16 matmul) and a step (a few rows through the
     int4 kernel, x rounded per block of 32 where llm42's kernel runs) compute one product: they differ by the
     rounding each does, bounded from the weights and x as in test_native."""
-    from llm42.cpu.layers import PREFILL_ROWS
+    from llm42.cpu.layers import prefill_rows
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(256, 192, bias=False).to(torch.bfloat16).requires_grad_(False)
     q = Int4Linear.from_linear(layer)
-    x = torch.randn(PREFILL_ROWS["int4"], 256, dtype=torch.bfloat16)
+    x = torch.randn(prefill_rows(), 256, dtype=torch.bfloat16)
     w = q.dequantize(torch.float32)
     exact = x.float() @ w.T
     steps = x.float().view(x.shape[0], -1, 32).abs().amax(-1) / 127

@@ -8,11 +8,17 @@ from torch import nn
 
 from . import native, widen
 
-# From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul (oneDNN):
-# the int8/int4 kernels are built for one-token steps and cost time per row, while unpacking a
-# 2048x5632 weight and one bf16 matmul cost about as much as 20 rows of PyTorch's int8 kernel or 32 rows of
-# llm42's int4 kernel (2.9 ms per 16 rows against 6 ms for dequantizing, 2-core AVX512 CPU).
-PREFILL_ROWS = {"int8": 32, "int4": 32}
+# From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul: where the CPU has bf16
+# arithmetic (AVX512-BF16, AMX), after ~32 rows of the int8/int4 kernels (unpacking a 2048x5632 weight and one bf16
+# matmul cost about as much as 32 rows of llm42's int4 kernel on a 2-core AVX512 CPU). Without it (AVX2), the bf16
+# matmul goes through fp32 and the integer kernels stay ahead to ~512 rows (README: Speed).
+PREFILL_ROWS = 32
+WIDE_PREFILL_ROWS = 512
+
+
+def prefill_rows() -> int:
+    """The rows from which a quantized layer's product dequantizes its weight on this CPU."""
+    return WIDE_PREFILL_ROWS if widen.needed() and native.library() is not None else PREFILL_ROWS
 
 
 def _for_prefill(layer) -> torch.Tensor:
@@ -64,7 +70,7 @@ class Int8Linear(Quantized):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] >= PREFILL_ROWS["int8"]:
+        if x2.shape[0] >= prefill_rows():
             y = widen.linear(x2, _for_prefill(self))
             if self.bias is not None:
                 y = y + self.bias
@@ -156,7 +162,7 @@ class Int4Linear(Quantized):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] >= PREFILL_ROWS["int4"]:
+        if x2.shape[0] >= prefill_rows():
             y = widen.linear(x2, _for_prefill(self))
             if self.bias is not None:
                 y = y + self.bias

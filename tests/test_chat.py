@@ -41,6 +41,9 @@ class Scripted:
     def stored(self):
         return None
 
+    def keep_for(self, chat):
+        self.recorded = chat  # the conversation file the chat says it writes
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
         if "too long" in dialog.messages[-1].content:
@@ -111,10 +114,12 @@ def test_reset_starts_a_new_file_and_load_continues_an_old_one(tmp_path, capsys)
     chat.handle("second chat")
     second = chat.record.path
     assert first != second and len(list(tmp_path.glob("*.jsonl"))) == 2
+    assert backend.recorded == second  # the backend knows which file each reply belongs to (its KV names it)
     chat.handle(f"/load {first.stem}")
     assert [m.content for m in chat.dialog.messages] == ["first chat", "a"]
     chat.handle("more")
     assert backend.seen[-1] == ["first chat", "more"]  # the loaded history goes to the backend
+    assert backend.recorded == first
     assert [m.content for m in load(first).dialog.messages] == ["first chat", "a", "more", "c"]
 
 

@@ -27,7 +27,9 @@ os.environ["LLM42_CACHE"] = str(CACHE / "llm42-cache")
 os.environ["LLM42_KV_CACHE_GB"] = "0"  # no KV kept between runs: each test's prompts prefill as written (test_kvstore)
 
 
-# the lock files of this run, shared by its worker processes (pytest -n), which inherit this variable
+# the lock files of this run, shared by its worker processes (pytest -n), which inherit this variable; made (and
+# removed at the end) by the run itself, never by a worker or by a pytest a test starts (test_cpu_classes)
+_OWN_LOCKS = "LLM42_TEST_LOCKS" not in os.environ
 _LOCKS = os.environ.setdefault("LLM42_TEST_LOCKS", os.path.join(tempfile.gettempdir(), f"llm42-tests-{os.getpid()}"))
 
 
@@ -37,7 +39,7 @@ def pytest_runtest_protocol(item, nextitem):
     (they read the machine's own load): one of those waits until the tests running beside it end, and no other test
     starts until it ends (its setup and teardown included). A gate lock comes first, so that tests starting one
     after another on the other process never keep it waiting."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
+    if not hasattr(item.config, "workerinput"):  # one process (or a pytest a test started, which its test waits for)
         return (yield)
     import fcntl
 
@@ -51,7 +53,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_sessionfinish(session):
-    if "PYTEST_XDIST_WORKER" not in os.environ:  # the run itself (with -n: after every worker ended)
+    if _OWN_LOCKS:  # the run itself (with -n: after every worker ended)
         for end in (".gate", ".lock"):
             Path(_LOCKS + end).unlink(missing_ok=True)
 

@@ -134,6 +134,27 @@ def test_int4_matrix_product_in_llm42s_layout(lib, rows, group_of):
     assert (got - exact).abs().le(exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 4 + 1e-5).all()
 
 
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+def test_int_several_rows_are_each_row_s_own_bits(lib, kind):
+    """A verify pass or a short prompt (several rows of x, four weight rows at a time where the kernel tiles them)
+    gives each row the bits of its own one-row product: speculation on a quantized model changes no token. 66 weight
+    rows: 16 tiles of four and two alone; 11 blocks of 32 inputs (an odd last one)."""
+    g = torch.Generator().manual_seed(4)
+    linear = torch.nn.Linear(352, 128, bias=False).bfloat16().requires_grad_(False)
+    if kind == "int8":
+        q = Int8Linear.from_linear(linear)
+        q = Int8Linear(q.qweight[:66].contiguous(), q.scales[:66].contiguous())
+        mm = lambda x: native.gemm_int8(q.qweight, q.scales, x)
+    else:
+        q = Int4Linear.from_linear(linear)
+        q = Int4Linear(q.qweight[:66].contiguous(), q.scales_zeros[:66].contiguous(), q.group, None)
+        mm = lambda x: native.gemm_int4(q.qweight, q.scales_zeros, q.group, x)
+    x = (torch.randn(31, 352, generator=g) * torch.linspace(0.1, 5, 352)).bfloat16()
+    one = torch.cat([mm(x[j : j + 1]) for j in range(31)])
+    for m in (2, 5, 9, 31):
+        assert torch.equal(mm(x[:m].contiguous()), one[:m]), m
+
+
 @pytest.mark.parametrize("heads, kv_heads, n", [(32, 32, 1), (32, 32, 300), (9, 3, 77)])
 def test_attention_for_one_query(lib, heads, kv_heads, n):
     g = torch.Generator().manual_seed(3)

@@ -410,6 +410,7 @@ typedef struct { int8_t *q; float *s; int32_t *sum; } QuantizedX;
 static QuantizedX quantize_rows(const uint16_t *x16, int64_t m, int64_t k) {
     QuantizedX x = {aligned_alloc(64, (size_t)((m * k + 63) / 64 * 64)), malloc(sizeof(float) * m * (k / 32) + 4),
                     malloc(sizeof(int32_t) * m * (k / 32) + 4)};
+#pragma omp parallel for if (m > 3) /* a prompt's rows: each its own, the same code and bits on any thread */
     for (int64_t j = 0; j < m; j++) quantize_x(x16 + j * k, k, x.q + j * k, x.s + j * (k / 32), x.sum + j * (k / 32));
     return x;
 }
@@ -683,6 +684,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
         }
 #if defined(__AVX2__) && !defined(__AVX512VNNI__)
     int8_t *xp = aligned_alloc(64, (size_t)((m * k + 63) / 64 * 64));
+#pragma omp parallel for if (m > 3)
     for (int64_t j = 0; j < m; j++) pair_x(x.q + j * k, nb, xp + j * k);
     /* one token: a row at a time, so the weights stream in memory order; several: four rows share each x load */
     int64_t step = m > 1 ? 4 : 1, tiles = n / step;

@@ -19,7 +19,7 @@ from .cpu.flags import cpu_threads
 from .cpu.widen import pack
 from .errors import UsageError
 from .gen.generate import PromptCache, open_cache
-from .gen.kvstore import MAGIC, KVStore, limit_bytes
+from .gen.kvstore import KVStore, limit_bytes
 from .gen.speculate import Speculation, speculation_for
 from .gen.stream import stream_reply
 from .gen.tuning import Kernels, cached, tune
@@ -32,7 +32,7 @@ from .model.plan import Decode, LoadPlan, plan
 from .model.saved import FORMAT as SAVED_FORMAT
 from .model.saved import saved_kind
 from .model.source import Source, locate
-from .paths import cache_dir, cache_problem
+from .paths import KV_MAGIC, cache_dir, cache_problem
 from .settings import ModelSettings, SamplingSettings
 from .template import ChatFormat, chat_format, fit
 
@@ -116,7 +116,7 @@ def kv_key(model, src: Source, p: LoadPlan, kernels: Kernels) -> str:
         "cpu": torch.backends.cpu.get_cpu_capability(),
         "kernels": (native.VERSION, native.target(), repr(kernels)),
         "layout": (c.num_hidden_layers, getattr(c, "num_key_value_heads", None), getattr(c, "head_dim", None)),
-        "format": MAGIC.hex(),
+        "format": KV_MAGIC.hex(),
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 

@@ -91,20 +91,35 @@ def trim_models(keep: Path | None = None) -> list[Path]:
 KV_MAGIC = b"LLM42KV\x01"  # a stored KV file begins so (gen/kvstore.py), then its header's length and the header
 
 
+def kv_header_bytes(header: dict) -> bytes:
+    """A stored KV file's beginning: the magic, the header's length, the header (JSON)."""
+    import json
+
+    data = json.dumps(header).encode()
+    return KV_MAGIC + len(data).to_bytes(4, "little") + data
+
+
+def read_kv_header(f) -> tuple[dict, int]:
+    """From a stored KV file open at its start: its header and the byte after it; ({}, 0) where the file is not
+    one. A header that is not JSON raises ValueError."""
+    import json
+
+    head = f.read(12)
+    if len(head) < 12 or head[:8] != KV_MAGIC:
+        return {}, 0
+    size = int.from_bytes(head[8:12], "little")
+    header = json.loads(f.read(size))
+    return (header, 12 + size) if isinstance(header, dict) else ({}, 0)
+
+
 def kv_header(path: Path) -> dict:
     """A stored KV file's header (its key, layout, and the conversation file it was kept for); {} where the file
     is not one, or cannot be read."""
-    import json
-
     try:
         with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:8] != KV_MAGIC:
-                return {}
-            header = json.loads(f.read(int.from_bytes(head[8:12], "little")))
+            return read_kv_header(f)[0]
     except (OSError, ValueError):
         return {}
-    return header if isinstance(header, dict) else {}
 
 
 def kv_kept() -> dict[str, int]:

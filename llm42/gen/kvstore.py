@@ -15,7 +15,6 @@ file whose header names the conversation file it was kept for goes as soon as th
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import struct
 import threading
@@ -23,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..paths import KV_MAGIC as MAGIC
-from ..paths import kv_header, used
+from ..paths import kv_header, kv_header_bytes, read_kv_header, used
 from .kvcache import KVCache
 
 BLOCK = struct.Struct("<4sIQ")  # b"BLK1", tokens (0 until the block is whole), first position
@@ -70,15 +68,13 @@ class StoredFile:
     @classmethod
     def read(cls, path: Path, key: str, per_token: int) -> StoredFile:
         with open(path, "rb") as f:
-            data = f.read(ALIGN)
-            if len(data) < 12 or data[:8] != MAGIC:
+            header, size = read_kv_header(f)
+            if not size:
                 raise Damaged("not an llm42 KV file")
-            (size,) = struct.unpack("<I", data[8:12])
-            f.seek(12)
-            if json.loads(f.read(size)).get("key") != key:
+            if header.get("key") != key:
                 raise Damaged("another model's or version's KV")
             out = cls(path, per_token)
-            pos = out.end = 12 + size + _pad(12 + size)
+            pos = out.end = size + _pad(size)
             total = os.fstat(f.fileno()).st_size
             while pos + BLOCK.size <= total:
                 f.seek(pos)
@@ -200,8 +196,8 @@ class KVStore:
             fcntl.flock(f, fcntl.LOCK_EX)
             path, start = Path(f.name), 0
             if os.fstat(f.fileno()).st_size == 0:
-                header = json.dumps({"key": self.key, "layout": self.layout, "chat": self.chat}).encode()
-                f.write(MAGIC + struct.pack("<I", len(header)) + header + b"\0" * _pad(12 + len(header)))
+                head = kv_header_bytes({"key": self.key, "layout": self.layout, "chat": self.chat})
+                f.write(head + b"\0" * _pad(len(head)))
                 end = f.tell()
             else:  # what is on disk now (another run may have extended it): the blocks these ids begin with
                 stored = StoredFile.read(path, self.key, self.per_token)

@@ -222,7 +222,8 @@ def test_list_shows_the_kv_a_chat_keeps_and_a_deleted_chat_s_kv_goes(smollm2, ca
     listed = run_cli("--list", "--history-dir", str(history), LLM42_CACHE=str(cache)).stdout.decode()
     (row,) = [line for line in listed.splitlines() if path.stem in line]
     size = kv.stat().st_size / 2**20
-    assert re.search(r"KV (\d+(\.\d)?) MB", row) and abs(float(re.search(r"KV ([\d.]+) MB", row)[1]) - size) < 0.06
+    shown = re.search(r"KV (\d+(\.\d)?) MB", row)
+    assert shown and abs(float(shown[1]) - size) < 0.06
     path.unlink()
     run(smollm2, cache, tmp_path / "other", ["Name one color."])
     assert kv not in stored(cache) and len(stored(cache)) == 1  # the other chat's own file, only

@@ -834,8 +834,7 @@ static void attend_plain(const uint16_t *q16, const uint16_t *K, const uint16_t 
  * widened in registers), the softmax's sum in position order, each output element summed over the positions in
  * order. A step and a verify pass run this same function per (row, head), so they agree to the bit. Needs d a
  * multiple of 8, at most 256. In place of the plain C loop, whose order was the compiler's choice and which widened
- * each key twice as often: 9 rows of SmolLM2's 9 heads over 200 positions 131 -> 83 us per layer, one row of 32
- * heads over 1,000 positions 264 -> 190 us. */
+ * each key twice as often (README: Speed, for the figures). */
 static inline __m256 widen8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
@@ -890,8 +889,7 @@ static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t
 
 /* m query rows (a verify pass): row j attends to the cache's first n0 positions and rows 0..j, each (row, head) the
  * same bits whatever m is. (Widening a key head's keys and values to fp32 once for the rows and heads that share it,
- * on AVX2, measured slower in most cases than widening them in registers per row and head: 21 -> 35 us for one row
- * of SmolLM2's 9 heads over 200 positions, 2.5 -> 3.6 ms for 9 rows of 32 heads over 1,000.) */
+ * on AVX2, measured slower in most cases than widening them in registers per row and head.) */
 void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
                        uint16_t *restrict out, int64_t m, int64_t heads, int64_t kv_heads, int64_t n0, int64_t d,
                        int64_t head_stride, float scale) {

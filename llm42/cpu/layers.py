@@ -9,9 +9,9 @@ from torch import nn
 from . import native, widen
 
 # From this many tokens on, a layer dequantizes its weight to bf16 and uses the bf16 matmul: where the CPU has bf16
-# arithmetic (AVX512-BF16, AMX), after ~32 rows of the int8/int4 kernels (unpacking a 2048x5632 weight and one bf16
-# matmul cost about as much as 32 rows of llm42's int4 kernel on a 2-core AVX512 CPU). Without it (AVX2), the bf16
-# matmul goes through fp32 and the integer kernels stay ahead to ~512 rows (README: Speed).
+# arithmetic (AVX512-BF16, AMX), from ~32 rows (unpacking a weight and one bf16 matmul then cost about as much as the
+# int8/int4 kernels' rows). Without it (AVX2), the bf16 matmul goes through fp32 and the integer kernels stay ahead
+# to ~512 rows. The figures: README, Speed.
 PREFILL_ROWS = 32
 WIDE_PREFILL_ROWS = 512
 

@@ -46,6 +46,7 @@ class Response:
     accepted: int = 0  # of those, the ones the model accepted
     finish_reason: Finish | None = None  # on the last record only
     error: str | None = None  # why the connection was lost
+    ids: list[int] | None = field(default=None, repr=False)  # on a local model's last record: the reply's tokens
 
 
 class Backend(Protocol):

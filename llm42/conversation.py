@@ -18,6 +18,7 @@ class Message:
     role: Role
     content: str
     interrupted: bool = False  # an assistant reply cut short by Ctrl+C
+    ids: list[int] | None = None  # a local model's reply: the tokens it generated (the next prompt feeds these)
 
     def as_dict(self) -> dict:
         return {"role": self.role.value, "content": self.content}
@@ -58,8 +59,8 @@ class Dialog:
             if m is not None:
                 yield "message", m
 
-    def add(self, role: Role, content: str, interrupted: bool = False) -> None:
-        self.messages.append(Message(role, content, interrupted))
+    def add(self, role: Role, content: str, interrupted: bool = False, ids: list[int] | None = None) -> None:
+        self.messages.append(Message(role, content, interrupted, ids))
 
     def turns(self) -> list[list[Message]]:
         """Group messages into turns: each starts at a user message."""
@@ -70,9 +71,10 @@ class Dialog:
             out[-1].append(m)
         return out
 
-    def render(self, drop_turns: int = 0) -> list[dict]:
-        """Chat-template messages with the oldest `drop_turns` turns left out."""
+    def render(self, drop_turns: int = 0, ids: bool = False) -> list[dict]:
+        """Chat-template messages with the oldest `drop_turns` turns left out; `ids`: a reply's generated tokens
+        too, where known (template.ChatFormat.encode feeds them)."""
         msgs = [{"role": "system", "content": self.system}] if self.system is not None else []
         for turn in self.turns()[drop_turns:]:
-            msgs.extend(m.as_dict() for m in turn)
+            msgs.extend({**m.as_dict(), "ids": m.ids} if ids and m.ids else m.as_dict() for m in turn)
         return msgs

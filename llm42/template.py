@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from .i18n import t
 
 TEMPLATE_42DOT = (Path(__file__).parent / "templates" / "42dot_sft.jinja").read_text(encoding="utf-8")
 STOP_42DOT = ("<human>:",)
+MARK = "\x00llm42 reply {}\x00"  # stands for a reply's text while the template is rendered
+MARKS = re.compile("\x00llm42 reply (\\d+)\x00")
 
 
 class ContextError(UsageError):
@@ -26,8 +29,44 @@ class ChatFormat:
     stop_strings: tuple[str, ...] = ()
 
     def encode(self, messages: list[dict]) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        """The prompt's ids. A reply whose generated ids a message carries ("ids") is fed as those ids, not as its
+        text tokenized again (which can split it otherwise): the prompt then begins with what the KV cache of the
+        last reply holds, in this process or stored on disk, and only the new turn is prefilled."""
+        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+        text = self._render(plain)
+        pieces = self._pieces(messages, plain, text) if any(m.get("ids") for m in messages) else None
+        out: list[int] = []
+        for piece in pieces or [text]:
+            out += piece if isinstance(piece, list) else self.tokenizer.encode(piece, add_special_tokens=False)
+        return out
+
+    def _render(self, messages: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _pieces(self, messages: list[dict], plain: list[dict], text: str) -> list[str | list[int]] | None:
+        """The prompt `text` as text pieces and replies' generated ids, or None where it does not split so: a
+        reply's ids are used when they decode to its text (whitespace aside: the chat strips a reply) and the text
+        before them is the prompt as it stood when the reply was generated (what the template adds between that
+        and the reply is whitespace, as 42dot's space after `<bot>:`); a template that changes the text of a
+        reply (one that drops a part of it) keeps it tokenized as text."""
+        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        known = [i for i, m in enumerate(messages) if m.get("ids") and decode(m["ids"]).strip() == m["content"]]
+        if not known:
+            return None
+        marked = [dict(m) for m in plain]
+        for n, i in enumerate(known):
+            marked[i]["content"] = MARK.format(n)
+        whole = self._render(marked)
+        if MARKS.sub(lambda m: plain[known[int(m[1])]]["content"], whole) != text:
+            return None
+        pieces, pos = [], 0
+        for n, i in enumerate(known):
+            asked, at = self._render(marked[:i]), whole.find(MARK.format(n))
+            if not whole.startswith(asked) or at < len(asked) or whole[len(asked) : at].strip():
+                return None
+            pieces += [whole[pos : len(asked)], list(messages[i]["ids"])]
+            pos = at + len(MARK.format(n))
+        return [*pieces, whole[pos:]]
 
     def default_system(self) -> str | None:
         """The system prompt the template puts in when the dialog has none (42dot's Korean one, SmolLM2's), or
@@ -79,7 +118,7 @@ def fit(fmt: ChatFormat, dialog: Dialog, max_new_tokens: int, window: int, start
 
     def ids(drop: int) -> list[int]:
         if drop not in cache:
-            cache[drop] = fmt.encode(dialog.render(drop))
+            cache[drop] = fmt.encode(dialog.render(drop, ids=True))
         return cache[drop]
 
     last = max(len(dialog.turns()) - 1, 0)

@@ -227,3 +227,21 @@ def test_list_shows_the_kv_a_chat_keeps_and_a_deleted_chat_s_kv_goes(smollm2, ca
     path.unlink()
     run(smollm2, cache, tmp_path / "other", ["Name one color."])
     assert kv not in stored(cache) and len(stored(cache)) == 1  # the other chat's own file, only
+
+
+def test_a_reply_is_fed_back_as_generated_so_no_part_of_it_is_prefilled_again(tiny42, cache, tmp_path):
+    """The random 42dot-shaped model writes bytes that tokenize back into other ids than it drew. The next prompt
+    feeds a reply as its own ids (kept in the transcript): the second turn reuses all that the first left in the
+    cache, a resumed chat all that the store holds, and a resume without the store builds the same prompt."""
+    history = tmp_path / "h"
+    _, (a, b), _ = run(tiny42, cache, history, TURNS)
+    assert b["reused_prompt_tokens"] == a["prompt_tokens"] + a["completion_tokens"] - 1  # the last drawn, not fed
+    path = only_transcript(history)
+    chat = path.read_bytes()
+    out, (r,), _ = run(tiny42, cache, history, [QUESTION], "--resume", str(path))
+    assert r["restored_prompt_tokens"] == b["prompt_tokens"] + b["completion_tokens"] - 1, (b, r)
+    path.write_bytes(chat)
+    _, (p,), _ = run(tiny42, cache, history, [QUESTION], "--resume", str(path), gb="0")
+    assert p["prompt_tokens"] == r["prompt_tokens"] and p["restored_prompt_tokens"] == 0
+    whole, reports, _ = run(tiny42, cache, tmp_path / "whole", [*TURNS, QUESTION], gb="0")
+    assert reports[2]["prompt_tokens"] == r["prompt_tokens"] and out and whole.endswith(out)

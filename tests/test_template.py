@@ -62,6 +62,29 @@ def test_two_turn_prompt_ids(fmt):
     assert tok.decode(ids) == tok.apply_chat_template(two_turns().render(), tokenize=False)
 
 
+def test_a_reply_s_generated_ids_are_fed_as_drawn_and_the_text_stays_the_template_s(fmt):
+    tok = fmt.tokenizer
+    d = two_turns()
+    reply = d.messages[1].content
+    drawn = [tok.convert_tokens_to_ids(c) for c in _byte_pieces(tok, " " + reply)]
+    assert tok.decode(drawn) == " " + reply and drawn != tok.encode(" " + reply, add_special_tokens=False)
+    d.messages[1].ids = drawn
+    asked = fmt.encode(Dialog(d.system, d.messages[:1]).render())  # the prompt the reply was drawn after
+    ids = fmt.encode(d.render(ids=True))
+    assert ids[: len(asked) + len(drawn)] == asked + drawn
+    assert tok.decode(ids) == tok.decode(fmt.encode(d.render()))  # the same text, the reply split as drawn
+    d.messages[1].ids = drawn[:-1]  # no longer the reply's text: its text is tokenized as before
+    assert fmt.encode(d.render(ids=True)) == fmt.encode(d.render())
+
+
+def _byte_pieces(tok, text: str) -> list[str]:
+    """`text` as byte-level BPE's one-byte tokens (GPT-2's printable alphabet): a split BPE would not choose."""
+    from llm42.gen.detokenize import _BYTES
+
+    shown = {b: c for c, b in _BYTES.items()}
+    return [shown[b] for b in text.encode()]
+
+
 def test_model_own_template_is_kept(smollm2_loaded):
     fmt = chat_format(smollm2_loaded[1], "smollm2")
     assert fmt.stop_strings == ()

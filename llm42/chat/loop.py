@@ -49,7 +49,7 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
         ui.warn(t("connection_lost", why=final.error or ""))
     elif final is not None and final.finish_reason == Finish.LENGTH:
         ui.warn(t("cut" if ui.interactive else "cut_flag", n=final.generation_tokens))  # a flag where no /set is
-    dialog.add(Role.ASSISTANT, c.text, interrupted=interrupted)
+    dialog.add(Role.ASSISTANT, c.text, interrupted, None if interrupted else final.ids)
     return Turn(c.text, final, interrupted)
 
 
@@ -170,6 +170,7 @@ class Chat:
             interrupted=reply.interrupted,
             finish_reason=stats.finish_reason if stats else Finish.INTERRUPTED,
             stats=report,
+            ids=self.dialog.messages[-1].ids,  # the next run's prompt feeds them as this one would
         )
         self.last = reply
         if self.options.debug and report:

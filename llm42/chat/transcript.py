@@ -73,7 +73,7 @@ class Transcript:
             elif kind == "system":
                 self.write("system", content=item)
             else:
-                self.message(item.role, item.content, interrupted=item.interrupted)
+                self.message(item.role, item.content, interrupted=item.interrupted, ids=item.ids)
 
     def message(self, role: Role, content: str, **extra) -> None:
         self.write(role.value, content=content, **{k: v for k, v in extra.items() if v not in (None, False)})
@@ -126,7 +126,9 @@ def _replay(out: Loaded, ev: dict) -> None:
     elif kind in ("user", "assistant"):
         if not isinstance(ev.get("content", ""), str):
             raise TypeError(kind)
-        out.dialog.add(Role(kind), ev.get("content", ""), ev.get("interrupted") is True)
+        ids = ev.get("ids")  # a reply's generated tokens; anything else there is not used
+        ids = ids if isinstance(ids, list) and all(type(i) is int and i >= 0 for i in ids) else None
+        out.dialog.add(Role(kind), ev.get("content", ""), ev.get("interrupted") is True, ids)
     elif kind == "system":
         if not optional_text(ev.get("content")):
             raise TypeError(kind)

@@ -76,6 +76,11 @@ class Backend(Protocol):
         that --list shows what a chat keeps and a deleted conversation's KV goes too."""
         ...
 
+    def ready(self, dialog: Dialog) -> None:
+        """The chat goes on from `dialog` (--resume, /load): a local model reads the KV kept on disk for it now,
+        beside the chat (while the person reads and types), so that the next reply prefills only the new message."""
+        ...
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False) -> Iterator[Response]:
         """Stream the reply to the dialog's last user message."""
         ...

@@ -76,6 +76,12 @@ class Engine:
         if self.cache.store is not None:
             self.cache.store.chat = str(chat.resolve()) if chat is not None else None
 
+    def ready(self, dialog: Dialog) -> None:
+        if self.cache.store is not None and dialog.messages:
+            ids = self.fmt.encode(dialog.render(dialog.left_out, ids=True))
+            if len(ids) < self.window:
+                self.cache.preload(ids)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 

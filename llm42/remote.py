@@ -81,6 +81,9 @@ class RemoteEngine:
     def stored(self) -> tuple[int, int] | None:
         return None  # the server keeps its own cache
 
+    def ready(self, dialog: Dialog) -> None:
+        pass  # the server keeps its own cache
+
     def keep_for(self, chat: Path | None) -> None:
         pass  # the server keeps its own cache
 

@@ -44,6 +44,9 @@ class Scripted:
     def keep_for(self, chat):
         self.recorded = chat  # the conversation file the chat says it writes
 
+    def ready(self, dialog):
+        pass  # nothing kept on disk to read ahead
+
     def reply(self, dialog: Dialog, s: SamplingSettings, debug: bool = False):
         self.seen.append([m.content for m in dialog.messages if m.role is Role.USER])
         if "too long" in dialog.messages[-1].content:

@@ -11,11 +11,12 @@ import fcntl
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import debug_reports, only_transcript, piped_chat, run_cli
+from tests.support.cli import debug_reports, leave, only_transcript, piped_chat, run_cli, spawn_cli
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -245,3 +246,22 @@ def test_a_reply_is_fed_back_as_generated_so_no_part_of_it_is_prefilled_again(ti
     assert p["prompt_tokens"] == r["prompt_tokens"] and p["restored_prompt_tokens"] == 0
     whole, reports, _ = run(tiny42, cache, tmp_path / "whole", [*TURNS, QUESTION], gb="0")
     assert reports[2]["prompt_tokens"] == r["prompt_tokens"] and out and whole.endswith(out)
+
+
+def test_a_resumed_chat_reads_its_stored_kv_before_the_next_message_is_typed(smollm2, two_turns, tmp_path):
+    cache, history, path = copy_of(two_turns, tmp_path)
+    (kv,) = stored(cache)
+    os.utime(kv, (0, 0))  # a read marks it used (its time is now)
+    child = spawn_cli(
+        "--model-path", str(smollm2), "--history-dir", str(history), "--resume", str(path), "--temperature", "0",
+        "--max-new-tokens", "16", "--debug", LLM42_CACHE=str(cache), LLM42_KV_CACHE_GB="1",
+    )  # fmt: skip
+    child.expect(">>>")
+    waited = time.monotonic()
+    while kv.stat().st_mtime == 0 and time.monotonic() - waited < 60:
+        time.sleep(0.1)
+    assert kv.stat().st_mtime > 0  # read with nothing typed yet
+    child.sendline(QUESTION)
+    child.expect(r'restored_prompt_tokens"(?:\x1b\[[0-9;]*m)*: (?:\x1b\[[0-9;]*m)*(\d+)')  # colored JSON
+    assert int(child.match[1]) > two_turns["reports"][1]["prompt_tokens"]  # the history, read ahead, counted
+    leave(child)

@@ -217,6 +217,7 @@ class Chat:
             self.sampling = self.checked(replace(self.sampling, **saved))
         except (UsageError, TypeError):
             pass  # a hand-edited file: keep the current settings
+        self.backend.ready(self.dialog)  # the KV kept for it is read while the recap is shown and a message typed
         self.ui.info(t(verb, n=len(self.dialog.messages), path=path))
         for m in self.dialog.messages[-2:]:  # where the user is: the last exchange, shortened
             self.ui.info(f"  {t('you') if m.role is Role.USER else t('bot')}: {_short(m.content)}")

@@ -52,6 +52,7 @@ class PromptCache:
         self.last: tuple[int, torch.Tensor] | None = None  # (tokens fed, logits after them) of the last prefill
         self.store: KVStore | None = None  # the KV kept on disk between runs (engine.py opens it)
         self.restored = 0  # of `reused`, tokens read from that store
+        self.preloaded = 0  # tokens `preload` read from it that no prompt has used yet
 
     @property
     def decode(self) -> Decode:
@@ -93,7 +94,7 @@ class PromptCache:
             n += 1
         if n == len(prompt) and (self.last is None or self.last[0] != n):
             n -= 1
-        self.restored = 0
+        self.restored, self.preloaded = min(n, self.preloaded), 0
         if self.store is not None and n < len(prompt) - 1 and (n == 0 or n < len(self.ids)):  # a new chat, or
             # one that goes another way than the cached one (/load, /undo): a longer prefix may be stored
             if (got := self.store.restore(prompt, self.kv, n)) > n:
@@ -107,6 +108,20 @@ class PromptCache:
             self.last = None
         self.reused = n
         return n
+
+    def preload(self, prompt: list[int]) -> None:
+        """Read the stored KV of `prompt`'s longest stored prefix in the background (a resumed chat's history, before
+        its next message is typed); the next prompt's `reuse` waits for it, then finds it cached."""
+
+        @torch.inference_mode()
+        def read() -> None:
+            try:
+                self.reuse(prompt)
+                self.preloaded = self.restored
+            except Exception:  # anything: the next prompt is prefilled as if nothing were stored
+                self.reset()
+
+        self.store.beside(read)
 
     def keep(self) -> None:
         """After a reply: what it added goes to the store on disk (written beside the chat; the next prefill waits

@@ -176,8 +176,14 @@ class KVStore:
         self._thread = threading.Thread(target=self._write, args=(ids, keys, values), name="llm42-kv-store")
         self._thread.start()
 
+    def beside(self, work) -> None:
+        """Run `work` in the store's thread (the next `wait` waits for it)."""
+        self.wait()
+        self._thread = threading.Thread(target=work, name="llm42-kv-store")
+        self._thread.start()
+
     def wait(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
             self._thread = None
 

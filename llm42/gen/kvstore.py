@@ -173,8 +173,7 @@ class KVStore:
         self.wait()
         ids = list(ids[: kv.n])
         keys, values = list(kv.k), list(kv.v)  # the buffers as they are (a later growth makes new ones)
-        self._thread = threading.Thread(target=self._write, args=(ids, keys, values), name="llm42-kv-store")
-        self._thread.start()
+        self.beside(lambda: self._write(ids, keys, values))
 
     def beside(self, work) -> None:
         """Run `work` in the store's thread (the next `wait` waits for it)."""

@@ -38,7 +38,6 @@ def stream_reply(
     start = time.perf_counter()
     first = start
     steps = generate_steps(cache, prompt, s, stop_ids, explain=debug, speculation=speculation)
-    ids = []  # the reply's tokens, the end token aside (the next prompt feeds them: template.ChatFormat.encode)
     try:
         for step in steps:
             now = time.perf_counter()
@@ -50,7 +49,6 @@ def stream_reply(
             if r.generation_tokens > 1:
                 r.decode_tps = (r.generation_tokens - 1) / (now - first) if now > first else 0.0
             text, hit = ("", False) if step.finish == Finish.STOP else stops.feed(decoder.step(step.token))
-            ids += [] if step.finish == Finish.STOP else [step.token]
             if debug:
                 r.token_text, r.top = piece(tokenizer, step.token), top_candidates(tokenizer, step.drawn)
             if hit:
@@ -64,7 +62,9 @@ def stream_reply(
             r.text = text
             if r.finish_reason:
                 r.peak_memory_gb = peak_memory_gb(device)
-                r.ids = None if hit else ids  # a stop string's tokens are no part of the reply's text
+                # the reply's tokens, the end token aside (the next prompt feeds them: template.ChatFormat.encode);
+                # a stop string's tokens are no part of the reply's text
+                r.ids = None if hit else list(decoder.ids)
                 yield r
                 break
             yield replace(r)

@@ -169,6 +169,42 @@ def test_a_forward_stopped_before_its_tokens_were_recorded_keeps_the_cache(tiny4
     assert cache.kv.n == len(prompt)
 
 
+@pytest.mark.parametrize("width", ["bf16", "int8", "int4"])
+def test_a_step_in_one_call_gives_the_python_loop_s_bits(tiny42, width):
+    """Every layer of a step (and of a verify pass) in one call to llm42's library runs the kernels the Python loop
+    calls, in its order: the same logits to the bit, at each width, also across a growth of the KV buffers."""
+    from llm42.cpu import native, widen
+    from llm42.gen.tuning import Kernels
+    from llm42.model import llama
+    from llm42.model.quantize import quantize_model
+
+    if native.library() is None:
+        pytest.skip("no C compiler: PyTorch's kernels are the only ones")
+    model = llama.load(tiny42, torch.bfloat16)
+    if width != "bf16":
+        quantize_model(model, width)
+    widen.widen_prefill(model)
+    widen.pack(model)  # the panels where this CPU's kernels want them, as the chat lays them out
+    own = Kernels(own_matmuls=["Linear", "WideLinear", "Int8Linear", "Int4Linear"], own_attention=True)
+    cache = open_cache(model, 320, own)
+    decoder = cache.decoder
+    assert decoder.step_spec is not None and decoder.row_spec is not None
+    prompt = list(range(100, 350))
+    cache.reuse(prompt)
+    cache.feed(prompt)
+    assert cache.kv.capacity == 256  # the steps below grow the buffers (new addresses) halfway
+    logits = {}
+    for one in (True, False):
+        decoder.one_call = one
+        steps = [decoder.step(t) for t in range(400, 410)]
+        logits[one] = (torch.cat(steps), decoder.verify([7, 8, 9, 10]), decoder.verify([11]))
+        cache.kv.crop(len(prompt))
+    assert cache.kv.capacity == 320
+    for a, b in zip(logits[True], logits[False]):
+        assert torch.equal(a, b)
+    assert not torch.equal(logits[True][1][0], logits[True][2][0])  # (the verify rows are not all one row)
+
+
 def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
     """bf16 (and int8) decode steps through llm42's C kernels vs PyTorch's kernels, both against fp32: llm42's
     must not be less accurate than twice PyTorch's error (int8 adds x's rounding to int8 per block)."""

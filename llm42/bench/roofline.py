@@ -191,6 +191,11 @@ def step_split(model_dir: Path) -> dict:
     cache.pace.threads = None  # every step on all threads: the chooser's trials of fewer would land in some of them
     torch.set_num_threads(cpu_threads())
     plain = statistics.median(_seconds(lambda: cache.step(token)) for _ in range(STEPS))
+    # the split times the Python loop's calls (the reference path, which the one-call step replaces where every
+    # product is llm42's): its plain time beside it
+    one_call = cache.decoder.step_spec is not None
+    cache.decoder.one_call = False
+    loop = statistics.median(_seconds(lambda: cache.step(token)) for _ in range(STEPS))
     buckets: dict = defaultdict(float)
     with _split(cache.decoder, buckets):
         split = statistics.median(_seconds(lambda: cache.step(token)) for _ in range(STEPS))
@@ -199,8 +204,11 @@ def step_split(model_dir: Path) -> dict:
     parts = {k: buckets[k] / STEPS for k in ("products", "attention", "glue")}
     parts["Python, rest"] = max(0.0, total / STEPS - sum(parts.values()))
     read = sum(weight_bytes(layer) for layer in decode_layers(model))
+    cache.decoder.one_call = True
     out = dict(
         step_ms=plain * 1e3,
+        one_call=one_call,
+        loop_step_ms=loop * 1e3,
         split_step_ms=split * 1e3,
         parts_ms={k: v * 1e3 for k, v in parts.items()},
         weights_gb=read / 1e9,
@@ -254,8 +262,9 @@ def report(bw: dict, threads: int, prods: dict, steps: dict) -> str:
             lines.append(f"| {width} | {name} | {cells} | {r['step mix']:.1f} | {100 * r['step mix'] / roof:.0f} % |")
     lines += [
         "",
-        "| width | step ms | tok/s | at the roof | products GB/s | split step ms: products, attention, glue, Python |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| width | step ms | tok/s | at the roof | Python loop ms | products GB/s | its split ms: products, attention,"
+        " glue, Python |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for width, s in steps.items():
         if "skipped" in s:
@@ -266,6 +275,7 @@ def report(bw: dict, threads: int, prods: dict, steps: dict) -> str:
         split = ", ".join(f"{v:.1f} ({100 * v / whole:.0f} %)" for v in p.values())
         lines.append(
             f"| {width} | {s['step_ms']:.1f} | {1e3 / s['step_ms']:.1f} | {best:.1f} ms, {1e3 / best:.1f} tok/s "
-            f"({100 * best / s['step_ms']:.0f} %) | {s['products_gbs']:.1f} | {whole:.1f}: {split} |"
+            f"({100 * best / s['step_ms']:.0f} %) | {s['loop_step_ms']:.1f}{'' if s['one_call'] else ' (the step)'} | "
+            f"{s['products_gbs']:.1f} | {whole:.1f}: {split} |"
         )
     return "\n".join(lines)

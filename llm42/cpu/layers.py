@@ -61,11 +61,10 @@ class Int8Linear(Quantized):
         """x [m, in] bf16 -> [m, out] for a few rows: llm42's kernel (`own`, x rounded per block of 32) or
         PyTorch's int8 weight matmul (exact x)."""
         q, s, b = self.qweight, self.scales, self.bias
-        mm = (
-            (lambda x: native.gemm_int8(q, s, x))
-            if own and native.library() is not None
-            else (lambda x: torch._weight_int8pack_mm(x, q, s))
-        )
+        if own and native.library() is not None:
+            mm = native.kernel(lambda x: native.gemm_int8(q, s, x), native.INT8, q, s)
+        else:
+            mm = lambda x: torch._weight_int8pack_mm(x, q, s)
         return mm if b is None else (lambda x: mm(x) + b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +152,7 @@ class Int4Linear(Quantized):
         32), else PyTorch's on its own packing."""
         if native.library() is not None:
             q, sz, g = self.qweight, self.scales_zeros, self.group
-            mm = lambda x: native.gemm_int4(q, sz, g, x)
+            mm = native.kernel(lambda x: native.gemm_int4(q, sz, g, x), native.INT4, q, sz, g)
         else:
             (packed, sz), g = self.torch_packed(), self.group
             mm = lambda x: torch._weight_int4pack_mm_for_cpu(x, packed, g, sz)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -17,16 +15,12 @@ from pathlib import Path
 import torch  # first: its OpenMP runtime is the one the kernels then share
 
 from ..paths import cache_dir
-from .flags import cpu_flags
+from .build import build, compiler, key, target
 
-SOURCE = Path(__file__).parent / "kernels.c"
-VERSION = 6  # llm42_kernels_version() of the source this module speaks to
+VERSION = 7  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
-# no errno from libm, no floating-point exception flags kept (nothing reads them): loops that call floorf or compare
-# floats then vectorize
-MATH = ("-fno-math-errno", "-fno-trapping-math")
 P, I64, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 SIGNATURES = {
     "llm42_gemv_bf16": [P, P, P, I64, I64],
@@ -49,45 +43,8 @@ SIGNATURES = {
     "llm42_unpack_bf16": [P, P, I64, I64],
     "llm42_widen_bf16p": [P, P, I64, I64],
     "llm42_gemm_bf16p": [P, P, P, I64, I64, I64],
+    "llm42_layers": [P, I64, P, I64, I64, P, P, I64, I64, I64, I64, I64, I64, F32, F32],
 }
-
-
-def compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-
-
-def target() -> str:
-    """What the kernels are built for: this CPU ("native"), or a named class, e.g. LLM42_CPU_TARGET=x86-64-v3
-    (AVX2, FMA, F16C: a laptop without AVX512) or x86-64 (plain C, as on a CPU llm42 has no vector code for)."""
-    return os.environ.get("LLM42_CPU_TARGET", "native")
-
-
-def build(out: Path, cc: str, arch: str = "native") -> bool:
-    """Compile; OpenMP if the compiler has it (Apple's clang does not: one thread then). For this CPU, -march=native,
-    else -mcpu=native (Apple's clang on Arm), else the compiler's default target."""
-    arches = [[f"-march={arch}"]] if arch != "native" else [["-march=native"], ["-mcpu=native"], []]
-    for flags in ([*a, *omp] for a in arches for omp in (["-fopenmp"], [])):
-        cmd = [cc, "-O3", *flags, *MATH, "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"]
-        try:
-            if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
-                return True
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-    return False
-
-
-def _key(cc: str, arch: str) -> str:
-    """What the built library depends on: the source, the compiler (its resolved file), the target, and the CPU's
-    instruction sets (never its name: two CPUs sold under one name may differ)."""
-    path = shutil.which(cc) or cc
-    try:
-        real = os.path.realpath(path)
-        stamp = f"{real}|{os.stat(real).st_size}|{os.stat(real).st_mtime_ns}"
-    except OSError:
-        stamp = path
-    return hashlib.sha256(SOURCE.read_bytes() + f"{stamp}|{arch}|{cpu_flags()}|{sys.platform}".encode()).hexdigest()[
-        :16
-    ]
 
 
 def _open(so: Path) -> ctypes.CDLL | None:
@@ -167,7 +124,7 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     if cc is None:
         return None, "no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run"
     arch = target()
-    name = f"decode_kernels-{_key(cc, arch)}"
+    name = f"decode_kernels-{key(cc, arch)}"
     folder = cache_dir() / "native"
     lib = _cached(folder / f"{name}.so")
     if lib is None:
@@ -178,6 +135,28 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     if lib is None:
         return None, f"{cc} could not build llm42's C kernels: PyTorch's kernels run"
     return lib, f"llm42's C kernels, built by {cc} for {arch}"
+
+
+# a product's kind in llm42_layers' spec (kernels.c)
+BF16, BF16_PANELS, INT8, INT4 = range(4)
+
+
+def kernel(f, kind: int, weight: torch.Tensor, scales: torch.Tensor | None = None, group: int = 0):
+    """Mark a product `f` (x [m, in] -> [m, out]) as llm42's kernel `kind` over these tensors and nothing else, so
+    that `layers` may call that kernel itself; returns f."""
+    f.native = (kind, weight, scales, group)
+    return f
+
+
+def layers(spec: torch.Tensor, x: torch.Tensor, pos: int, cos, sin, ffn: int, heads: int, kv_heads: int,
+           capacity: int, eps: float, scale: float) -> torch.Tensor:  # fmt: skip
+    """Every decoder layer for x [m, hidden] (the residual stream, in place) at positions pos.. in one call, as the
+    Python loop of gen/decode.py calls the kernels: `spec` [layers, 32] int64 (decode.Decoder.native_spec)."""
+    m, hidden = x.shape
+    d = cos.shape[-1]
+    _lib.llm42_layers(spec.data_ptr(), spec.shape[0], x.data_ptr(), m, pos, cos.data_ptr(), sin.data_ptr(), hidden,
+                      ffn, heads, kv_heads, d, capacity, eps, scale)  # fmt: skip
+    return x
 
 
 def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

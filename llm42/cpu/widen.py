@@ -121,7 +121,7 @@ class PanelLinear(nn.Module):
     def product(self, own: bool = True):
         """x [m, in] bf16 -> [m, out]: the panel kernel, each row the same bits whatever m is."""
         panels = self.panels
-        return lambda x: gemm_bf16p(panels, x.contiguous())
+        return native.kernel(lambda x: gemm_bf16p(panels, x.contiguous()), native.BF16_PANELS, panels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)

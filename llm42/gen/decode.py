@@ -34,7 +34,7 @@ def gemv(layer: nn.Module, own: bool = False):
         return layer.product(own)
     w, b = layer.weight, layer.bias
     if own and _own_bf16(w, b):
-        return lambda x: native.gemv_bf16(w, x)
+        return native.kernel(lambda x: native.gemv_bf16(w, x), native.BF16, w)
     return lambda x: F.linear(x, w, b)
 
 
@@ -46,7 +46,7 @@ def rows(layer: nn.Module, own: bool = False):
         return layer.product(own)
     w, b = layer.weight, layer.bias
     if _own_bf16(w, b):
-        return lambda x: native.gemm_bf16(w, x.contiguous())
+        return native.kernel(lambda x: native.gemm_bf16(w, x.contiguous()), native.BF16, w)
     return lambda x: F.linear(x, w, b)
 
 
@@ -102,6 +102,11 @@ class Decoder:
         self.row_layers, self.row_head = self._products(model, lambda p: rows(p, built))
         self.norm = model.model.norm.weight
         self.row_attention = self.own_glue and self.head_dim <= 256  # llm42's attention in verify passes
+        # every layer in one call to llm42's library where each of its products is one of llm42's kernels (the same
+        # kernels in the same order as the Python loop, so the same bits; `one_call` False: the loop, the reference)
+        self.ffn, self.one_call = c.intermediate_size, True
+        self.step_spec = self._native_spec(self.layers) if self.own_attention else None
+        self.row_spec = self._native_spec(self.row_layers) if self.row_attention else None
         positions = torch.arange(kv.max_len, device=kv.device)[None]
         with torch.inference_mode():  # the model's own rotary module: every RoPE variant it knows, exactly
             cos, sin = model.model.rotary_emb(torch.zeros(1, 1, dtype=model.dtype, device=kv.device), positions)
@@ -121,6 +126,30 @@ class Decoder:
             )
         return layers, product(model.lm_head)
 
+    def _native_spec(self, layers) -> torch.Tensor | None:
+        """kernels.c's llm42_layers spec for these layers' products (int64 [layers, 4 + 7 * 4]: the norms' weights,
+        the KV buffers (filled in by `_pointed`), then each product's kind, weight, scales, group), or None where a
+        product is not one of llm42's kernels or a norm is not bf16."""
+        if not self.own_glue:
+            return None
+        rows = []
+        for norm1, q, k, v, o, norm2, gate, up, down in layers:
+            marks = [getattr(p, "native", None) for p in (q, k, v, o, gate, up, down)]
+            if None in marks or norm1.dtype != torch.bfloat16 or norm2.dtype != torch.bfloat16:
+                return None
+            row = [norm1.data_ptr(), norm2.data_ptr(), 0, 0]
+            for kind, w, scales, group in marks:
+                row += [kind, w.data_ptr(), 0 if scales is None else scales.data_ptr(), group]
+            rows.append(row)
+        return torch.tensor(rows, dtype=torch.int64)
+
+    def _pointed(self, spec: torch.Tensor) -> torch.Tensor:
+        """`spec` with the KV cache's buffers as they are now (they move when the cache grows)."""
+        if spec[0, 2].item() != self.kv.k[0].data_ptr():
+            spec[:, 2] = torch.tensor([t.data_ptr() for t in self.kv.k])
+            spec[:, 3] = torch.tensor([t.data_ptr() for t in self.kv.v])
+        return spec
+
     def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -134,7 +163,7 @@ class Decoder:
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
         """Dynamic: attention over the n + 1 positions so far, with the products and attention the tuning chose."""
-        return self._forward([token], self.layers, self.head, self.own_glue, self.own_attention)
+        return self._forward([token], self.layers, self.head, self.own_glue, self.own_attention, self.step_spec)
 
     @torch.inference_mode()
     def verify(self, tokens: list[int]) -> torch.Tensor:
@@ -142,12 +171,13 @@ class Decoder:
         at positions kv.n.., each attending to the cache and the tokens before it. The weights are read once for
         all m rows, so m tokens cost little more than one step while weights dominate; each row's glue and
         attention are a step's own kernels (llm42's, where they are built)."""
-        return self._forward(tokens, self.row_layers, self.row_head, self.row_attention, True)
+        return self._forward(tokens, self.row_layers, self.row_head, self.row_attention, True, self.row_spec)
 
-    def _forward(self, tokens: list[int], layers, head, own_glue: bool, own_attention: bool) -> torch.Tensor:
+    def _forward(self, tokens: list[int], layers, head, own_glue: bool, own_attention: bool, spec) -> torch.Tensor:
         """`tokens` at positions kv.n.. through `layers` (a step's products or a verify pass's), each attending to
         the cache and the tokens before it; the logits after each. `own_glue`: norms, rotary, residual adds and SiLU
-        by llm42's kernels, row by row as one token's; `own_attention` too (else PyTorch's, one token only)."""
+        by llm42's kernels, row by row as one token's; `own_attention` too (else PyTorch's, one token only); `spec`:
+        all of it in one call (`_native_spec`)."""
         kv, m = self.kv, len(tokens)
         kv.begin(m)
         pos = kv.n
@@ -155,8 +185,13 @@ class Decoder:
         cos, sin = self.cos[pos : pos + m], self.sin[pos : pos + m]  # [m, head_dim]
         if own_glue:
             cos, sin = cos.contiguous(), sin.contiguous()  # the kernels read them as plain rows
-            for i, layer in enumerate(layers):
-                x = self._own_rows(i, layer, x, cos, sin, pos, own_attention)
+            if spec is not None and self.one_call:
+                x = x.contiguous()
+                native.layers(self._pointed(spec), x, pos, cos, sin, self.ffn, self.heads, self.kv_heads,
+                              kv.capacity, self.eps, self.scale)  # fmt: skip
+            else:
+                for i, layer in enumerate(layers):
+                    x = self._own_rows(i, layer, x, cos, sin, pos, own_attention)
             out = native.rmsnorm_rows(x, self.norm, self.eps)
         else:
             later = None  # one token sees every key: no mask to build or apply

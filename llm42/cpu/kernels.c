@@ -871,23 +871,46 @@ static inline __m256 widen8(const uint16_t *p) {
 static __attribute__((noinline)) void attend_avx2(const float *q, const uint16_t *K, const uint16_t *V, uint16_t *out,
                                                   int64_t n, int64_t d, float *s) {
     float m = -INFINITY;
-    for (int64_t t = 0; t < n; t++) {
+    int64_t t = 0;
+    /* four positions at a time: four FMA chains side by side (one alone waits on each FMA), each position's chain
+     * the same as alone */
+    for (; t + 4 <= n; t += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const uint16_t *k0 = K + t * d;
+        for (int64_t c = 0; c < d; c += 8) {
+            __m256 qc = _mm256_loadu_ps(q + c);
+            a0 = _mm256_fmadd_ps(qc, widen8(k0 + c), a0);
+            a1 = _mm256_fmadd_ps(qc, widen8(k0 + d + c), a1);
+            a2 = _mm256_fmadd_ps(qc, widen8(k0 + 2 * d + c), a2);
+            a3 = _mm256_fmadd_ps(qc, widen8(k0 + 3 * d + c), a3);
+        }
+        s[t] = hsum8(a0), s[t + 1] = hsum8(a1), s[t + 2] = hsum8(a2), s[t + 3] = hsum8(a3);
+        for (int i = 0; i < 4; i++) m = s[t + i] > m ? s[t + i] : m;
+    }
+    for (; t < n; t++) {
         __m256 a = _mm256_setzero_ps();
         for (int64_t c = 0; c < d; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), widen8(K + t * d + c), a);
         s[t] = hsum8(a);
         m = s[t] > m ? s[t] : m;
     }
-    for (int64_t t = 0; t < n; t++) s[t] = exp_(s[t] - m);
+    for (t = 0; t < n; t++) s[t] = exp_(s[t] - m);
     float sum = 0;
-    for (int64_t t = 0; t < n; t++) sum += s[t];
-    for (int64_t c = 0; c < d; c += 32) { /* 4 vectors of the output at a time, summed over the positions in order */
-        int64_t w = d - c < 32 ? (d - c) / 8 : 4;
-        __m256 o[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t t = 0; t < n; t++) {
-            __m256 p = _mm256_set1_ps(s[t]);
-            for (int v = 0; v < w; v++) o[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), o[v]);
-        }
-        float r[32];
+    for (t = 0; t < n; t++) sum += s[t];
+    for (int64_t c = 0; c < d; c += 64) { /* 8 vectors of the output at a time, summed over the positions in order */
+        int64_t w = d - c < 64 ? (d - c) / 8 : 8;
+        __m256 o[8];
+        for (int v = 0; v < 8; v++) o[v] = _mm256_setzero_ps();
+        if (w == 8)
+            for (t = 0; t < n; t++) {
+                __m256 p = _mm256_set1_ps(s[t]);
+                for (int v = 0; v < 8; v++) o[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), o[v]);
+            }
+        else
+            for (t = 0; t < n; t++) {
+                __m256 p = _mm256_set1_ps(s[t]);
+                for (int v = 0; v < w; v++) o[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), o[v]);
+            }
+        float r[64];
         for (int v = 0; v < w; v++) _mm256_storeu_ps(r + 8 * v, o[v]);
         for (int i = 0; i < 8 * w; i++) out[c + i] = to_bf16(r[i] / sum);
     }
@@ -916,15 +939,110 @@ static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t
     free(s);
 }
 
+#if defined(__AVX2__) && !defined(__AVX512BF16__)
+#define SHARED 64 /* positions per block: 16 KB of keys (d = 128), still in L1 when the next query meets them */
+/* Several queries on one key head (the rows of a verify pass, the heads of a GQA group): each block of keys, then
+ * of values, is read from memory once for all of them, where attend_avx2 per query read the whole cache again
+ * (3,100 positions, 5 rows: 5x the KV, the pass then bound by it). Each query's numbers are attend_avx2's: its scores
+ * the same chains, its sums in position order (the output sums kept in memory between blocks, exactly). Query g
+ * (first .. first + count - 1) is row g / per, head a * per + g % per; row j sees n0 + j + 1 positions. */
+static void attend_shared(const uint16_t *q16, const uint16_t *K, const uint16_t *V, uint16_t *out, int64_t a,
+                          int64_t first, int64_t count, int64_t heads, int64_t per, int64_t n0, int64_t d, float scale) {
+    int64_t last = n0 + (first + count - 1) / per + 1, stride = last + 16; /* the most positions a query sees */
+    float *q = malloc(sizeof(float) * count * d), *s = malloc(sizeof(float) * count * stride);
+    float *o = calloc((size_t)(count * d), sizeof(float)), *mx = malloc(sizeof(float) * count);
+    int64_t *n = malloc(sizeof(int64_t) * count), *at = malloc(sizeof(int64_t) * count);
+    for (int64_t i = 0; i < count; i++) {
+        int64_t j = (first + i) / per, h = a * per + (first + i) % per;
+        n[i] = n0 + j + 1, at[i] = (j * heads + h) * d, mx[i] = -INFINITY;
+        for (int64_t c = 0; c < d; c++) q[i * d + c] = bf16(q16[at[i] + c]) * scale;
+    }
+    for (int64_t t0 = 0; t0 < last; t0 += SHARED)
+        for (int64_t i = 0; i < count; i++) {
+            int64_t t = t0, end = t0 + SHARED < n[i] ? t0 + SHARED : n[i];
+            const float *qi = q + i * d;
+            float *si = s + i * stride, m = mx[i];
+            for (; t + 4 <= end; t += 4) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                const uint16_t *k0 = K + t * d;
+                for (int64_t c = 0; c < d; c += 8) {
+                    __m256 qc = _mm256_loadu_ps(qi + c);
+                    a0 = _mm256_fmadd_ps(qc, widen8(k0 + c), a0);
+                    a1 = _mm256_fmadd_ps(qc, widen8(k0 + d + c), a1);
+                    a2 = _mm256_fmadd_ps(qc, widen8(k0 + 2 * d + c), a2);
+                    a3 = _mm256_fmadd_ps(qc, widen8(k0 + 3 * d + c), a3);
+                }
+                si[t] = hsum8(a0), si[t + 1] = hsum8(a1), si[t + 2] = hsum8(a2), si[t + 3] = hsum8(a3);
+                for (int u = 0; u < 4; u++) m = si[t + u] > m ? si[t + u] : m;
+            }
+            for (; t < end; t++) {
+                __m256 acc = _mm256_setzero_ps();
+                for (int64_t c = 0; c < d; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), widen8(K + t * d + c), acc);
+                si[t] = hsum8(acc);
+                m = si[t] > m ? si[t] : m;
+            }
+            mx[i] = m;
+        }
+    float *sum = malloc(sizeof(float) * count);
+    for (int64_t i = 0; i < count; i++) {
+        float *si = s + i * stride;
+        for (int64_t t = 0; t < n[i]; t++) si[t] = exp_(si[t] - mx[i]);
+        sum[i] = 0;
+        for (int64_t t = 0; t < n[i]; t++) sum[i] += si[t];
+    }
+    for (int64_t t0 = 0; t0 < last; t0 += SHARED)
+        for (int64_t i = 0; i < count; i++) {
+            int64_t end = t0 + SHARED < n[i] ? t0 + SHARED : n[i];
+            const float *si = s + i * stride;
+            for (int64_t c = 0; c < d; c += 64) {
+                int64_t w = d - c < 64 ? (d - c) / 8 : 8;
+                float *oc = o + i * d + c;
+                __m256 acc[8];
+                for (int v = 0; v < w; v++) acc[v] = _mm256_loadu_ps(oc + 8 * v);
+                if (w == 8)
+                    for (int64_t t = t0; t < end; t++) {
+                        __m256 p = _mm256_set1_ps(si[t]);
+                        for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), acc[v]);
+                    }
+                else
+                    for (int64_t t = t0; t < end; t++) {
+                        __m256 p = _mm256_set1_ps(si[t]);
+                        for (int v = 0; v < w; v++) acc[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), acc[v]);
+                    }
+                for (int v = 0; v < w; v++) _mm256_storeu_ps(oc + 8 * v, acc[v]);
+            }
+        }
+    for (int64_t i = 0; i < count; i++)
+        for (int64_t c = 0; c < d; c++) out[at[i] + c] = to_bf16(o[i * d + c] / sum[i]);
+    free(q), free(s), free(o), free(mx), free(n), free(at), free(sum);
+}
+#endif
+
 /* m query rows (a verify pass): row j attends to the cache's first n0 positions and rows 0..j, each (row, head) the
- * same bits whatever m is. (Widening a key head's keys and values to fp32 once for the rows and heads that share it,
- * on AVX2, measured slower in most cases than widening them in registers per row and head.) */
+ * same bits whatever m is. On AVX2 the queries on one key head go in batches that read the keys and values once
+ * (attend_shared; at least ~8 batches, for the threads); elsewhere one task per (row, head). */
 void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict keys, const uint16_t *restrict values,
                        uint16_t *restrict out, int64_t m, int64_t heads, int64_t kv_heads, int64_t n0, int64_t d,
                        int64_t head_stride, float scale) {
+    int64_t per = heads / kv_heads;
+#if defined(__AVX2__) && !defined(__AVX512BF16__)
+    if (d % 8 == 0 && d <= 256) {
+        int64_t queries = m * per, split = (8 + kv_heads - 1) / kv_heads; /* batches per key head */
+        split = split > queries ? queries : split;
+        int64_t size = (queries + split - 1) / split;
+        split = (queries + size - 1) / size;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t t = 0; t < kv_heads * split; t++) {
+            int64_t a = t / split, lo = (t % split) * size, count = queries - lo < size ? queries - lo : size;
+            attend_shared(q16, keys + a * head_stride, values + a * head_stride, out, a, lo, count, heads, per, n0, d,
+                          scale);
+        }
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < m * heads; t++)
-        attend_one(q16, keys, values, out, t / heads, t % heads, heads, heads / kv_heads, n0, d, head_stride, scale);
+        attend_one(q16, keys, values, out, t / heads, t % heads, heads, per, n0, d, head_stride, scale);
 }
 
 /* one query row (a step): the first row of a verify pass of one */

@@ -940,81 +940,123 @@ static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t
 }
 
 #if defined(__AVX2__) && !defined(__AVX512BF16__)
-#define SHARED 64 /* positions per block: 16 KB of keys (d = 128), still in L1 when the next query meets them */
+#define SHARED 32 /* positions per block: 16 KB of keys as fp32 (d = 128), in L1 while every query meets them */
+static inline __attribute__((always_inline)) __m256 kv8(const uint16_t *p16, const float *pf, int64_t at,
+                                                        const int wide) {
+    return wide ? _mm256_loadu_ps(pf + at) : widen8(p16 + at);
+}
+
+/* a block of `len` positions' scores for one query (k16, kf: the block's first key, as bf16 / widened to fp32):
+ * four positions' chains side by side, each position's chain the same as alone; returns the running max */
+static inline __attribute__((always_inline)) float scores_block(const float *qi, const uint16_t *k16, const float *kf,
+                                                                int64_t len, int64_t d, float *si, float m,
+                                                                const int wide) {
+    int64_t u = 0;
+    for (; wide && u + 8 <= len; u += 8) { /* from fp32 keys (one load each), eight chains keep both FMA units busy */
+        __m256 a[8];
+        for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < d; c += 8) {
+            __m256 qc = _mm256_loadu_ps(qi + c);
+            for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(kf + (u + r) * d + c), a[r]);
+        }
+        for (int r = 0; r < 8; r++) si[u + r] = hsum8(a[r]), m = si[u + r] > m ? si[u + r] : m;
+    }
+    for (; u + 4 <= len; u += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < d; c += 8) {
+            __m256 qc = _mm256_loadu_ps(qi + c);
+            a0 = _mm256_fmadd_ps(qc, kv8(k16, kf, u * d + c, wide), a0);
+            a1 = _mm256_fmadd_ps(qc, kv8(k16, kf, (u + 1) * d + c, wide), a1);
+            a2 = _mm256_fmadd_ps(qc, kv8(k16, kf, (u + 2) * d + c, wide), a2);
+            a3 = _mm256_fmadd_ps(qc, kv8(k16, kf, (u + 3) * d + c, wide), a3);
+        }
+        si[u] = hsum8(a0), si[u + 1] = hsum8(a1), si[u + 2] = hsum8(a2), si[u + 3] = hsum8(a3);
+        for (int r = 0; r < 4; r++) m = si[u + r] > m ? si[u + r] : m;
+    }
+    for (; u < len; u++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t c = 0; c < d; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), kv8(k16, kf, u * d + c, wide), acc);
+        si[u] = hsum8(acc);
+        m = si[u] > m ? si[u] : m;
+    }
+    return m;
+}
+
+/* o (one query's output sums, fp32) += the block's values weighted by si, position by position in order */
+static inline __attribute__((always_inline)) void values_block(const float *si, const uint16_t *v16, const float *vf,
+                                                               int64_t len, int64_t d, float *o, const int wide) {
+    for (int64_t c = 0; c < d; c += 64) {
+        int64_t w = d - c < 64 ? (d - c) / 8 : 8;
+        __m256 acc[8];
+        for (int v = 0; v < w; v++) acc[v] = _mm256_loadu_ps(o + c + 8 * v);
+        if (w == 8)
+            for (int64_t u = 0; u < len; u++) {
+                __m256 p = _mm256_set1_ps(si[u]);
+                for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(p, kv8(v16, vf, u * d + c + 8 * v, wide), acc[v]);
+            }
+        else
+            for (int64_t u = 0; u < len; u++) {
+                __m256 p = _mm256_set1_ps(si[u]);
+                for (int v = 0; v < w; v++) acc[v] = _mm256_fmadd_ps(p, kv8(v16, vf, u * d + c + 8 * v, wide), acc[v]);
+            }
+        for (int v = 0; v < w; v++) _mm256_storeu_ps(o + c + 8 * v, acc[v]);
+    }
+}
+
+static void widen_block(const uint16_t *x, float *out, int64_t n) { /* n a multiple of 8 */
+    for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(out + i, widen8(x + i));
+}
+
 /* Several queries on one key head (the rows of a verify pass, the heads of a GQA group): each block of keys, then
- * of values, is read from memory once for all of them, where attend_avx2 per query read the whole cache again
- * (3,100 positions, 5 rows: 5x the KV, the pass then bound by it). Each query's numbers are attend_avx2's: its scores
- * the same chains, its sums in position order (the output sums kept in memory between blocks, exactly). Query g
- * (first .. first + count - 1) is row g / per, head a * per + g % per; row j sees n0 + j + 1 positions. */
+ * of values, is read from memory once for all of them, and (for three or more) widened to fp32 once for them all,
+ * where attend_avx2 per query read the whole cache again and widened every key per query (3,100 positions, 5 rows:
+ * 5x the KV). Each query's numbers are attend_avx2's: the same values in the same chains, its sums in position
+ * order (the output sums kept in memory between blocks, exactly). Query g (first .. first + count - 1) is row
+ * g / per, head a * per + g % per; row j sees n0 + j + 1 positions. */
 static void attend_shared(const uint16_t *q16, const uint16_t *K, const uint16_t *V, uint16_t *out, int64_t a,
                           int64_t first, int64_t count, int64_t heads, int64_t per, int64_t n0, int64_t d, float scale) {
     int64_t last = n0 + (first + count - 1) / per + 1, stride = last + 16; /* the most positions a query sees */
     float *q = malloc(sizeof(float) * count * d), *s = malloc(sizeof(float) * count * stride);
     float *o = calloc((size_t)(count * d), sizeof(float)), *mx = malloc(sizeof(float) * count);
+    /* widened blocks pay from three queries on (two: widening in registers per query measured as fast) */
+    float *block = count > 2 ? aligned_alloc(64, sizeof(float) * SHARED * d) : NULL, *sum = malloc(sizeof(float) * count);
     int64_t *n = malloc(sizeof(int64_t) * count), *at = malloc(sizeof(int64_t) * count);
     for (int64_t i = 0; i < count; i++) {
         int64_t j = (first + i) / per, h = a * per + (first + i) % per;
         n[i] = n0 + j + 1, at[i] = (j * heads + h) * d, mx[i] = -INFINITY;
         for (int64_t c = 0; c < d; c++) q[i * d + c] = bf16(q16[at[i] + c]) * scale;
     }
-    for (int64_t t0 = 0; t0 < last; t0 += SHARED)
+    for (int64_t t0 = 0; t0 < last; t0 += SHARED) {
+        int64_t len = last - t0 < SHARED ? last - t0 : SHARED;
+        if (block) widen_block(K + t0 * d, block, len * d);
         for (int64_t i = 0; i < count; i++) {
-            int64_t t = t0, end = t0 + SHARED < n[i] ? t0 + SHARED : n[i];
-            const float *qi = q + i * d;
-            float *si = s + i * stride, m = mx[i];
-            for (; t + 4 <= end; t += 4) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                const uint16_t *k0 = K + t * d;
-                for (int64_t c = 0; c < d; c += 8) {
-                    __m256 qc = _mm256_loadu_ps(qi + c);
-                    a0 = _mm256_fmadd_ps(qc, widen8(k0 + c), a0);
-                    a1 = _mm256_fmadd_ps(qc, widen8(k0 + d + c), a1);
-                    a2 = _mm256_fmadd_ps(qc, widen8(k0 + 2 * d + c), a2);
-                    a3 = _mm256_fmadd_ps(qc, widen8(k0 + 3 * d + c), a3);
-                }
-                si[t] = hsum8(a0), si[t + 1] = hsum8(a1), si[t + 2] = hsum8(a2), si[t + 3] = hsum8(a3);
-                for (int u = 0; u < 4; u++) m = si[t + u] > m ? si[t + u] : m;
-            }
-            for (; t < end; t++) {
-                __m256 acc = _mm256_setzero_ps();
-                for (int64_t c = 0; c < d; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), widen8(K + t * d + c), acc);
-                si[t] = hsum8(acc);
-                m = si[t] > m ? si[t] : m;
-            }
-            mx[i] = m;
+            int64_t mine = n[i] - t0 < len ? n[i] - t0 : len; /* this query's positions in the block */
+            if (mine <= 0) continue;
+            float *si = s + i * stride + t0;
+            if (block) mx[i] = scores_block(q + i * d, K + t0 * d, block, mine, d, si, mx[i], 1);
+            else mx[i] = scores_block(q + i * d, K + t0 * d, NULL, mine, d, si, mx[i], 0);
         }
-    float *sum = malloc(sizeof(float) * count);
+    }
     for (int64_t i = 0; i < count; i++) {
         float *si = s + i * stride;
         for (int64_t t = 0; t < n[i]; t++) si[t] = exp_(si[t] - mx[i]);
         sum[i] = 0;
         for (int64_t t = 0; t < n[i]; t++) sum[i] += si[t];
     }
-    for (int64_t t0 = 0; t0 < last; t0 += SHARED)
+    for (int64_t t0 = 0; t0 < last; t0 += SHARED) {
+        int64_t len = last - t0 < SHARED ? last - t0 : SHARED;
+        if (block) widen_block(V + t0 * d, block, len * d);
         for (int64_t i = 0; i < count; i++) {
-            int64_t end = t0 + SHARED < n[i] ? t0 + SHARED : n[i];
-            const float *si = s + i * stride;
-            for (int64_t c = 0; c < d; c += 64) {
-                int64_t w = d - c < 64 ? (d - c) / 8 : 8;
-                float *oc = o + i * d + c;
-                __m256 acc[8];
-                for (int v = 0; v < w; v++) acc[v] = _mm256_loadu_ps(oc + 8 * v);
-                if (w == 8)
-                    for (int64_t t = t0; t < end; t++) {
-                        __m256 p = _mm256_set1_ps(si[t]);
-                        for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), acc[v]);
-                    }
-                else
-                    for (int64_t t = t0; t < end; t++) {
-                        __m256 p = _mm256_set1_ps(si[t]);
-                        for (int v = 0; v < w; v++) acc[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), acc[v]);
-                    }
-                for (int v = 0; v < w; v++) _mm256_storeu_ps(oc + 8 * v, acc[v]);
-            }
+            int64_t mine = n[i] - t0 < len ? n[i] - t0 : len;
+            if (mine <= 0) continue;
+            const float *si = s + i * stride + t0;
+            if (block) values_block(si, V + t0 * d, block, mine, d, o + i * d, 1);
+            else values_block(si, V + t0 * d, NULL, mine, d, o + i * d, 0);
         }
+    }
     for (int64_t i = 0; i < count; i++)
         for (int64_t c = 0; c < d; c++) out[at[i] + c] = to_bf16(o[i * d + c] / sum[i]);
-    free(q), free(s), free(o), free(mx), free(n), free(at), free(sum);
+    free(q), free(s), free(o), free(mx), free(n), free(at), free(sum), free(block);
 }
 #endif
 

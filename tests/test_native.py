@@ -105,6 +105,30 @@ def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     assert (few.float() - exact).abs().le(exact.abs() * BF16 + accumulation(before["0.weight"], x[:5]) * 2).all()
 
 
+def test_a_long_prompt_widens_each_weight_a_tile_at_a_time(lib):
+    """A prompt of WIDEN_ROWS rows or more multiplies in fp32, the weight widened TILE rows at a time (two whole tiles
+    and a part here), row-major with a bias and in panels: each output within fp32's rounding of the exact product."""
+    from torch import nn
+
+    g = torch.Generator().manual_seed(5)
+    n, k = 2 * widen.TILE + 48, 96
+    layers = [nn.Linear(k, n, bias=False), nn.Linear(k, n)]
+    with torch.no_grad():
+        for m in layers:
+            m.weight.copy_(torch.randn(n, k, generator=g))
+            m.bias is None or m.bias.copy_(torch.randn(n, generator=g))
+    model = nn.Sequential(*layers).bfloat16()
+    for m in model:
+        m.__class__ = widen.WideLinear
+    widen.pack(model)  # the first in panels where this CPU's kernels want them; the second keeps its bias, row-major
+    x = torch.randn(1, widen.WIDEN_ROWS + 12, k, generator=g).bfloat16()
+    for layer, w, b in ((model[0], layers[0].weight, None), (model[1], model[1].weight, model[1].bias)):
+        got = layer(x)
+        assert got.shape == (1, x.shape[1], n) and got.is_contiguous()
+        exact = x[0].float() @ w.float().T + (0 if b is None else b.float())
+        assert (got[0].float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x[0]) * 2 + 1e-6).all()
+
+
 def block_rounding(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """x goes into the int8/int4 kernels rounded to int8 per block of 32 (scale max|x|/127): each x moves by at
     most half its block's step, which moves a row's sum by at most sum over blocks of step/2 * sum |w| there."""

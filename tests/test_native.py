@@ -107,7 +107,8 @@ def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
 
 def test_a_long_prompt_widens_each_weight_a_tile_at_a_time(lib):
     """A prompt of WIDEN_ROWS rows or more multiplies in fp32, the weight widened TILE rows at a time (two whole tiles
-    and a part here), row-major with a bias and in panels: each output within fp32's rounding of the exact product."""
+    and a part here; from TILED_ROWS rows, whole), row-major with a bias and in panels: each output within fp32's
+    rounding of the exact product."""
     from torch import nn
 
     g = torch.Generator().manual_seed(5)
@@ -121,12 +122,17 @@ def test_a_long_prompt_widens_each_weight_a_tile_at_a_time(lib):
     for m in model:
         m.__class__ = widen.WideLinear
     widen.pack(model)  # the first in panels where this CPU's kernels want them; the second keeps its bias, row-major
-    x = torch.randn(1, widen.WIDEN_ROWS + 12, k, generator=g).bfloat16()
-    for layer, w, b in ((model[0], layers[0].weight, None), (model[1], model[1].weight, model[1].bias)):
-        got = layer(x)
-        assert got.shape == (1, x.shape[1], n) and got.is_contiguous()
-        exact = x[0].float() @ w.float().T + (0 if b is None else b.float())
-        assert (got[0].float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x[0]) * 2 + 1e-6).all()
+    for rows in (widen.WIDEN_ROWS + 12, widen.TILED_ROWS + 8):
+        x = torch.randn(1, rows, k, generator=g).bfloat16()
+        for layer, w, b in ((model[0], layers[0].weight, None), (model[1], model[1].weight, model[1].bias)):
+            assert_product(layer(x), x[0], w, b)
+
+
+def assert_product(got: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
+    """`got` [1, m, n] is x @ w^T + b within bf16's and fp32's rounding, contiguous."""
+    assert got.shape == (1, x.shape[0], w.shape[0]) and got.is_contiguous()
+    exact = x.float() @ w.float().T + (0 if b is None else b.float())
+    assert (got[0].float() - exact).abs().le(exact.abs() * BF16 + accumulation(w, x) * 2 + 1e-6).all()
 
 
 def block_rounding(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -38,14 +38,19 @@ def scratch(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return buf[:n].view(shape)
 
 
-TILE = 256  # weight rows widened at a time for a long prompt (a multiple of 16: whole panels)
+TILE = 256  # weight rows widened at a time for a prompt (a multiple of 16: whole panels)
+TILED_ROWS = 512  # from this many rows on, the whole weight at once (its matmul then outruns the tiles')
 
 
 def tiled(x: torch.Tensor, n: int, tile) -> torch.Tensor:
     """x [m, k] fp32 @ W^T for a bf16 W [n, k] given as fp32 TILE rows at a time by `tile(t, rows)` ([rows, k], any
-    strides, valid until the next call): y [m, n] fp32, a transposed view. Each tile (2-6 MB) is still in the L3
-    when the matmul reads it; widening the whole weight first sent 2x its bytes out to memory and back (0.5 s of a
-    200-token prompt of the 1.3B shape on a Zen 3); the matmul's results were the same to the bit either way."""
+    strides, valid until the next call): y [m, n] fp32. Each tile (2-6 MB) is still in the L3 when the matmul reads
+    it; widening the whole weight first sent twice its bytes out to memory and back (0.5 s of a 200-token prompt of
+    the 1.3B shape on a Zen 3; the matmul's results the same to the bit). From TILED_ROWS rows on the matmul's own
+    blocking wins (one 5632x2048 weight, ms whole / tiles: 200 rows 41 / 35, 512 rows 76 / 75, 1,024 rows 144 /
+    154), and the whole weight is widened at once as before."""
+    if x.shape[0] >= TILED_ROWS:
+        return F.linear(x, tile(0, n))
     y = torch.empty(n, x.shape[0], dtype=torch.float32)
     for t in range(0, n, TILE):
         rows = min(TILE, n - t)

@@ -858,65 +858,6 @@ static void attend_plain(const uint16_t *q16, const uint16_t *K, const uint16_t 
     for (int64_t i = 0; i < d; i++) out[i] = to_bf16(o[i] / sum);
 }
 
-#if defined(__AVX2__) && !defined(__AVX512BF16__)
-/* AVX2: one (row, head), q scaled in fp32: q . k as one 8-lane FMA chain over d and one horizontal sum (the keys
- * widened in registers), the softmax's sum in position order, each output element summed over the positions in
- * order. A step and a verify pass run this same function per (row, head), so they agree to the bit. Needs d a
- * multiple of 8, at most 256. In place of the plain C loop, whose order was the compiler's choice and which widened
- * each key twice as often (README: Speed, for the figures). */
-static inline __m256 widen8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-}
-
-static __attribute__((noinline)) void attend_avx2(const float *q, const uint16_t *K, const uint16_t *V, uint16_t *out,
-                                                  int64_t n, int64_t d, float *s) {
-    float m = -INFINITY;
-    int64_t t = 0;
-    /* four positions at a time: four FMA chains side by side (one alone waits on each FMA), each position's chain
-     * the same as alone */
-    for (; t + 4 <= n; t += 4) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        const uint16_t *k0 = K + t * d;
-        for (int64_t c = 0; c < d; c += 8) {
-            __m256 qc = _mm256_loadu_ps(q + c);
-            a0 = _mm256_fmadd_ps(qc, widen8(k0 + c), a0);
-            a1 = _mm256_fmadd_ps(qc, widen8(k0 + d + c), a1);
-            a2 = _mm256_fmadd_ps(qc, widen8(k0 + 2 * d + c), a2);
-            a3 = _mm256_fmadd_ps(qc, widen8(k0 + 3 * d + c), a3);
-        }
-        s[t] = hsum8(a0), s[t + 1] = hsum8(a1), s[t + 2] = hsum8(a2), s[t + 3] = hsum8(a3);
-        for (int i = 0; i < 4; i++) m = s[t + i] > m ? s[t + i] : m;
-    }
-    for (; t < n; t++) {
-        __m256 a = _mm256_setzero_ps();
-        for (int64_t c = 0; c < d; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), widen8(K + t * d + c), a);
-        s[t] = hsum8(a);
-        m = s[t] > m ? s[t] : m;
-    }
-    for (t = 0; t < n; t++) s[t] = exp_(s[t] - m);
-    float sum = 0;
-    for (t = 0; t < n; t++) sum += s[t];
-    for (int64_t c = 0; c < d; c += 64) { /* 8 vectors of the output at a time, summed over the positions in order */
-        int64_t w = d - c < 64 ? (d - c) / 8 : 8;
-        __m256 o[8];
-        for (int v = 0; v < 8; v++) o[v] = _mm256_setzero_ps();
-        if (w == 8)
-            for (t = 0; t < n; t++) {
-                __m256 p = _mm256_set1_ps(s[t]);
-                for (int v = 0; v < 8; v++) o[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), o[v]);
-            }
-        else
-            for (t = 0; t < n; t++) {
-                __m256 p = _mm256_set1_ps(s[t]);
-                for (int v = 0; v < w; v++) o[v] = _mm256_fmadd_ps(p, widen8(V + t * d + c + 8 * v), o[v]);
-            }
-        float r[64];
-        for (int v = 0; v < w; v++) _mm256_storeu_ps(r + 8 * v, o[v]);
-        for (int i = 0; i < 8 * w; i++) out[c + i] = to_bf16(r[i] / sum);
-    }
-}
-#endif
-
 /* Query head h of row j (of m rows at positions n0 .. n0 + m - 1) over the n0 + j + 1 positions it may see. */
 static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t *values, uint16_t *out, int64_t j,
                        int64_t h, int64_t heads, int64_t per, int64_t n0, int64_t d, int64_t head_stride,
@@ -928,18 +869,21 @@ static void attend_one(const uint16_t *q16, const uint16_t *keys, const uint16_t
     if (d % 32 == 0 && d <= 256)
         attend_head(q16 + at, K, V, out + at, n, d, scale, s);
     else
-#elif defined(__AVX2__)
-    if (d % 8 == 0 && d <= 256) {
-        float q[256];
-        for (int64_t i = 0; i < d; i++) q[i] = bf16(q16[at + i]) * scale;
-        attend_avx2(q, K, V, out + at, n, d, s);
-    } else
 #endif
         attend_plain(q16 + at, K, V, out + at, n, d, scale, s);
     free(s);
 }
 
 #if defined(__AVX2__) && !defined(__AVX512BF16__)
+/* AVX2 (d a multiple of 8, at most 256): q scaled in fp32; q . k as one 8-lane FMA chain over d and one horizontal
+ * sum (the keys widened in registers, or from a block widened once); the softmax's sum in position order; each
+ * output element summed over the positions in order. A step and a verify pass run the same numbers per (row, head),
+ * so they agree to the bit. In place of the plain C loop, whose order was the compiler's choice and which widened
+ * each key twice as often (README: Speed, for the figures). */
+static inline __m256 widen8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
 #define SHARED 32 /* positions per block: 16 KB of keys as fp32 (d = 128), in L1 while every query meets them */
 static inline __attribute__((always_inline)) __m256 kv8(const uint16_t *p16, const float *pf, int64_t at,
                                                         const int wide) {
@@ -1008,29 +952,33 @@ static void widen_block(const uint16_t *x, float *out, int64_t n) { /* n a multi
 }
 
 /* Several queries on one key head (the rows of a verify pass, the heads of a GQA group): each block of keys, then
- * of values, is read from memory once for all of them, and (for three or more) widened to fp32 once for them all,
- * where attend_avx2 per query read the whole cache again and widened every key per query (3,100 positions, 5 rows:
- * 5x the KV). Each query's numbers are attend_avx2's: the same values in the same chains, its sums in position
- * order (the output sums kept in memory between blocks, exactly). Query g (first .. first + count - 1) is row
- * g / per, head a * per + g % per; row j sees n0 + j + 1 positions. */
+ * of values, is read from memory once for all of them, and (for three or more) widened to fp32 once for them all
+ * (one query per (row, head) read the whole cache again and widened every key itself: 3,100 positions, 5 rows, 5x the
+ * KV). Each query's numbers are the same whichever queries share its blocks: the same values in the same chains, its
+ * sums in position order (the output sums kept in memory between blocks, exactly). Query g (first .. first + count -
+ * 1) is row g / per, head a * per + g % per; row j sees n0 + j + 1 positions. */
 static void attend_shared(const uint16_t *q16, const uint16_t *K, const uint16_t *V, uint16_t *out, int64_t a,
                           int64_t first, int64_t count, int64_t heads, int64_t per, int64_t n0, int64_t d, float scale) {
-    int64_t last = n0 + (first + count - 1) / per + 1, stride = last + 16; /* the most positions a query sees */
-    float *q = malloc(sizeof(float) * count * d), *s = malloc(sizeof(float) * count * stride);
-    float *o = calloc((size_t)(count * d), sizeof(float)), *mx = malloc(sizeof(float) * count);
+#define SEEN(i) (n0 + (first + (i)) / per + 1)                               /* positions query i sees */
+#define AT(i) ((((first + (i)) / per) * heads + a * per + (first + (i)) % per) * d) /* its q and output */
+    int64_t last = SEEN(count - 1), stride = last + 16;
     /* widened blocks pay from three queries on (two: widening in registers per query measured as fast) */
-    float *block = count > 2 ? aligned_alloc(64, sizeof(float) * SHARED * d) : NULL, *sum = malloc(sizeof(float) * count);
-    int64_t *n = malloc(sizeof(int64_t) * count), *at = malloc(sizeof(int64_t) * count);
+    int64_t wide = count > 2 ? SHARED * d : 0;
+    /* one allocation, on a cache line: the widened block, q [count][d], output sums [count][d], scores
+     * [count][stride], max and sum per query; zeroed */
+    size_t bytes = sizeof(float) * (size_t)(wide + count * (2 * d + stride + 2));
+    float *mem = aligned_alloc(64, (bytes + 63) / 64 * 64), *block = wide ? mem : NULL;
+    memset(mem, 0, bytes);
+    float *q = mem + wide, *o = q + count * d, *s = o + count * d, *mx = s + count * stride, *sum = mx + count;
     for (int64_t i = 0; i < count; i++) {
-        int64_t j = (first + i) / per, h = a * per + (first + i) % per;
-        n[i] = n0 + j + 1, at[i] = (j * heads + h) * d, mx[i] = -INFINITY;
-        for (int64_t c = 0; c < d; c++) q[i * d + c] = bf16(q16[at[i] + c]) * scale;
+        mx[i] = -INFINITY;
+        for (int64_t c = 0; c < d; c++) q[i * d + c] = bf16(q16[AT(i) + c]) * scale;
     }
     for (int64_t t0 = 0; t0 < last; t0 += SHARED) {
         int64_t len = last - t0 < SHARED ? last - t0 : SHARED;
         if (block) widen_block(K + t0 * d, block, len * d);
         for (int64_t i = 0; i < count; i++) {
-            int64_t mine = n[i] - t0 < len ? n[i] - t0 : len; /* this query's positions in the block */
+            int64_t mine = SEEN(i) - t0 < len ? SEEN(i) - t0 : len; /* this query's positions in the block */
             if (mine <= 0) continue;
             float *si = s + i * stride + t0;
             if (block) mx[i] = scores_block(q + i * d, K + t0 * d, block, mine, d, si, mx[i], 1);
@@ -1039,15 +987,14 @@ static void attend_shared(const uint16_t *q16, const uint16_t *K, const uint16_t
     }
     for (int64_t i = 0; i < count; i++) {
         float *si = s + i * stride;
-        for (int64_t t = 0; t < n[i]; t++) si[t] = exp_(si[t] - mx[i]);
-        sum[i] = 0;
-        for (int64_t t = 0; t < n[i]; t++) sum[i] += si[t];
+        for (int64_t t = 0; t < SEEN(i); t++) si[t] = exp_(si[t] - mx[i]);
+        for (int64_t t = 0; t < SEEN(i); t++) sum[i] += si[t];
     }
     for (int64_t t0 = 0; t0 < last; t0 += SHARED) {
         int64_t len = last - t0 < SHARED ? last - t0 : SHARED;
         if (block) widen_block(V + t0 * d, block, len * d);
         for (int64_t i = 0; i < count; i++) {
-            int64_t mine = n[i] - t0 < len ? n[i] - t0 : len;
+            int64_t mine = SEEN(i) - t0 < len ? SEEN(i) - t0 : len;
             if (mine <= 0) continue;
             const float *si = s + i * stride + t0;
             if (block) values_block(si, V + t0 * d, block, mine, d, o + i * d, 1);
@@ -1055,8 +1002,10 @@ static void attend_shared(const uint16_t *q16, const uint16_t *K, const uint16_t
         }
     }
     for (int64_t i = 0; i < count; i++)
-        for (int64_t c = 0; c < d; c++) out[at[i] + c] = to_bf16(o[i * d + c] / sum[i]);
-    free(q), free(s), free(o), free(mx), free(n), free(at), free(sum), free(block);
+        for (int64_t c = 0; c < d; c++) out[AT(i) + c] = to_bf16(o[i * d + c] / sum[i]);
+    free(mem);
+#undef SEEN
+#undef AT
 }
 #endif
 

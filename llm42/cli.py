@@ -190,11 +190,9 @@ def open_local(settings: Settings, ui):
     if settings.output.debug:
         from .cpu import native
 
-        decoder = engine.cache.decoder
-        if decoder is not None and decoder.step_spec is not None:  # every product llm42's: the whole step in C
-            ui.info(f"kernels: {native.describe()}; {engine.kernels.note}; a step's layers in one call")
-        else:
-            ui.info(f"kernels: {native.describe()}; {engine.kernels.note}")
+        decoder = engine.cache.decoder  # every product llm42's: the whole step in one call into C
+        one_call = "; a step's layers in one call" if decoder is not None and decoder.step_spec is not None else ""
+        ui.info(f"kernels: {native.describe()}; {engine.kernels.note}{one_call}")
     if settings.model.save_quantized:
         with ui.status(t("saving", path=settings.model.save_quantized)):
             save_quantized(engine.model, engine.tokenizer, settings.model.save_quantized)

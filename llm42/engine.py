@@ -16,6 +16,7 @@ from .backend import Response, collect
 from .conversation import Dialog, Role
 from .cpu import native
 from .cpu.flags import cpu_threads
+from .cpu.memory import own
 from .cpu.widen import pack
 from .errors import UsageError
 from .gen.generate import PromptCache, open_cache
@@ -187,6 +188,7 @@ def load(
             kernels = tune(model)
     if "WideLinear" in kernels.own_matmuls:
         pack(model)  # bf16 weights in the layout llm42's products read fastest here (where they want one)
+    own(model)  # what still lies in the file's mapping (see load_model), in memory of its own
     captured = time.perf_counter()
     capturing = status(t("capturing")) if p.decode is Decode.GRAPH else contextlib.nullcontext()
     with capturing:  # the decode step as a CUDA graph

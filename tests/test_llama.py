@@ -155,10 +155,36 @@ from llm42.settings import ModelSettings, SamplingSettings
 engine, _, _ = open_engine(ModelSettings(path={str(smollm2)!r}, device="cpu"), 8)
 text, _ = complete(engine, "What is the capital of France?", SamplingSettings(temperature=0, max_new_tokens=8))
 print(type(engine.model).__module__, type(engine.tokenizer).__module__, repr(text))
+from llm42.cpu.memory import mapping_of
+print([n for n, t in engine.model.state_dict().items() if mapping_of(t)])
 print(sorted(m for m in sys.modules if m.split(".")[0] == "transformers" or m == "torch._dynamo"))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    first, second = done.stdout.splitlines()[-2:]
+    first, mapped, second = done.stdout.splitlines()[-3:]
     assert first.startswith("llm42.model.llama llm42.model.tokenizer ") and "Paris" in first
+    assert mapped == "[]"  # read from the files' mapping, nothing left there once loaded (memory.own)
     assert second == "[]"
+
+
+def test_weights_read_from_the_files_mapping_are_the_files_own_and_end_in_memory_of_their_own(tiny42):
+    """A mapped load (the engine's) reads each weight as a view of its file's mapping: the same tensors as a plain
+    read, still right after `release` drops a weight's pages (they come back from the file), and after `own` none
+    lies in the mapping, the values unchanged and a tied table still the head's."""
+    from llm42.cpu.memory import mapping_of, own, release
+
+    plain = llama.load(tiny42, torch.float32)
+    model = llama.load(tiny42, torch.float32, mapped=True)
+    assert all(mapping_of(t) for t in model.state_dict().values())  # fp32 files read as fp32: all mapped
+    converted = llama.load(tiny42, torch.bfloat16, mapped=True)  # read as another dtype: nothing mapped
+    assert not [n for n, t in converted.state_dict().items() if mapping_of(t)]
+    weight = model.model.layers[0].mlp.gate_proj.weight
+    release(weight)
+    assert torch.equal(weight, plain.model.layers[0].mlp.gate_proj.weight)
+    assert own(model) > 0
+    assert not [n for n, t in model.state_dict().items() if mapping_of(t)]
+    for key, value in plain.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    if model.config.tie_word_embeddings:
+        assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert not mapping_of(torch.ones(3))

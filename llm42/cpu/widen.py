@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from . import native
 from .flags import cpu_supports_bf16
+from .memory import release
 
 WIDEN_ROWS = 48  # from this many rows on, widening the weight costs less than llm42's several-row bf16 product
 
@@ -202,6 +203,7 @@ def pack(model: nn.Module) -> int:
     for parent, name in places:
         weight = getattr(parent, name).weight
         layer = PanelLinear(weight)
+        release(weight)  # read from the file's mapping where the loader mapped it: its pages go now
         setattr(parent, name, layer)
         if counts[id(weight)] == 2:
             table_parent, table_name = tables[id(weight)]

@@ -1,15 +1,19 @@
-"""Reading safetensors checkpoints tensor by tensor with plain reads (no mmap).
+"""Reading safetensors checkpoints tensor by tensor: with plain reads into memory PyTorch allocated, or as views of
+a private mapping of the file where the loader uses a tensor only to make another (cpu/memory.py: it releases each
+one's pages once used and copies what it keeps).
 
-A memory-mapped file counts every page it has touched in the process's resident memory until it
-is closed; reading each tensor into its own buffer lets a layer converted and dropped really go."""
+A read tensor's buffer is its own: a layer converted and dropped really goes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from pathlib import Path
 
 import torch
+
+from ..cpu.memory import mapped
 
 DTYPES = {
     "F32": torch.float32,
@@ -32,8 +36,10 @@ class Damaged(ValueError):
 class Checkpoint:
     """The tensors of one safetensors file or of a sharded set (model.safetensors.index.json)."""
 
-    def __init__(self, folder: str | Path, filename: str = "model.safetensors"):
+    def __init__(self, folder: str | Path, filename: str = "model.safetensors", mapped: bool = False):
         folder = Path(folder)
+        self.mapped = mapped
+        self.maps: dict[Path, object] = {}  # each file's mapping (numpy uint8), made on first use
         index = folder / f"{filename}.index.json"
         files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [filename]
         self.where: dict[str, tuple[Path, dict, int]] = {}
@@ -68,14 +74,22 @@ class Checkpoint:
         return key in self.where
 
     def get(self, key: str) -> torch.Tensor:
-        """The tensor read straight into memory PyTorch allocated (aligned as its kernels expect: an fp32 product
-        over a weight at another alignment can sum in another order)."""
+        """The tensor: in a mapped checkpoint a view of its file's mapping (the caller releases or owns it), else
+        read straight into memory PyTorch allocated (aligned as its kernels expect: an fp32 product over a weight at
+        another alignment can sum in another order)."""
         path, info, base = self.where[key]
         start, end = info["data_offsets"]
-        out = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]])
+        out = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]], device="meta")
+        if out.numel() * out.element_size() != end - start:
+            raise Damaged(f"{path.name}: {key} has {end - start} bytes for {out.numel() * out.element_size()}")
+        if self.mapped and out.numel():
+            if path not in self.maps:
+                self.maps[path] = mapped(path)
+            raw = torch.from_numpy(self.maps[path][base + start : base + end])
+            with contextlib.suppress(RuntimeError):  # a tensor at an offset its dtype cannot view: read below
+                return raw.view(out.dtype).view(out.shape)
+        out = torch.empty(out.shape, dtype=out.dtype)
         raw = out.view(-1).view(torch.uint8)
-        if raw.numel() != end - start:
-            raise Damaged(f"{path.name}: {key} has {end - start} bytes for {raw.numel()}")
         if raw.numel():
             with open(path, "rb") as f:
                 f.seek(base + start)

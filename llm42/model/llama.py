@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..cpu.memory import release
 from .checkpoint import Checkpoint
 
 REQUIRED = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
@@ -266,19 +267,26 @@ def skeleton(folder: str | Path, dtype: torch.dtype) -> tuple[Llama, Config] | N
     return model, config
 
 
-def load(folder: str | Path, dtype: torch.dtype, device: str = "cpu") -> Llama | None:
-    """A plain Llama from a safetensors folder in `dtype` on `device`; None where transformers must load it."""
+def load(folder: str | Path, dtype: torch.dtype, device: str = "cpu", mapped: bool = False) -> Llama | None:
+    """A plain Llama from a safetensors folder in `dtype` on `device`; None where transformers must load it.
+    `mapped`: read from a mapping of the files, so that weights the model keeps as they are (on the CPU, in the
+    file's dtype) may still lie there: the caller lays them out (widen.pack) or copies them (memory.own)."""
     built = skeleton(folder, dtype)
     if built is None or not any(Path(folder).glob("*.safetensors")):
         return None
     model, config = built
-    ckpt = Checkpoint(folder)
+    ckpt = Checkpoint(folder, mapped=mapped)
     names = set(model.state_dict())
     if config.tie_word_embeddings:
         names.discard("lm_head.weight")
     if not names <= set(ckpt.keys()):
         return None  # other names (a prefix, a fused layout): transformers knows them
-    model.load_state_dict({k: ckpt.get(k).to(device=device, dtype=dtype) for k in names}, strict=False, assign=True)
+    state = {}
+    for k in names:
+        state[k] = (t := ckpt.get(k)).to(device=device, dtype=dtype)
+        if state[k] is not t:
+            release(t)  # converted or moved: its pages are not read again
+    model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     model.model.rotary_emb.to(device)

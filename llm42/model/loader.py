@@ -53,7 +53,8 @@ def load_config(src: Source):
 def load_model(
     src: Source, device: str, dtype: torch.dtype, quantize: str = "none", info=lambda text: None, keep: bool = True
 ):
-    """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it.
+    """Model in eval mode on `device` in `dtype` (quantized if asked or saved so), tokenizer beside it; weights kept
+    as the file has them may still lie in its mapping (llama.load): `memory.own(model)` once laid out.
     A .gguf model is converted once and kept in the cache (`info` says where). On a CPU without bf16
     arithmetic, its bf16 layers take their prefill through fp32 (widen.py)."""
     model, tokenizer = _load_model(src, device, dtype, quantize, info, keep)
@@ -82,7 +83,7 @@ def _load_model(src: Source, device: str, dtype: torch.dtype, quantize: str, inf
                 if isinstance(e, Damaged):
                     raise
                 # names that need transformers' own loading: take the longer way below
-        model = llama.load(src.path, dtype, device) if own and device in ("cpu", "cuda") else None
+        model = llama.load(src.path, dtype, device, mapped=True) if own and device in ("cpu", "cuda") else None
         if model is None:
             model = _transformers_model(src, device, dtype)
     except LoadError:

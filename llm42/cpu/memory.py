@@ -97,5 +97,6 @@ def own(model: nn.Module) -> int:
                 if id(t) not in copies:
                     data = t.detach().clone(memory_format=torch.contiguous_format)
                     copies[id(t)] = nn.Parameter(data, requires_grad=False) if isinstance(t, nn.Parameter) else data
+                    release(t)  # the resident memory holds the copy, not both
                 table[name] = copies[id(t)]
     return len(copies)

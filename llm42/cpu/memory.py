@@ -3,11 +3,11 @@ and files mapped while a model loads.
 
 A weight that is only read at load time (to be laid out in panels, quantized, converted to another dtype or copied
 to a GPU) is read from a private mapping of its file: its pages come from the page cache, nothing is allocated and
-filled first (on a VM, filling fresh pages costs ~0.7 s per GB, and a 1.3B model's bf16 weights read into new
-buffers and then packed took 15-30 s where packing them from the mapping took 2 s). `release` drops such a weight's
-pages from the process once it is used (a mapped page counts in the resident memory until then), and `own` copies
-whatever the model keeps as it is into memory of its own: nothing stays mapped once a model is loaded (a file
-changed under a mapping would fault)."""
+filled first (on a VM a page costs 1-8 us the first time a process touches it: a 1.3B model's bf16 weights read
+into new buffers and then packed took 15-30 s where packing them from the mapping took 2 s). `release` drops such
+a weight's pages from the process once it is used (a mapped page counts in the resident memory until then), and
+`own` copies whatever the model keeps as it is into memory of its own: nothing stays mapped once a model is loaded
+(a file changed under a mapping would fault)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def keep_freed_memory() -> None:
 
 
 def mapped(path: Path) -> np.ndarray:
-    """The whole file as a writable uint8 array over a private mapping (copy on write: the file never changes)."""
+    """The whole file as a writable uint8 array over a private mapping (copy on write: a write stays in this process,
+    and `release` of a written page would undo it: mapped weights are only read)."""
     with open(path, "rb") as f:
         pages = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     whole = np.frombuffer(pages, dtype=np.uint8)

@@ -77,7 +77,8 @@ def test_quantized_logits_stay_within_what_rounding_the_weights_can_cause(smollm
 def test_layer_by_layer_from_file_equals_in_memory_and_saved_reloads_exactly(smollm2, ids, kind, tmp_path):
     # both start from the checkpoint's fp32 weights; the layers left unquantized end in bf16
     in_memory = quantize_model(AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval(), kind)
-    streamed = quantize_checkpoint(smollm2, kind)
+    streamed = quantize_checkpoint(smollm2, kind)  # each weight read from the file's mapping
+    assert not [n for n, t in streamed.state_dict().items() if mapping_of(t)]
     a, b = in_memory.state_dict(), streamed.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k].to(b[k].dtype), b[k]) for k in a)

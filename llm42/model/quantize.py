@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..cpu.layers import Int4Linear, Int8Linear
-from ..cpu.memory import release_free_memory
+from ..cpu.memory import own, release, release_free_memory
 
 KINDS = {"int8": Int8Linear, "int4": Int4Linear}
 
@@ -97,7 +97,7 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
 
     path = Path(path)
     model, config = skeleton(path, dtype)
-    ckpt = Checkpoint(path)
+    ckpt = Checkpoint(path, mapped=True)  # each weight read from the file's mapping, its pages dropped once quantized
     out = model.get_output_embeddings()
     embed_key = next((n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight), None)
     slots = [(prefix, m) for prefix, m in model.named_modules() if type(m) is nn.Linear]
@@ -110,8 +110,12 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
         if meta.bias is not None:
             linear.bias = nn.Parameter(ckpt.get(f"{prefix}.bias"), requires_grad=False)
         q = kind_for(kind, meta is out).from_linear(linear)
+        if type(q) is not nn.Linear:
+            release(linear.weight)
         place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
     done = tuple(f"{p}." for p, _ in slots)
     names = {n for n, _ in [*model.named_parameters(), *model.named_buffers()]}
     rest = {k: _as(ckpt.get(k), dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}
-    return finish(model, config, path, rest, kind)
+    model = finish(model, config, path, rest, kind)
+    own(model)  # what is kept as the file has it, out of the mapping
+    return model

@@ -16,11 +16,10 @@ import mmap
 import weakref
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-_maps: list[tuple[weakref.ref, weakref.ref]] = []  # the mappings made (numpy views of them, and their mmaps)
+_maps: list[tuple[int, int, weakref.ref]] = []  # the mappings made: address, size, the mmap (alive while mapped)
 PAGE = mmap.PAGESIZE
 
 
@@ -50,14 +49,14 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 256 * 1024**2)  # M_TRIM_THRESHOLD
 
 
-def mapped(path: Path) -> np.ndarray:
-    """The whole file as a writable uint8 array over a private mapping (copy on write: a write stays in this process,
-    and `release` of a written page would undo it: mapped weights are only read)."""
+def mapped(path: Path) -> torch.Tensor:
+    """The whole file as a writable uint8 tensor over a private mapping (copy on write: a write stays in this
+    process, and `release` of a written page would undo it: mapped weights are only read)."""
     with open(path, "rb") as f:
         pages = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    whole = np.frombuffer(pages, dtype=np.uint8)
-    _maps[:] = [(a, m) for a, m in _maps if a() is not None]
-    _maps.append((weakref.ref(whole), weakref.ref(pages)))
+    whole = torch.frombuffer(pages, dtype=torch.uint8)  # its storage, and every view of it, holds the mmap
+    _maps[:] = [m for m in _maps if m[2]() is not None]
+    _maps.append((whole.data_ptr(), whole.numel(), weakref.ref(pages)))
     return whole
 
 
@@ -66,10 +65,10 @@ def mapping_of(t: torch.Tensor) -> tuple[mmap.mmap, int] | None:
     if t.device.type != "cpu" or not t.numel():
         return None
     at = t.data_ptr()
-    for array, pages in _maps:
-        whole, pages = array(), pages()
-        if whole is not None and pages is not None and whole.ctypes.data <= at < whole.ctypes.data + whole.nbytes:
-            return pages, at - whole.ctypes.data
+    for start, size, ref in _maps:
+        pages = ref()
+        if pages is not None and start <= at < start + size:
+            return pages, at - start
     return None
 
 

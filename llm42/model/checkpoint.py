@@ -39,7 +39,7 @@ class Checkpoint:
     def __init__(self, folder: str | Path, filename: str = "model.safetensors", mapped: bool = False):
         folder = Path(folder)
         self.mapped = mapped
-        self.maps: dict[Path, object] = {}  # each file's mapping (numpy uint8), made on first use
+        self.maps: dict[Path, torch.Tensor] = {}  # each file's mapping (uint8), made on first use
         index = folder / f"{filename}.index.json"
         files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [filename]
         self.where: dict[str, tuple[Path, dict, int]] = {}
@@ -85,7 +85,7 @@ class Checkpoint:
         if self.mapped and out.numel():
             if path not in self.maps:
                 self.maps[path] = mapped(path)
-            raw = torch.from_numpy(self.maps[path][base + start : base + end])
+            raw = self.maps[path][base + start : base + end]
             with contextlib.suppress(RuntimeError):  # a tensor at an offset its dtype cannot view: read below
                 return raw.view(out.dtype).view(out.shape)
         out = torch.empty(out.shape, dtype=out.dtype)

@@ -74,6 +74,7 @@ def finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], 
                 fresh = type(module)(config=config)
             for k, b in fresh.named_buffers(recurse=False):
                 setattr(module, k, b)
+    own(model)  # what is kept as the file has it, out of the checkpoint's mapping
     release_free_memory()
     left = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
     if left:
@@ -116,6 +117,4 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
     done = tuple(f"{p}." for p, _ in slots)
     names = {n for n, _ in [*model.named_parameters(), *model.named_buffers()]}
     rest = {k: _as(ckpt.get(k), dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}
-    model = finish(model, config, path, rest, kind)
-    own(model)  # what is kept as the file has it, out of the mapping
-    return model
+    return finish(model, config, path, rest, kind)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..cpu.layers import Int4Linear, Int8Linear
-from ..cpu.memory import own, release_free_memory
+from ..cpu.memory import release_free_memory
 from ..errors import Llm42Error
 from ..i18n import t
 from ..paths import cache_dir, trim_models, used
@@ -153,7 +153,7 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.
     meta = check(path)
     model, config = skeleton(path, dtype)
     layers = meta["layers"]
-    ckpt = Checkpoint(path, WEIGHTS_FILE, mapped=True)  # copied out of the mapping at the end (own)
+    ckpt = Checkpoint(path, WEIGHTS_FILE, mapped=True)  # copied out of the mapping by `finish`
     names = ckpt.keys()
 
     def build(prefix: str, t: dict[str, torch.Tensor]) -> nn.Module:
@@ -169,9 +169,7 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.
             release_free_memory()
     done = tuple(f"{p}." for p in layers)
     rest = {k: ckpt.get(k) for k in names if not k.startswith(done)}
-    model = finish(model, config, path, rest, meta["kind"])
-    own(model)
-    return model
+    return finish(model, config, path, rest, meta["kind"])
 
 
 def cached_folder(path: str | Path, kind: str, dtype: torch.dtype) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..cpu.memory import mapped
+from ..cpu.memory import mapped, release
 
 DTYPES = {
     "F32": torch.float32,
@@ -73,10 +73,19 @@ class Checkpoint:
     def __contains__(self, key: str) -> bool:
         return key in self.where
 
-    def get(self, key: str) -> torch.Tensor:
-        """The tensor: in a mapped checkpoint a view of its file's mapping (the caller releases or owns it), else
-        read straight into memory PyTorch allocated (aligned as its kernels expect: an fp32 product over a weight at
-        another alignment can sum in another order)."""
+    def get(self, key: str, dtype: torch.dtype | None = None, device: str | None = None) -> torch.Tensor:
+        """The tensor, in `dtype` where it is floating point and on `device` (None: as stored). In a mapped checkpoint
+        a tensor kept as stored is a view of its file's mapping (the caller lays it out, releases or owns it); one
+        converted or moved is a copy, the view's pages released."""
+        t = self._read(key)
+        out = t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+        if out is not t:
+            release(t)  # not read again
+        return out
+
+    def _read(self, key: str) -> torch.Tensor:
+        """The tensor as stored: a view of the mapping, else read straight into memory PyTorch allocated (aligned as
+        its kernels expect: an fp32 product over a weight at another alignment can sum in another order)."""
         path, info, base = self.where[key]
         start, end = info["data_offsets"]
         out = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]], device="meta")

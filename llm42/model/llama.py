@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..cpu.memory import release
 from .checkpoint import Checkpoint
 
 REQUIRED = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
@@ -281,12 +280,7 @@ def load(folder: str | Path, dtype: torch.dtype, device: str = "cpu", mapped: bo
         names.discard("lm_head.weight")
     if not names <= set(ckpt.keys()):
         return None  # other names (a prefix, a fused layout): transformers knows them
-    state = {}
-    for k in names:
-        state[k] = (t := ckpt.get(k)).to(device=device, dtype=dtype)
-        if state[k] is not t:
-            release(t)  # converted or moved: its pages are not read again
-    model.load_state_dict(state, strict=False, assign=True)
+    model.load_state_dict({k: ckpt.get(k, dtype, device) for k in names}, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     model.model.rotary_emb.to(device)

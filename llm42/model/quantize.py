@@ -87,10 +87,6 @@ def finish(model: nn.Module, config, path: Path, rest: dict[str, torch.Tensor], 
     return model.eval()
 
 
-def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return t.to(dtype) if t.is_floating_point() else t
-
-
 def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     """Quantize straight from a safetensors folder, one Linear at a time: the full-precision
     model never exists in memory. Raises KeyError/ValueError when the names do not line up."""
@@ -116,5 +112,5 @@ def quantize_checkpoint(path: str | Path, kind: str, dtype: torch.dtype = torch.
         place(model, prefix, q.to(dtype) if type(q) is nn.Linear else q)  # int4 keeps layers no group fits
     done = tuple(f"{p}." for p, _ in slots)
     names = {n for n, _ in [*model.named_parameters(), *model.named_buffers()]}
-    rest = {k: _as(ckpt.get(k), dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}
+    rest = {k: ckpt.get(k, dtype) for k in ckpt.keys() if k in names and not k.startswith(done)}
     return finish(model, config, path, rest, kind)

@@ -168,9 +168,10 @@ def test_int4_matrix_product_in_llm42s_layout(lib, rows, group_of):
 def test_int_several_rows_are_each_row_s_own_bits(lib, kind):
     """A verify pass or a short prompt (several rows of x, four weight rows at a time where the kernel tiles them)
     gives each row the bits of its own one-row product: speculation on a quantized model changes no token. 66 weight
-    rows: 16 tiles of four and two alone; 11 blocks of 32 inputs (an odd last one)."""
+    rows: 16 tiles of four and two alone; 23 blocks of 32 inputs (an odd last one; for int4 on AVX512 sixteen blocks
+    folded, then a quad, then three alone)."""
     g = torch.Generator().manual_seed(4)
-    linear = torch.nn.Linear(352, 128, bias=False).bfloat16().requires_grad_(False)
+    linear = torch.nn.Linear(736, 128, bias=False).bfloat16().requires_grad_(False)
     if kind == "int8":
         q = Int8Linear.from_linear(linear)
         q = Int8Linear(q.qweight[:66].contiguous(), q.scales[:66].contiguous())
@@ -179,10 +180,30 @@ def test_int_several_rows_are_each_row_s_own_bits(lib, kind):
         q = Int4Linear.from_linear(linear)
         q = Int4Linear(q.qweight[:66].contiguous(), q.scales_zeros[:66].contiguous(), q.group, None)
         mm = lambda x: native.gemm_int4(q.qweight, q.scales_zeros, q.group, x)
-    x = (torch.randn(31, 352, generator=g) * torch.linspace(0.1, 5, 352)).bfloat16()
+    x = (torch.randn(31, 736, generator=g) * torch.linspace(0.1, 5, 736)).bfloat16()
     one = torch.cat([mm(x[j : j + 1]) for j in range(31)])
     for m in (2, 5, 9, 31):
         assert torch.equal(mm(x[:m].contiguous()), one[:m]), m
+
+
+@pytest.mark.parametrize("group, k", [(64, 64 * 23), (128, 128 * 11)])
+def test_int4_groups_of_64_and_128(lib, group, k):
+    """A saved folder may hold wider groups: each kernel path spreads one group's scale over its blocks (46 blocks
+    of 32 for groups of 64: two sixteens, three quads, two alone; 44 for groups of 128)."""
+    g = torch.Generator().manual_seed(5)
+    n = 70
+    codes = torch.randint(0, 16, (n, k), generator=g, dtype=torch.uint8)
+    scales = torch.rand(n, k // group, 1, generator=g) * 0.02 + 0.001
+    sz = torch.cat([scales, torch.randn(n, k // group, 1, generator=g) * 0.01], -1).bfloat16()
+    layer = Int4Linear(pack_int4(codes), sz, group)
+    w = layer.dequantize(torch.float32)
+    x = (torch.randn(9, k, generator=g) * torch.linspace(0.1, 5, k)).bfloat16()
+    exact = x.float() @ w.T
+    got = native.gemm_int4(layer.qweight, layer.scales_zeros, group, x)
+    bound = exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 4 + 1e-5
+    assert (got.float() - exact).abs().le(bound).all()
+    one = torch.cat([native.gemm_int4(layer.qweight, layer.scales_zeros, group, x[j : j + 1]) for j in range(9)])
+    assert torch.equal(got, one)
 
 
 @pytest.mark.parametrize("heads, kv_heads, n", [(32, 32, 1), (32, 32, 300), (9, 3, 77)])

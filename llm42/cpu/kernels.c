@@ -692,23 +692,53 @@ static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift
 /* AVX512-VNNI: one 64-byte load of codes holds four blocks, so its low nibbles are inputs 0-15 of each block (one
  * 128-bit lane per block) and its high nibbles inputs 16-31: two dot products against x laid out to match (per four
  * blocks, inputs 0-15 of each, then 16-31 of each: quad_x, once per call) leave each block's sum in its own four
- * lanes, with no shuffle of the codes. Each lane's block scale is x's (sxe, once per call) times the row's, whose
- * bf16 (scale, offset) pairs a permute spreads over the lanes; the offsets' share is summed apart (row_scales). One
- * weight row at a time against up to 4 rows of x (its codes unpacked and scales spread once for them all), two
- * accumulators per (row, x row) for even and odd quads: each sum in the same order for any number of rows of x. */
-static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, float *sxe) {
+ * lanes, with no shuffle of the codes. Sixteen blocks at a time, the four loads' sums are folded (a 4 x 4
+ * transpose in adds) into one vector of sixteen block sums, which meets its sixteen block scales in one conversion,
+ * one multiply and one FMA: the row's bf16 (scale, offset) words read in one load and put in the folded order by a
+ * permute, x's block scales in that order once per call (sxt). Blocks past the last sixteen go four at a time in
+ * each lane's own block (sxe), then one by one; the offsets' share is summed apart (row_scales). One weight row at a
+ * time against up to 4 rows of x (its codes unpacked and scales read once for them all), one accumulator per (row,
+ * x row): each sum in the same order for any number of rows of x. The next row is prefetched. */
+static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, float *sxe, float *sxt) {
     for (int64_t t = 0; t < nb / 4; t++)
         for (int b = 0; b < 4; b++) {
             memcpy(xr + t * 128 + b * 16, xq + (t * 4 + b) * 32, 16);
             memcpy(xr + t * 128 + 64 + b * 16, xq + (t * 4 + b) * 32 + 16, 16);
             for (int l = 0; l < 4; l++) sxe[t * 16 + b * 4 + l] = sx[t * 4 + b];
         }
+    for (int64_t g = 0; g < nb / 16; g++) /* lane 4i + u: block 4u + i of the sixteen */
+        for (int i = 0; i < 4; i++)
+            for (int u = 0; u < 4; u++) sxt[g * 16 + 4 * i + u] = sx[g * 16 + 4 * u + i];
 }
 
-#define INT4_QUAD(acc, t)                                                                                              \
+#define INT4_SIXTEEN(g)                                                                                                \
+    do {                                                                                                               \
+        __m512i lo_[4], hi_[4];                                                                                        \
+        for (int u = 0; u < 4; u++) {                                                                                  \
+            __m512i v_ = _mm512_loadu_si512(q + ((g) * 4 + u) * 64);                                                   \
+            _mm_prefetch((const char *)(q + k / 2 + ((g) * 4 + u) * 64), _MM_HINT_T0);                                 \
+            lo_[u] = _mm512_and_si512(v_, low), hi_[u] = _mm512_and_si512(_mm512_srli_epi16(v_, 4), low);              \
+        }                                                                                                              \
+        __m512 sc_ = _mm512_castsi512_ps(_mm512_slli_epi32(                                                            \
+            _mm512_permutexvar_epi32(folded, _mm512_maskz_loadu_epi32(need16, sz + 2 * (((g) * 16) >> shift))), 16));  \
+        for (int j = 0; j < XS; j++) {                                                                                 \
+            const int8_t *xj_ = xr + j * quads * 128 + (g) * 512;                                                      \
+            __m512i d_[4];                                                                                             \
+            for (int u = 0; u < 4; u++)                                                                                \
+                d_[u] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo_[u],                        \
+                                                                _mm512_load_si512(xj_ + u * 128)),                     \
+                                            hi_[u], _mm512_load_si512(xj_ + u * 128 + 64));                            \
+            __m512i a_ = _mm512_add_epi32(_mm512_unpacklo_epi32(d_[0], d_[1]), _mm512_unpackhi_epi32(d_[0], d_[1]));   \
+            __m512i b_ = _mm512_add_epi32(_mm512_unpacklo_epi32(d_[2], d_[3]), _mm512_unpackhi_epi32(d_[2], d_[3]));   \
+            __m512i s_ = _mm512_add_epi32(_mm512_unpacklo_epi64(a_, b_), _mm512_unpackhi_epi64(a_, b_));               \
+            __m512 bs_ = _mm512_mul_ps(sc_, _mm512_load_ps(sxt + j * (nb / 16) * 16 + (g) * 16));                      \
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_), bs_, acc[j]);                                             \
+        }                                                                                                              \
+    } while (0)
+
+#define INT4_QUAD(t)                                                                                                   \
     do {                                                                                                               \
         __m512i v_ = _mm512_loadu_si512(q + (t) * 64);                                                                 \
-        _mm_prefetch((const char *)(q + k / 2 + (t) * 64), _MM_HINT_T0);                                  \
         __m512i lo_ = _mm512_and_si512(v_, low), hi_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), low);               \
         __m512i p_ = _mm512_permutexvar_epi32(                                                                         \
             spread, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(need, sz + 2 * (((t) * 4) >> shift))));               \
@@ -723,28 +753,32 @@ static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, fl
     } while (0)
 
 /* weight row q (its scales sz) against rows 0 .. XS - 1 of x (each argument already at the first of them; xq, sx,
- * xsum, xr, sxe one row of x apart by k, nb, groups, quads * 128 and quads * 16; y's rows n apart) */
+ * xsum, xr, sxe, sxt one row of x apart by k, nb, groups, quads * 128, quads * 16 and nb / 16 * 16; y's rows n
+ * apart) */
 static inline __attribute__((always_inline)) void vnni_int4(const uint8_t *q, const uint16_t *sz, int64_t k,
                                                             int64_t shift, const int8_t *xq, const int8_t *xr,
-                                                            const float *sx, const float *sxe, const float *xsum,
-                                                            int64_t nb, const int XS, uint16_t *y, int64_t n) {
-    int64_t groups = nb >> shift, quads = nb / 4, t = 0;
+                                                            const float *sx, const float *sxe, const float *sxt,
+                                                            const float *xsum, int64_t nb, const int XS, uint16_t *y,
+                                                            int64_t n) {
+    int64_t groups = nb >> shift, quads = nb / 4;
     const __m512i low = _mm512_set1_epi8(15);
-    /* lane l holds block l / 4 of the quad: the (scale, offset) word of its group */
+    /* lane 4i + u of the folded sums is block 4u + i of the sixteen: the (scale, offset) word of its group */
+    const __m512i folded = shift == 0   ? _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
+                           : shift == 1 ? _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7)
+                                        : _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+    const __mmask16 need16 = shift == 0 ? 0xFFFF : shift == 1 ? 0xFF : 0xF;
+    /* lane l of a quad holds block l / 4 of it */
     const __m512i spread = shift == 0   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
                            : shift == 1 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
                                         : _mm512_setzero_si512();
     const __mmask8 need = shift == 0 ? 0xF : shift == 1 ? 0x3 : 0x1;
-    __m512 even[4], odd[4];
-    for (int j = 0; j < XS; j++) even[j] = odd[j] = _mm512_setzero_ps();
-    for (; t + 2 <= quads; t += 2) {
-        INT4_QUAD(even, t);
-        INT4_QUAD(odd, t + 1);
-    }
-    if (t < quads) INT4_QUAD(even, t);
+    __m512 acc[4];
+    for (int j = 0; j < XS; j++) acc[j] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < nb / 16; g++) INT4_SIXTEEN(g);
+    for (int64_t t = nb / 16 * 4; t < quads; t++) INT4_QUAD(t);
     for (int j = 0; j < XS; j++) {
         float bs[nb], off = row_scales(sz, sx + j * nb, xsum + j * groups, groups, shift, nb % 4 ? bs : NULL);
-        float r = _mm512_reduce_add_ps(_mm512_add_ps(even[j], odd[j]));
+        float r = _mm512_reduce_add_ps(acc[j]);
         for (int64_t b = 4 * quads; b < nb; b++) { /* the last nb % 4 blocks */
             const int8_t *xb = xq + j * k + b * 32;
             int32_t d = 0;
@@ -860,7 +894,9 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
     int64_t quads = nb / 4;
     int8_t *xr = aligned_alloc(64, (size_t)(m * quads * 128 + 64));
     float *sxe = aligned_alloc(64, sizeof(float) * (m * quads * 16 + 16));
-    for (int64_t j = 0; j < m; j++) quad_x(x.q + j * k, x.s + j * nb, nb, xr + j * quads * 128, sxe + j * quads * 16);
+    float *sxt = aligned_alloc(64, sizeof(float) * (m * (nb / 16) * 16 + 16));
+    for (int64_t j = 0; j < m; j++)
+        quad_x(x.q + j * k, x.s + j * nb, nb, xr + j * quads * 128, sxe + j * quads * 16, sxt + j * (nb / 16) * 16);
     /* a row at a time against rows of x in groups of at most 4, each thread one stretch of rows (one stream of
      * weights in memory order; interleaved chunks of rows ran at two thirds of the speed) */
     int64_t sets = (m + 3) / 4, g = (m + sets - 1) / sets;
@@ -870,16 +906,17 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
             const uint8_t *w = q + r * (k / 2);
             const uint16_t *sz = scales_zeros + r * groups * 2;
             const int8_t *xq = x.q + j * k, *xj = xr + j * quads * 128;
-            const float *sx = x.s + j * nb, *sj = sxe + j * quads * 16, *xs = xsum + j * groups;
+            const float *sx = x.s + j * nb, *sj = sxe + j * quads * 16, *st = sxt + j * (nb / 16) * 16;
+            const float *xs = xsum + j * groups;
             uint16_t *yj = y + j * n + r;
             switch (m - j < g ? m - j : g) {
-            case 1: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, xs, nb, 1, yj, n); break;
-            case 2: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, xs, nb, 2, yj, n); break;
-            case 3: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, xs, nb, 3, yj, n); break;
-            default: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, xs, nb, 4, yj, n);
+            case 1: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, st, xs, nb, 1, yj, n); break;
+            case 2: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, st, xs, nb, 2, yj, n); break;
+            case 3: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, st, xs, nb, 3, yj, n); break;
+            default: vnni_int4(w, sz, k, shift, xq, xj, sx, sj, st, xs, nb, 4, yj, n);
             }
         }
-    free(xr), free(sxe);
+    free(xr), free(sxe), free(sxt);
 #else
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < n; r++)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from llm42.bench.replay import oracle, replay
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.lookup import Lookup
 from llm42.gen.speculate import PROBE_EVERY, Speculation
@@ -185,3 +186,25 @@ def test_a_learned_price_starts_the_costs_and_verifies_move_it():
     for _ in range(5):
         spec.verified(4, 0.014)  # 4 drafts for 0.4 of a step: 0.1 per drafted token
     assert spec.price == pytest.approx(0.1) and spec.costs[8] == pytest.approx(1.8) and kept == [spec.price]
+
+
+def test_a_replayed_reply_drafts_and_accepts_what_its_generation_did(smollm2_loaded):
+    """`bench --replay` rests on this: a reply replayed through the drafter and the chooser at fixed costs drafts
+    and accepts exactly what generating it with speculation did (the tokens never depend on drafting)."""
+    model, tok = smollm2_loaded
+    prompt, stops = quote_prompt(tok), {tok.eos_token_id}
+    cache = open_cache(model, 1024)
+    costs = [1.0 + 0.2 * k for k in range(9)]
+    for s in (GREEDY, SamplingSettings(max_new_tokens=60)):
+        spec = Speculation(list(costs))
+        reply = [st.token for st in run(cache, prompt, s, stops, spec)]
+        spent, plain, drafted, accepted = replay(prompt, reply, stops, costs, s.max_new_tokens)
+        assert (drafted, accepted) == (spec.drafted, spec.accepted) and accepted > 0
+        assert plain == len(reply) - 1 and spent < plain  # the quoted text paid
+        assert oracle(prompt, reply, costs)[0] <= spent  # no drafter from the conversation beats the oracle
+
+
+def test_the_oracle_drafts_each_next_stretch_found_in_the_conversation():
+    costs = [1.0 + 0.5 * k for k in range(9)]
+    assert oracle([1, 2, 3, 4, 5], [9, 1, 2, 3, 4, 5, 7], costs) == (1.0 + 0.5 * 5, 6)  # 1..5 drafted, 7 drawn
+    assert oracle([1, 2, 3], [7, 8, 9], costs) == (2.0, 2)  # nothing to copy: plain steps

@@ -124,6 +124,12 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         help="measure prompt-lookup speculation instead (SmolLM2, grounded and open-chat prompt sets)",
     )
     p.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay the --speculate sets' replies through the drafter at this machine's verify costs (exact, in "
+        "steps; the replies are answered once and kept in runs/replay.json)",
+    )
+    p.add_argument(
         "--start",
         action="store_true",
         help="measure the speed a user meets instead: first and second start, a first reply beside a busy core",
@@ -139,7 +145,9 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         help="measure a roofline instead: read bandwidth, each product in GB/s, one decode step split by kind",
     )
     p.add_argument("--rounds", type=int, default=3, help="with --start: first replies per condition")
-    p.add_argument("--model-path", default=None, help="with --speculate or --start: another model (default: SmolLM2)")
+    p.add_argument(
+        "--model-path", default=None, help="with --speculate, --replay, --start: another model (default: SmolLM2)"
+    )
     p.add_argument("--quantize", default="none", choices=("none", "int8", "int4"), help="with --speculate or --resume")
     p.add_argument("--no-verify-costs", action="store_true", help="with --speculate: skip the 42dot-shape costs")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -156,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         from .speculation import main as speculation
 
         return speculation(args)
+    if args.replay:
+        from .replay import main as replay
+
+        return replay(args)
     if args.start:
         from .start import main as start
 

@@ -63,6 +63,24 @@ def test_a_draft_goes_on_where_the_text_has_been_copying_from():
     assert look.draft(2) == []
 
 
+def test_a_copy_is_picked_up_again_after_the_reply_changes_a_word():
+    text = [1, 2, 10, 11, 12, 13, 14, 15, 16, 0]  # a prompt quoting "10 .. 16", then the end of its turn
+    look = Lookup(text, stop_ids={0})
+    for token in (10, 11):
+        look.add(token)
+    assert look.draft(3) == [12, 13, 14]  # the reply copies the text
+    for token in (99, 98, 13):  # ... fixes "12" into two tokens of its own, then goes on with the text
+        look.add(token)
+    assert look.draft(3) == [14, 15, 16]  # no n-gram of "99 98 13" is anywhere: "13" a little past "12" is
+    assert look.draft(9) == [14, 15, 16]  # never past the end of a turn
+    fresh_look = Lookup(text, stop_ids={0})
+    for token in (10, 11, 99, 98, 13):  # the same reply without a draft before: it was copying all the same
+        fresh_look.add(token)
+    assert fresh_look.draft(3) == []  # no draft set the place, so nothing to pick up: only n-grams decide
+    look.add(7)  # the reply leaves the text for good: the last token is not found past where it left
+    assert look.draft(3) == []
+
+
 @pytest.mark.parametrize("name", ["smollm2_loaded", "tiny42_loaded"])
 def test_greedy_speculation_gives_the_tokens_of_plain_decoding(name, request):
     model, tok = request.getfixturevalue(name)

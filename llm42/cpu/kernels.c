@@ -605,14 +605,14 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
 #elif defined(__AVX2__)
     /* one token: a row at a time, so the weights stream in memory order; several: four rows share each x load */
     int64_t quads = m > 1 ? n / 4 : 0;
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < quads; t++)
         for (int64_t j = 0; j < m; j++) {
             float a[4];
             rows_int8(w + 4 * t * k, k, x.q + j * k, x.s + j * nb, nb, a);
             for (int i = 0; i < 4; i++) y[j * n + 4 * t + i] = to_bf16(a[i] * bf16(scale[4 * t + i]));
         }
-#pragma omp parallel for schedule(dynamic, 32) if (n > 4 * quads)
+#pragma omp parallel for schedule(static) if (n > 4 * quads)
     for (int64_t r = 4 * quads; r < n; r++) /* all rows of one token, or the last n % 4 of several */
     {
         float s = bf16(scale[r]);
@@ -875,7 +875,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
     for (int64_t j = 0; j < m; j++) pair_x(x.q + j * k, nb, xp + j * k);
     /* one token: a row at a time, so the weights stream in memory order; several: four rows share each x load */
     int64_t step = m > 1 ? 4 : 1, tiles = n / step;
-#pragma omp parallel for schedule(dynamic, 32 / step)
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < tiles + n % step; t++) {
         int64_t r = t < tiles ? step * t : step * tiles + (t - tiles), R = t < tiles ? step : 1;
         const uint8_t *w = q + r * (k / 2);

@@ -40,6 +40,13 @@ static inline void widen(const uint16_t *x, float *out, int64_t k) {
     for (int64_t i = 0; i < k; i++) out[i] = bf16(x[i]);
 }
 
+/* m rows of x in groups of at most 4, as even as they go (9 rows as 3 + 3 + 3, not 4 + 4 + 1: a group of one waits
+ * on its sums' latency as long as a group of four): the size of a group */
+static inline int64_t x_group(int64_t m) {
+    int64_t groups = (m + 3) / 4;
+    return (m + groups - 1) / groups;
+}
+
 int llm42_kernels_version(void) { return 8; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
@@ -201,9 +208,7 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                     x[j * body + i + h * 8 + q] = bf16(x16[j * k + i + h * 4 + q]);
                     x[j * body + i + h * 8 + 4 + q] = bf16(x16[j * k + i + 8 + h * 4 + q]);
                 }
-    /* rows of x in groups of at most 4, as even as they go (9 rows as 3 + 3 + 3, not 4 + 4 + 1: a group of one
-     * row waits on its two accumulators' latency and cost about as much as a group of four) */
-    int64_t groups = (m + 3) / 4, g = (m + groups - 1) / groups;
+    int64_t g = x_group(m); /* rows of x in groups of at most 4, as even as they go */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j0 = 0; j0 < m; j0 += g) {
@@ -446,6 +451,19 @@ static QuantizedX quantize_rows(const uint16_t *x16, int64_t m, int64_t k) {
 
 static void free_rows(QuantizedX x) { free(x.q), free(x.s), free(x.sum); }
 
+/* one block of 32 in integers, as every path ends an odd block: int8 weights, or int4 codes (llm42's layout) */
+static inline int32_t block_int8(const int8_t *w, const int8_t *xq) {
+    int32_t d = 0;
+    for (int i = 0; i < 32; i++) d += (int32_t)w[i] * xq[i];
+    return d;
+}
+
+static inline int32_t block_int4(const uint8_t *q, const int8_t *xq) {
+    int32_t d = 0;
+    for (int i = 0; i < 16; i++) d += (int32_t)(q[i] & 15) * xq[i] + (int32_t)(q[i] >> 4) * xq[16 + i];
+    return d;
+}
+
 #if defined(__AVX2__)
 static inline float hsum8(__m256 v) {
     __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -472,11 +490,7 @@ static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx,
     a += hsum8(acc);
 #endif
     (void)isum;
-    for (; b < nb; b++) {
-        int32_t d = 0;
-        for (int i = 0; i < 32; i++) d += (int32_t)w[b * 32 + i] * xq[b * 32 + i];
-        a += (float)d * sx[b];
-    }
+    for (; b < nb; b++) a += (float)block_int8(w + b * 32, xq + b * 32) * sx[b];
     return a;
 }
 
@@ -537,7 +551,7 @@ static PairScales pair_scales(QuantizedX x, int64_t m, int64_t nb) {
 #define INT8_PAIR(acc, t)                                                                                              \
     do {                                                                                                               \
         __m512i w_ = _mm512_xor_si512(_mm512_loadu_si512(w + (t) * 64), flip);                                         \
-        _mm_prefetch((const char *)(w + k + (t) * 64), _MM_HINT_T0);                                      \
+        _mm_prefetch((const char *)(w + k + (t) * 64), _MM_HINT_T0);                                                   \
         for (int j = 0; j < XS; j++) {                                                                                 \
             __m512i d_ = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w_, _mm512_loadu_si512(x.q + j * k + (t) * 64));  \
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), ps.s[j * pairs + (t)], acc[j]);                           \
@@ -559,11 +573,8 @@ static inline __attribute__((always_inline)) void vnni_int8(const int8_t *w, flo
     if (t < pairs) INT8_PAIR(even, t);
     for (int j = 0; j < XS; j++) {
         float r = _mm512_reduce_add_ps(_mm512_add_ps(even[j], odd[j])) - ps.corr[j];
-        for (int64_t b = 2 * pairs; b < nb; b++) { /* an odd last block */
-            int32_t d = 0;
-            for (int i = 0; i < 32; i++) d += (int32_t)w[b * 32 + i] * x.q[j * k + b * 32 + i];
-            r += (float)d * x.s[j * nb + b];
-        }
+        for (int64_t b = 2 * pairs; b < nb; b++) /* an odd last block */
+            r += (float)block_int8(w + b * 32, x.q + j * k + b * 32) * x.s[j * nb + b];
         y[j * n] = to_bf16(r * scale);
     }
 }
@@ -587,7 +598,7 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
     /* a row at a time, each thread one stretch of rows (one stream of weights in memory order: 70 GB/s on a Zen 5's
      * two threads, where four rows' streams at once ran at 55 and interleaved chunks of rows at two thirds) */
     PairScales ps = pair_scales(x, m, nb);
-    int64_t groups = (m + 3) / 4, g = (m + groups - 1) / groups; /* rows of x in groups of at most 4, as even as they go */
+    int64_t g = x_group(m);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j += g) {
@@ -678,13 +689,7 @@ static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift
                              const float *xsum, int64_t nb) {
     float bs[nb];
     float off = row_scales(sz, sx, xsum, nb >> shift, shift, bs), a = 0;
-    int64_t b = 0;
-    for (; b < nb; b++) {
-        int32_t d = 0;
-        for (int i = 0; i < 16; i++)
-            d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
-        a += (float)d * bs[b];
-    }
+    for (int64_t b = 0; b < nb; b++) a += (float)block_int4(q + b * 16, xq + b * 32) * bs[b];
     return a + off;
 }
 
@@ -704,8 +709,9 @@ static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, fl
         for (int b = 0; b < 4; b++) {
             memcpy(xr + t * 128 + b * 16, xq + (t * 4 + b) * 32, 16);
             memcpy(xr + t * 128 + 64 + b * 16, xq + (t * 4 + b) * 32 + 16, 16);
-            for (int l = 0; l < 4; l++) sxe[t * 16 + b * 4 + l] = sx[t * 4 + b];
         }
+    for (int64_t t = nb / 16 * 4; t < nb / 4; t++) /* each lane's block scale: read only past the last sixteen */
+        for (int l = 0; l < 16; l++) sxe[t * 16 + l] = sx[t * 4 + l / 4];
     for (int64_t g = 0; g < nb / 16; g++) /* lane 4i + u: block 4u + i of the sixteen */
         for (int i = 0; i < 4; i++)
             for (int u = 0; u < 4; u++) sxt[g * 16 + 4 * i + u] = sx[g * 16 + 4 * u + i];
@@ -779,12 +785,8 @@ static inline __attribute__((always_inline)) void vnni_int4(const uint8_t *q, co
     for (int j = 0; j < XS; j++) {
         float bs[nb], off = row_scales(sz, sx + j * nb, xsum + j * groups, groups, shift, nb % 4 ? bs : NULL);
         float r = _mm512_reduce_add_ps(acc[j]);
-        for (int64_t b = 4 * quads; b < nb; b++) { /* the last nb % 4 blocks */
-            const int8_t *xb = xq + j * k + b * 32;
-            int32_t d = 0;
-            for (int i = 0; i < 16; i++) d += (int32_t)(q[b * 16 + i] & 15) * xb[i] + (int32_t)(q[b * 16 + i] >> 4) * xb[16 + i];
-            r += (float)d * bs[b];
-        }
+        for (int64_t b = 4 * quads; b < nb; b++) /* the last nb % 4 blocks */
+            r += (float)block_int4(q + b * 16, xq + j * k + b * 32) * bs[b];
         y[j * n] = to_bf16(r + off);
     }
 }
@@ -823,12 +825,7 @@ static inline __m256 pair_scale(const float *bs) { /* bs[0] in the low four lane
 static __attribute__((noinline)) float finish_int4(__m256 acc, const uint8_t *q, const int8_t *xq, const float *bs,
                                                    int64_t nb, float off) {
     float a = hsum8(acc);
-    for (int64_t b = nb & ~(int64_t)1; b < nb; b++) {
-        int32_t d = 0;
-        for (int i = 0; i < 16; i++)
-            d += (int32_t)(q[b * 16 + i] & 15) * xq[b * 32 + i] + (int32_t)(q[b * 16 + i] >> 4) * xq[b * 32 + 16 + i];
-        a += (float)d * bs[b];
-    }
+    for (int64_t b = nb & ~(int64_t)1; b < nb; b++) a += (float)block_int4(q + b * 16, xq + b * 32) * bs[b];
     return a + off;
 }
 
@@ -899,7 +896,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
         quad_x(x.q + j * k, x.s + j * nb, nb, xr + j * quads * 128, sxe + j * quads * 16, sxt + j * (nb / 16) * 16);
     /* a row at a time against rows of x in groups of at most 4, each thread one stretch of rows (one stream of
      * weights in memory order; interleaved chunks of rows ran at two thirds of the speed) */
-    int64_t sets = (m + 3) / 4, g = (m + sets - 1) / sets;
+    int64_t g = x_group(m);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j += g) {

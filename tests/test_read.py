@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the q
 KOREAN = "회의록: 오늘 회의는 세 시에 시작했습니다.\nThe meeting started at three.\n"
 
 
-def chat(model, history, lines, *args):
-    return piped_chat(model, history, lines, "--temperature", "0", *args, new_tokens=16)
+def chat(model, history, lines, *args, **env):
+    return piped_chat(model, history, lines, "--temperature", "0", *args, new_tokens=16, **env)
 
 
 def sent(history) -> list[str]:
@@ -73,8 +73,10 @@ def test_speculation_shows_in_the_meter_and_stats_and_can_be_turned_off(smollm2,
     lines = [text, "/stats", "/set speculate off", text, "/set"]
     # a cache of its own: the verify price other tests' chats learned under the suite's load (0.46 steps per drafted
     # token once) would keep a 16-token reply from drafting at all, as it would a user's next start
-    _, err = piped_chat(smollm2, tmp_path / "h", lines, "--temperature", "0", "--verbose", "--repetition-penalty", "1",
-                        new_tokens=16, LLM42_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    own_cache = str(tmp_path / "cache")
+    _, err = chat(  # no penalty: a penalty stops copying
+        smollm2, tmp_path / "h", lines, "--verbose", "--repetition-penalty", "1", LLM42_CACHE=own_cache
+    )
     meters = re.findall(r"context \d+/\d+ tokens · TTFT [\d.]+s · [\d.]+ tokens/s(.*)", err)
     assert len(meters) == 2 and "drafted tokens accepted" in meters[0] and meters[1] == "", meters
     assert re.search(r"drafted tokens     \d+ \(\d+ accepted\)", err)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..gen.lookup import Lookup
-from ..gen.speculate import DEPTH, Speculation
+from ..gen.speculate import DEPTH, Speculation, measure
 from .speculation import MODES, NEW_TOKENS, SETS, prompt_set, smollm2_gguf
 
 
@@ -84,15 +84,9 @@ def capture(model: str) -> dict[str, list[tuple[list[int], list[int]]]]:
                 steps = generate_steps(engine.cache, ids, s, engine.stop_ids)  # drawn as engine.reply draws
                 pairs.append((ids, [step.token for step in steps]))
             out[f"{name}/{mode}"] = pairs
-    out["verify costs"] = measured(engine)
+    out["verify costs"] = measure(engine.cache)
     out["stop ids"] = sorted(engine.stop_ids)
     return out
-
-
-def measured(engine) -> list[float]:
-    from ..gen.speculate import measure
-
-    return measure(engine.cache)
 
 
 def report(captured: dict) -> str:
@@ -125,9 +119,8 @@ def main(args) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     out = Path(args.json.replace("bench.json", "replay.json"))
-    if out.is_file() and json.loads(out.read_text()).get("model") == str(model):
-        captured = json.loads(out.read_text())  # replies captured before: replay only
-    else:
+    captured = json.loads(out.read_text()) if out.is_file() else {}
+    if captured.get("model") != str(model):  # else the replies captured before: replay only
         print("answering the prompt sets once (speculation off)", file=sys.stderr)
         captured = {"model": str(model), **capture(str(model))}
         out.parent.mkdir(parents=True, exist_ok=True)

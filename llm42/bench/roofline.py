@@ -32,11 +32,8 @@ SHAPES = {
     "5632x2048 (gate, up)": (5632, 2048, 2),
     "2048x5632 (down)": (2048, 5632, 1),
 }
-COPIES = (
-    4  # at least this many layers' worth of weights cycled, so that each product streams from memory as a step's do
-)
+COPIES = 4  # at least this many layers' worth of weights cycled, so each product streams from memory as in a step
 CYCLED_MB = 256  # and at least this much per shape: a Zen 5's 32 MB L3 held four layers of int4 q, k, v, o
-BYTES_PER_WEIGHT = {"bf16": 2, "int8": 1, "int4": 0.625}
 ROUNDS = 5
 READ_GB = 1  # the bandwidth probe's buffer, far larger than any last-level cache
 STEPS = 24  # decode steps timed, plain and split, after 8 to warm up
@@ -112,11 +109,11 @@ def products(width: str) -> dict:
     """{kernel: {shape: GB/s, "step mix": GB/s}} for one row at `width`, each shape's copies (COPIES layers' worth, and
     at least CYCLED_MB) cycled; the best of ROUNDS passes (what the kernel can do: another process only ever slows a
     pass)."""
-    copies = {
-        s: max(COPIES, math.ceil(CYCLED_MB * 1e6 / (n * o * i * BYTES_PER_WEIGHT[width])))
-        for s, (o, i, n) in SHAPES.items()
-    }
-    layers = {s: [_layer(width, o, i) for _ in range(copies[s] * n)] for s, (o, i, n) in SHAPES.items()}
+    copies, layers = {}, {}
+    for s, (o, i, n) in SHAPES.items():
+        first = _layer(width, o, i)
+        copies[s] = max(COPIES, math.ceil(CYCLED_MB * 1e6 / (n * weight_bytes(first))))
+        layers[s] = [first] + [_layer(width, o, i) for _ in range(copies[s] * n - 1)]
     results: dict = {}
     for name in _kernels(width, layers[next(iter(SHAPES))][0]):
         seconds, read = {}, {}

@@ -36,8 +36,9 @@ class Lookup:
             if end >= n:
                 self.index[tuple(self.tokens[end - n :])] = end
         if self.follow is not None:
-            self.left = self.follow + 1 if self.tokens[self.follow] == token else self.follow
-            self.follow = self.follow + 1 if self.tokens[self.follow] == token else None
+            copied = self.tokens[self.follow] == token
+            self.left = self.follow + copied
+            self.follow = self.left if copied else None
         elif self.left is not None and self.left < end and self.tokens[self.left] == token:
             self.left += 1  # the reply went back to the copied text by itself
         self.tokens.append(token)

@@ -4,7 +4,7 @@ Nothing here imports torch or transformers, so a remote chat never loads the loc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -97,13 +97,19 @@ class Collector:
         self.parts: list[str] = []
         self.last: Response | None = None
 
-    def take(self, stream: Iterator[Response], each: Callable[[Response], None] = lambda r: None) -> Response | None:
-        """Consume `stream`, calling `each` per record; the final record (None if it never came)."""
+    def take(self, stream: Iterator[Response]) -> Response | None:
+        """Consume `stream`; the final record (None if it never came)."""
         for r in stream:
-            self.last = r
-            if r.text:
-                self.parts.append(r.text)
-            each(r)
+            self.add(r)
+        return self.final
+
+    def add(self, r: Response) -> None:
+        self.last = r
+        if r.text:
+            self.parts.append(r.text)
+
+    @property
+    def final(self) -> Response | None:
         return self.last if self.last is not None and self.last.finish_reason else None
 
     @property

@@ -15,7 +15,7 @@ from .files import attach
 from .record import Record
 from .session import Options, Turn
 from .signals import install as install_signals
-from .signals import leaving, stoppable
+from .signals import leaving, shielded, stoppable
 from .ui import UI
 
 MASHING = 1.0  # s after a reply during which Ctrl+C at the prompt neither arms nor quits (a person stopping it)
@@ -36,7 +36,11 @@ def answer(backend: Backend, dialog: Dialog, s: SamplingSettings, ui: UI, debug:
 
     try:
         with stoppable(carry=True), ui.reply_stream() as view:
-            final = c.take(stream, show)
+            for r in stream:
+                with shielded():  # kept and drawn as one: a Ctrl+C lands before both or after both
+                    c.add(r)
+                    show(r)
+            final = c.final
     except KeyboardInterrupt:
         stream.close()  # a remote stream closes its connection here
         final = c.stopped()

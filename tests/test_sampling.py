@@ -10,6 +10,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from llm42.cpu import native
+from llm42.gen import sampling
 from llm42.gen.penalty import Scope
 from llm42.gen.sampling import pick
 from llm42.settings import SamplingSettings
@@ -35,11 +37,22 @@ def hf_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> torc
 
 
 def ours_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> torch.Tensor:
-    scope = Scope(logits.shape[0], "cpu", seen, last_n=-1).tensor()  # transformers' processor: every token given
+    scope = torch.tensor(seen)  # as transformers' processor takes them: every token given, repeats too
     drawn = pick(logits, s, scope, torch.Generator().manual_seed(0), explain=True)
     out = torch.zeros(logits.shape[0])
     out[drawn.ids] = drawn.probs
     return out
+
+
+@pytest.fixture(params=["llm42", "pytorch"])
+def path(request, monkeypatch):
+    """Where the distribution is computed on the CPU: llm42's kernel (native.sample_dist, where it is built) or the
+    PyTorch operations that run everywhere else (a GPU's logits, a top-k over 64, no C compiler)."""
+    if request.param == "llm42" and native.library() is None:
+        pytest.skip("llm42's C kernels are not built here")
+    if request.param == "pytorch":
+        monkeypatch.setattr(sampling, "_native", lambda *args: None)
+    return request.param
 
 
 @pytest.mark.parametrize(
@@ -53,13 +66,14 @@ def ours_probs(logits: torch.Tensor, seen: list[int], s: SamplingSettings) -> to
     ],
     ids=["42dot", "top-k", "top-p", "penalty<1", "plain"],
 )
-def test_the_distribution_equals_transformers_processors(s):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_the_distribution_equals_transformers_processors(s, dtype, path):
     g = torch.Generator().manual_seed(1)
     for trial in range(20):
         # bf16-rounded logits, as a bf16 model makes them: ties at the k-th score are common there
         logits = (torch.randn(3000, generator=g) * 3).bfloat16().float()
-        seen = torch.randint(0, 3000, (40,), generator=g).tolist()
-        expected, got = hf_probs(logits, seen, s), ours_probs(logits, seen, s)
+        seen = torch.randint(0, 3000, (40,), generator=g).tolist()  # repeats too: each id is penalized once
+        expected, got = hf_probs(logits, seen, s), ours_probs(logits.to(dtype), seen, s)
         # each probability is a softmax over the same few values: equal up to float rounding of the sum
         assert torch.allclose(got.sort().values, expected.sort().values, rtol=1e-5, atol=1e-7), trial
         # the same candidates, ties at the k-th kept; where top-p cuts between tokens of exactly equal score,
@@ -69,10 +83,28 @@ def test_the_distribution_equals_transformers_processors(s):
         assert (expected > 0).sum() == (got > 0).sum() and len(set(tempered[differ].tolist())) <= 1, trial
 
 
-def test_ties_at_the_kth_score_are_all_kept():
+def test_ties_at_the_kth_score_are_all_kept(path):
     logits = torch.tensor([5.0, 4.0, 3.0, 3.0, 3.0, 1.0])
     drawn = pick(logits, settings(top_k=3), explain=True)
     assert sorted(drawn.ids.tolist()) == [0, 1, 2, 3, 4]  # TopKLogitsWarper keeps every score >= the 3rd
+
+
+def test_greedy_takes_the_first_of_equal_scores_after_the_penalty(path):
+    logits = torch.tensor([1.0, 3.0, 2.5, 3.0, -1.0] + [0.0] * 30).bfloat16()  # 35: a tail past blocks of 16
+    assert pick(logits, settings(temperature=0)).token == 1  # as argmax: the first of the highest
+    seen = torch.tensor([1, 1, 3])
+    penalized = settings(temperature=0, repetition_penalty=1.5)
+    assert pick(logits, penalized, seen).token == 2  # 1 and 3 now 2.0, once each
+    logits[[20, 33]] = 2.5
+    assert pick(logits, penalized, seen).token == 2
+    logits[34] = 2.6
+    assert pick(logits, penalized, seen).token == 34
+
+
+def test_logits_that_are_not_numbers_leave_the_kernel_to_pytorch():
+    logits = torch.full((40,), float("nan"))
+    assert sampling._native(logits, settings(temperature=0.5, top_k=5), None) is None
+    assert pick(logits, settings(temperature=0)).token == 0  # PyTorch's argmax: NaN is the highest
 
 
 def test_draws_follow_the_distribution():

@@ -17,7 +17,7 @@ import torch  # first: its OpenMP runtime is the one the kernels then share
 from ..paths import cache_dir
 from .build import build, compiler, key, target
 
-VERSION = 8  # llm42_kernels_version() of the source this module speaks to
+VERSION = 9  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
@@ -44,7 +44,9 @@ SIGNATURES = {
     "llm42_widen_bf16p": [P, P, I64, I64],
     "llm42_gemm_bf16p": [P, P, P, I64, I64, I64],
     "llm42_layers": [P, I64, P, I64, I64, P, P, I64, I64, I64, I64, I64, I64, F32, F32],
+    "llm42_sample_dist": [P, I64, I64, P, I64, F32, F32, I64, F32, P, P, P],
 }
+RETURNS = {"llm42_sample_dist": I64}  # the others return nothing
 
 
 def _open(so: Path) -> ctypes.CDLL | None:
@@ -53,7 +55,7 @@ def _open(so: Path) -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(so))
         for name, args in SIGNATURES.items():
             getattr(lib, name).argtypes = args
-            getattr(lib, name).restype = None
+            getattr(lib, name).restype = RETURNS.get(name)
         return lib if lib.llm42_kernels_version() == VERSION else None
     except (OSError, AttributeError):
         return None
@@ -157,6 +159,25 @@ def layers(spec: torch.Tensor, x: torch.Tensor, pos: int, cos, sin, ffn: int, he
     _lib.llm42_layers(spec.data_ptr(), spec.shape[0], x.data_ptr(), m, pos, cos.data_ptr(), sin.data_ptr(), hidden,
                       ffn, heads, kv_heads, d, capacity, eps, scale)  # fmt: skip
     return x
+
+
+_room: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # sample_dist's buffers, per vocabulary size
+
+
+def sample_dist(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float, temperature: float, top_k: int,
+                top_p: float) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
+    """What a token is drawn from, for contiguous CPU logits [vocab] (bf16 or fp32): (ids, probabilities), descending,
+    as sampling.pick's PyTorch path computes them (kernels.c says how); None where the kernel leaves it to that path
+    (a top-k over 64, no score a number). Views into buffers that the next call overwrites."""
+    vocab = logits.shape[0]
+    if vocab not in _room:
+        _room[vocab] = (torch.empty(vocab), torch.empty(vocab, dtype=torch.long), torch.empty(vocab))
+    scratch, ids, probs = _room[vocab]
+    seen_at, nseen = (seen.data_ptr(), seen.shape[0]) if seen is not None and seen.numel() else (None, 0)
+    bf = logits.dtype == torch.bfloat16
+    n = _lib.llm42_sample_dist(logits.data_ptr(), bf, vocab, seen_at, nseen, penalty, temperature, top_k, top_p,
+                               scratch.data_ptr(), ids.data_ptr(), probs.data_ptr())  # fmt: skip
+    return (ids[:n], probs[:n]) if n else None
 
 
 def gemv_bf16(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -173,6 +173,7 @@ def sample_dist(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float,
     if vocab not in _room:
         _room[vocab] = (torch.empty(vocab), torch.empty(vocab, dtype=torch.long), torch.empty(vocab))
     scratch, ids, probs = _room[vocab]
+    seen = seen.to(torch.long).contiguous() if seen is not None else None
     seen_at, nseen = (seen.data_ptr(), seen.shape[0]) if seen is not None and seen.numel() else (None, 0)
     bf = logits.dtype == torch.bfloat16
     n = _lib.llm42_sample_dist(logits.data_ptr(), bf, vocab, seen_at, nseen, penalty, temperature, top_k, top_p,

@@ -1,12 +1,14 @@
 """Exact speculation: drafts from the conversation, verified several per pass, give the tokens (and at a seed the
 draws) of plain decoding, leave the cache as plain decoding would, and are chosen only where they pay."""
 
+import json
 import math
 
 import pytest
 import torch
 
 from llm42.bench.replay import oracle, replay
+from llm42.gen import speculate
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.lookup import Lookup
 from llm42.gen.speculate import PROBE_EVERY, Speculation
@@ -196,14 +198,40 @@ def test_acceptance_is_tracked_per_position_in_the_draft():
 
 def test_a_learned_price_starts_the_costs_and_verifies_move_it():
     assert Speculation.learning(None).costs[1] == pytest.approx(1.25)  # nothing learned yet: the assumed price
-    free = Speculation.learning(0.0)  # verifies that cost no more than a step, learned on an earlier start
+    free = Speculation.learning({"price": 0.0})  # verifies that cost no more than a step, learned on an earlier start
     assert free.costs == [1.0] * 9
     kept = []
     spec = Speculation.learning(None, keep=kept.append)
     spec.stepped(0.010)
     for _ in range(5):
         spec.verified(4, 0.014)  # 4 drafts for 0.4 of a step: 0.1 per drafted token
-    assert spec.price == pytest.approx(0.1) and spec.costs[8] == pytest.approx(1.8) and kept == [spec.price]
+    assert spec.price == pytest.approx(0.1) and spec.costs[8] == pytest.approx(1.8)
+    assert kept == [{"price": spec.price, "own": {4: pytest.approx(1.4)}}]
+
+
+def test_each_draft_length_learns_its_own_cost_and_the_chooser_follows():
+    """Costs are no line: on two cores a 9-row verify can cost far more than 8 rows (its rows of x no longer go
+    through the weights in one group). Where a length's own verifies say so, that is its cost, and a longer draft
+    that costs more than it yields is not chosen."""
+    kept = []
+    spec = Speculation.learning(None, keep=kept.append)
+    spec.stepped(0.010)
+    for _ in range(5):
+        spec.verified(2, 0.011)  # 0.05 per drafted token
+    for _ in range(3):
+        spec.verified(8, 0.026)  # 2.6 steps
+    assert spec.price == pytest.approx(0.05)
+    assert spec.costs[7] == pytest.approx(1.35) and spec.costs[8] == pytest.approx(2.6)  # the line, then its own
+    for _ in range(30):
+        spec.record(7, 7)  # every drafted token accepted
+    assert spec.choose() == 7  # 8 tokens for 1.35 steps beat 9 for 2.6
+    again = Speculation.learning(json.loads(json.dumps(kept[-1])))  # the next start, from the cache file
+    assert again.costs == pytest.approx(spec.costs)
+
+
+@pytest.mark.parametrize("kept", [0.2, "x", {"price": -1}, {"price": 0.1, "own": {"99": 2.0}}, {"own": {}}])
+def test_kept_costs_that_do_not_read_as_costs_start_afresh(kept):
+    assert speculate._valid(kept) is None  # an older start's single price, a hand-edited file
 
 
 def test_a_replayed_reply_drafts_and_accepts_what_its_generation_did(smollm2_loaded):

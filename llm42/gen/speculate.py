@@ -3,8 +3,11 @@
 A verify of k drafted tokens feeds k + 1 rows through the model in one pass: on a CPU the weights are read once
 for all rows, so it costs little more than one step while reading the weights dominates, and more where compute
 is close to memory time (two cores, int4). What it costs is learned from the verify passes a chat runs, each timed
-against the plain steps around it (a first start assumes a price and measures nothing before the first reply; the
-learned price is kept per machine, model shape and weight width for the next start); how often drafts are accepted
+against the plain steps around it: a price per drafted token for every length, and each length's own cost once a
+few of its verifies were timed (the costs are not a line: a 9-row pass over SmolLM2 at the contexts of a chat cost
+1.95 steps where 5 rows cost 1.31; choosing by the line lost 4 % of the speed-up, replayed). A first start assumes a
+price and measures nothing before the first reply; what was learned is kept per machine, model shape and weight
+width for the next start. How often drafts are accepted
 is tracked as the chat goes, per position in the draft. With a_i the rate at position i (given the ones before were
 accepted), a pass with k drafts yields 1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen
 whenever nothing beats it (an open chat with nothing to copy)."""
@@ -26,10 +29,12 @@ DECAY = 0.9  # per verify: what the acceptance rates remember (about the last te
 PRIOR = 2.0  # passes' worth of weight a position's rate borrows from the one before it
 PROBE_EVERY = 24  # steps without drafting after which one short draft is tried again (acceptance can rise)
 MARGIN = 1.03  # a draft length must beat plain decoding by this much
-KEY = "verify|3"  # what the learned price of a drafted token is kept under (with the machine and model)
+KEY = "verify|4"  # what the learned costs are kept under (with the machine and model): {"price": p, "own": {k: cost}}
 ASSUMED = 0.25  # the price of a drafted token, in steps, until verifies on this machine say otherwise (42dot shape:
 # bf16 0.13-0.16, int8 0.3-0.6, int4 0.4-0.7 on two cores)
-SAMPLES = 16  # verifies the learned price is the median of
+SAMPLES = 16  # verifies the learned price (and each length's own cost) is the median of
+OWN = 3  # verifies of one length after which its own cost stands instead of the price's line (a kept cost counts as
+# this many)
 
 
 @dataclass
@@ -51,14 +56,20 @@ class Speculation:
     price: float | None = None
     step_s: float | None = field(default=None, repr=False)
     prices: deque = field(default_factory=lambda: deque(maxlen=SAMPLES), repr=False)
-    keep: Callable[[float], None] | None = field(default=None, repr=False)
-    kept: float | None = field(default=None, repr=False)
+    own: dict = field(default_factory=dict, repr=False)  # draft length -> its verifies' recent costs, in steps
+    keep: Callable[[dict], None] | None = field(default=None, repr=False)
+    kept: dict | None = field(default=None, repr=False)
 
     @classmethod
-    def learning(cls, price: float | None, keep: Callable[[float], None] | None = None) -> Speculation:
-        """Costs that start from `price` per drafted token (None: ASSUMED) and follow what verifies cost here."""
-        start = ASSUMED if price is None else price  # a learned price of 0 is a price, not none
-        return cls(_linear(start), price=start, keep=keep, kept=price)
+    def learning(cls, kept: dict | None = None, keep: Callable[[dict], None] | None = None) -> Speculation:
+        """Costs that start from what an earlier start learned (`kept`: {"price": p, "own": {k: cost}}; None: ASSUMED
+        per drafted token) and follow what verifies cost here."""
+        start = ASSUMED if kept is None else kept["price"]  # a learned price of 0 is a price, not none
+        spec = cls(_linear(start), price=start, keep=keep, kept=kept)
+        for k, cost in (kept or {}).get("own", {}).items():
+            spec.own[int(k)] = deque([cost] * OWN, maxlen=SAMPLES)
+        spec.costs = spec.learned()
+        return spec
 
     def stepped(self, seconds: float) -> None:
         """A plain step took `seconds` (what verifies are priced against)."""
@@ -66,18 +77,42 @@ class Speculation:
             self.step_s = seconds if self.step_s is None else 0.7 * self.step_s + 0.3 * seconds
 
     def verified(self, drafted: int, seconds: float) -> None:
-        """A verify of `drafted` tokens took `seconds`: its price per drafted token goes into the costs (the
-        median of the last few, the assumed price counted while they are fewer than five)."""
+        """A verify of `drafted` tokens took `seconds`: its price per drafted token goes into the price (the median
+        of the last few, the assumed price counted while they are fewer than five), its cost into its length's."""
         if self.price is None or self.step_s is None or drafted < 1:
             return
-        self.prices.append(max(0.0, (seconds / self.step_s - 1) / drafted))
+        cost = max(1.0, seconds / self.step_s)
+        self.prices.append((cost - 1) / drafted)
+        self.own.setdefault(drafted, deque(maxlen=SAMPLES)).append(cost)
         seen = list(self.prices)
         self.price = statistics.median(seen if len(seen) >= 5 else [*seen, self.price])
-        self.costs = _linear(self.price)
-        moved = self.kept is None or abs(self.price - self.kept) > 0.1 * max(self.kept, 0.05)
-        if self.keep is not None and len(seen) >= 5 and moved:
-            self.kept = self.price
-            self.keep(self.price)
+        self.costs = self.learned()
+        if self.keep is not None and len(seen) >= 5 and self._moved():
+            self.kept = {
+                "price": self.price,
+                "own": {k: statistics.median(c) for k, c in self.own.items() if len(c) >= OWN},
+            }
+            self.keep(self.kept)
+
+    def learned(self) -> list[float]:
+        """Per draft length: the median of its own verifies' costs where there are a few, else the price's line;
+        never less for more drafts."""
+        costs = _linear(self.price)
+        for k, seen in self.own.items():
+            if len(seen) >= OWN and k <= DEPTH:
+                costs[k] = statistics.median(seen)
+        for k in range(1, DEPTH + 1):
+            costs[k] = max(costs[k], costs[k - 1])
+        return costs
+
+    def _moved(self) -> bool:
+        """Whether what would be kept now differs by more than a tenth from what was (a price, or a length's cost)."""
+        if self.kept is None:
+            return True
+        was = self.kept.get("own", {})
+        if abs(self.price - self.kept["price"]) > 0.1 * max(self.kept["price"], 0.05):
+            return True
+        return any(len(c) >= OWN and abs(statistics.median(c) - was.get(k, 0)) > 0.1 for k, c in self.own.items())
 
     @classmethod
     def seeing(cls, costs: list[float], rate: float, passes: float) -> Speculation:
@@ -167,10 +202,19 @@ def _linear(price: float) -> list[float]:
 
 def speculation_for(cache) -> Speculation | None:
     """The speculation state for a model whose cache runs llm42's own step with growing buffers (the CPU); None
-    elsewhere. Costs start from the price learned on an earlier start on this machine and model shape (else
-    ASSUMED) and are learned as the chat verifies; nothing is measured up front."""
+    elsewhere. Costs start from those learned on an earlier start on this machine and model shape (else ASSUMED per
+    drafted token) and are learned as the chat verifies; nothing is measured up front."""
     if cache.decode is not Decode.STEP:
         return None
-    price = remembered(cache.model, KEY)
-    price = float(price) if isinstance(price, (int, float)) and 0 <= price < 10 else None
-    return Speculation.learning(price, keep=keeper(cache.model, KEY))
+    return Speculation.learning(_valid(remembered(cache.model, KEY)), keep=keeper(cache.model, KEY))
+
+
+def _valid(kept) -> dict | None:
+    """What was kept, if it reads as learned costs (a hand-edited or foreign file: None, start afresh)."""
+    try:
+        price, own = float(kept["price"]), {int(k): float(c) for k, c in kept.get("own", {}).items()}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    if not 0 <= price < 10 or not all(1 <= k <= DEPTH and 1 <= c < 100 for k, c in own.items()):
+        return None
+    return {"price": price, "own": own}

@@ -40,10 +40,10 @@ static inline void widen(const uint16_t *x, float *out, int64_t k) {
     for (int64_t i = 0; i < k; i++) out[i] = bf16(x[i]);
 }
 
-/* m rows of x in groups of at most 4, as even as they go (9 rows as 3 + 3 + 3, not 4 + 4 + 1: a group of one waits
- * on its sums' latency as long as a group of four): the size of a group */
-static inline int64_t x_group(int64_t m) {
-    int64_t groups = (m + 3) / 4;
+/* m rows of x in groups of at most `most`, as even as they go (9 rows in fours as 3 + 3 + 3, not 4 + 4 + 1: a group
+ * of one waits on its sums' latency as long as a group of four): the size of a group */
+static inline int64_t x_group(int64_t m, int64_t most) {
+    int64_t groups = (m + most - 1) / most;
     return (m + groups - 1) / groups;
 }
 
@@ -142,7 +142,7 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
      * 6.2); the 42dot shape's 3 rows 68.7 -> 57.0, 9 rows 102 -> 87 (a step 40). */
     int64_t block = m < 4 ? m : 4;
     if (m == 1 || block * k * 2 <= 8192) {
-        int64_t groups = (m + 7) / 8, g = (m + groups - 1) / groups;
+        int64_t g = x_group(m, 8);
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < m; j += g) {
@@ -161,7 +161,7 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
             }
         return;
     }
-    int64_t g = x_group(m);
+    int64_t g = x_group(m, 4);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r += 4)
         for (int64_t j = 0; j < m; j += g) {
@@ -219,7 +219,7 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
                     x[j * body + i + h * 8 + q] = bf16(x16[j * k + i + h * 4 + q]);
                     x[j * body + i + h * 8 + 4 + q] = bf16(x16[j * k + i + 8 + h * 4 + q]);
                 }
-    int64_t g = x_group(m); /* rows of x in groups of at most 4, as even as they go */
+    int64_t g = x_group(m, 4); /* rows of x in groups of at most 4, as even as they go */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j0 = 0; j0 < m; j0 += g) {
@@ -609,7 +609,7 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
     /* a row at a time, each thread one stretch of rows (one stream of weights in memory order: 70 GB/s on a Zen 5's
      * two threads, where four rows' streams at once ran at 55 and interleaved chunks of rows at two thirds) */
     PairScales ps = pair_scales(x, m, nb);
-    int64_t g = x_group(m);
+    int64_t g = x_group(m, 4);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j += g) {
@@ -907,7 +907,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
         quad_x(x.q + j * k, x.s + j * nb, nb, xr + j * quads * 128, sxe + j * quads * 16, sxt + j * (nb / 16) * 16);
     /* a row at a time against rows of x in groups of at most 4, each thread one stretch of rows (one stream of
      * weights in memory order; interleaved chunks of rows ran at two thirds of the speed) */
-    int64_t g = x_group(m);
+    int64_t g = x_group(m, 4);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j += g) {
@@ -1464,7 +1464,7 @@ int64_t llm42_sample_dist(const void *logits, int64_t is_bf16, int64_t vocab, co
     int64_t k = temperature == 0.0f ? 1 : top_k < 1 || top_k > vocab ? vocab : top_k;
     if (k > 64) return 0; /* a wide top-k: PyTorch's sort */
     if (is_bf16)
-        for (int64_t i = 0; i < vocab; i++) s[i] = bf16(((const uint16_t *)logits)[i]);
+        widen(logits, s, vocab);
     else
         memcpy(s, logits, sizeof(float) * vocab);
     if (penalty != 1.0f)

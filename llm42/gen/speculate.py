@@ -68,7 +68,7 @@ class Speculation:
         spec = cls(_linear(start), price=start, keep=keep, kept=kept)
         for k, cost in (kept or {}).get("own", {}).items():
             spec.own[int(k)] = deque([cost] * OWN, maxlen=SAMPLES)
-        spec.costs = spec.learned()
+        spec.costs = spec._curve(spec._own_costs())
         return spec
 
     def stepped(self, seconds: float) -> None:
@@ -86,33 +86,33 @@ class Speculation:
         self.own.setdefault(drafted, deque(maxlen=SAMPLES)).append(cost)
         seen = list(self.prices)
         self.price = statistics.median(seen if len(seen) >= 5 else [*seen, self.price])
-        self.costs = self.learned()
-        if self.keep is not None and len(seen) >= 5 and self._moved():
-            self.kept = {
-                "price": self.price,
-                "own": {k: statistics.median(c) for k, c in self.own.items() if len(c) >= OWN},
-            }
+        own = self._own_costs()
+        self.costs = self._curve(own)
+        if self.keep is not None and len(seen) >= 5 and self._moved(own):
+            self.kept = {"price": self.price, "own": own}
             self.keep(self.kept)
 
-    def learned(self) -> list[float]:
-        """Per draft length: the median of its own verifies' costs where there are a few, else the price's line;
-        never less for more drafts."""
+    def _own_costs(self) -> dict[int, float]:
+        """Per draft length with a few verifies timed: the median of their costs."""
+        return {k: statistics.median(c) for k, c in self.own.items() if len(c) >= OWN and k <= DEPTH}
+
+    def _curve(self, own: dict[int, float]) -> list[float]:
+        """Per draft length: its own cost where known, else the price's line; never less for more drafts."""
         costs = _linear(self.price)
-        for k, seen in self.own.items():
-            if len(seen) >= OWN and k <= DEPTH:
-                costs[k] = statistics.median(seen)
+        for k, cost in own.items():
+            costs[k] = cost
         for k in range(1, DEPTH + 1):
             costs[k] = max(costs[k], costs[k - 1])
         return costs
 
-    def _moved(self) -> bool:
+    def _moved(self, own: dict[int, float]) -> bool:
         """Whether what would be kept now differs by more than a tenth from what was (a price, or a length's cost)."""
         if self.kept is None:
             return True
         was = self.kept.get("own", {})
         if abs(self.price - self.kept["price"]) > 0.1 * max(self.kept["price"], 0.05):
             return True
-        return any(len(c) >= OWN and abs(statistics.median(c) - was.get(k, 0)) > 0.1 for k, c in self.own.items())
+        return any(abs(cost - was.get(k, 0)) > 0.1 for k, cost in own.items())
 
     @classmethod
     def seeing(cls, costs: list[float], rate: float, passes: float) -> Speculation:

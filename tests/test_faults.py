@@ -4,7 +4,6 @@
 import json
 import shutil
 import signal
-import time
 
 import pytest
 import torch
@@ -295,8 +294,8 @@ def test_dumb_terminal_and_narrow_window(smollm2, tmp_path):
 
 def test_ctrl_c_while_loading_is_one_line(smollm2, tmp_path):
     child = spawn_cli("--model-path", str(smollm2), "--history-dir", str(tmp_path))
-    time.sleep(0.4)  # importing torch and transformers (a warm start reaches the prompt in about a second)
-    child.sendcontrol("c")
+    child.expect("starting PyTorch")  # the first status: loading goes on for a few hundred ms (a fixed 0.4 s wait
+    child.sendcontrol("c")  # met the prompt once a warm start took 0.6 s)
     child.expect(pytest.importorskip("pexpect").EOF)
     child.close()
     assert child.exitstatus in (0, 130) and "Traceback" not in child.before

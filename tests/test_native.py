@@ -37,7 +37,8 @@ def test_bf16_matrix_vector(lib):
 def test_bf16_several_rows_are_each_row_s_matrix_vector_bits(lib, k):
     """A verify pass's rows (1-9 of them) come out as each row's own one-row product, to the bit: speculation gives
     the tokens plain decoding gives where both run llm42's kernels. (The kernel blocks short and long rows
-    differently, and groups the rows of x by up to 8 or 4; 777 weight rows leave a tail past its blocks of 4.)"""
+    differently, and groups the rows of x by up to 8 or 4; 777 weight rows leave a tail past its blocks of 4 and its
+    tiles of 16.)"""
     g = torch.Generator().manual_seed(1)
     w = torch.randn(777, k, generator=g).bfloat16()
     for m in (1, 2, 3, 4, 5, 7, 8, 9):

@@ -79,6 +79,59 @@ static inline __attribute__((always_inline)) void dot_bf16(const uint16_t *w, co
         }
 }
 
+/* Long rows against 2-4 rows of x (a verify of 1-3 drafts over the 42dot shape): 4 weight rows side by side (the
+ * path below for more rows) read slower than one row at a time, and one weight row against 2-4 rows of x has too few
+ * chains to hide the latency of a horizontal sum per (row, x row). So each weight row's sums are left as vectors,
+ * reduced 16 rows at a time (reduce16, 3 instructions a sum instead of 8), 16 results stored together. The same
+ * bits as before. On a Zen 5, the old and new library alternating: the 42dot shape's bf16 verify of 3 rows 74.2 ->
+ * 63.6 ms, of 4 rows 78.3 -> 70.6 (a step 61; in a faster hour 3 rows 55.6 -> 52.5, a step 41); with 5 or more rows
+ * of x (in groups) and on SmolLM2's short rows this way was no faster. */
+static inline int slot(int64_t r) { return (int)(4 * (r % 4) + r / 4); } /* where row r of 16 goes into reduce16 */
+
+/* 16 vectors' horizontal sums as one vector, each in exactly _mm512_reduce_add_ps's order (lanes i and i + 8 first,
+ * then 4 apart, 2, 1), so each is the same bits as dot_bf16's: vector slot(r) in, row r's sum in lane r out */
+static inline __m512 reduce16(const __m512 *v) {
+    __m512 w[8], x[4], y[2];
+    for (int p = 0; p < 8; p++)
+        w[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xEE));
+    for (int g = 0; g < 4; g++)
+        x[g] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * g], w[2 * g + 1], 0x88),
+                             _mm512_shuffle_f32x4(w[2 * g], w[2 * g + 1], 0xDD));
+    for (int h = 0; h < 2; h++) {
+        __m512d a = _mm512_castps_pd(x[2 * h]), b = _mm512_castps_pd(x[2 * h + 1]);
+        y[h] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+}
+
+/* weight rows t0 .. t0 + rows - 1 (at most 16) against XS rows of x */
+static inline __attribute__((always_inline)) void tile_bf16(const uint16_t *w, const uint16_t *x, uint16_t *y,
+                                                            int64_t t0, int64_t rows, const int XS, int64_t n,
+                                                            int64_t k) {
+    int64_t body = k - k % 32;
+    __m512 part[4][16];
+    for (int64_t t = 0; t < 16; t++) {
+        __m512 acc[4];
+        for (int j = 0; j < XS; j++) acc[j] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < body && t < rows; i += 32) {
+            _mm_prefetch((const char *)(w + (t0 + t + 1) * k + i), _MM_HINT_T0);
+            __m512bh wv = (__m512bh)_mm512_loadu_si512(w + (t0 + t) * k + i);
+            for (int j = 0; j < XS; j++)
+                acc[j] = _mm512_dpbf16_ps(acc[j], wv, (__m512bh)_mm512_loadu_si512(x + j * k + i));
+        }
+        for (int j = 0; j < XS; j++) part[j][slot(t)] = acc[j];
+    }
+    for (int j = 0; j < XS; j++) {
+        float s[16];
+        _mm512_storeu_ps(s, reduce16(part[j]));
+        for (int64_t t = 0; t < rows; t++) {
+            for (int64_t i = body; i < k; i++) s[t] += bf16(w[(t0 + t) * k + i]) * bf16(x[j * k + i]);
+            y[j * n + t0 + t] = to_bf16(s[t]);
+        }
+    }
+}
+
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t n,
                      int64_t k) {
     /* one weight row after another: each thread streams its part of W in memory order (four rows side by side,
@@ -135,8 +188,8 @@ void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x16, u
 void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t m,
                      int64_t n, int64_t k) {
     /* Short rows (up to 4 rows of x within 8 KB): one weight row at a time against up to 8 rows of x, W streamed
-     * in memory order. Long rows: 4 weight rows against up to 4 rows of x, so that each x load serves 4 weight rows
-     * (one weight row against 4 long x rows ran at half the speed: x no longer stays in L1). Rows of x in groups
+     * in memory order. Long rows: against 2-4 rows of x, one weight row at a time in tiles of 16 (tile_bf16); against
+     * more, 4 weight rows against up to 4 rows of x, so that each x load serves 4 weight rows. Rows of x in groups
      * as even as they go; the weight rows of the next block prefetched (dot_bf16). On a Zen 5, alternating with
      * the kernel before in one process: SmolLM2's verify of 5 rows 8.5 -> 7.8 ms, of 9 rows 12.3 -> 10.2 (a step
      * 6.2); the 42dot shape's 3 rows 68.7 -> 57.0, 9 rows 102 -> 87 (a step 40). */
@@ -159,6 +212,16 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
                 default: dot_bf16(w, xj, yj, r, 1, 8, n, k);
                 }
             }
+        return;
+    }
+    if (m <= 4) { /* long rows, 2-4 rows of x: in tiles of 16 weight rows (tile_bf16) */
+#pragma omp parallel for schedule(static)
+        for (int64_t t0 = 0; t0 < n; t0 += 16) {
+            int64_t rows = n - t0 < 16 ? n - t0 : 16;
+            if (m == 2) tile_bf16(w, x, y, t0, rows, 2, n, k);
+            else if (m == 3) tile_bf16(w, x, y, t0, rows, 3, n, k);
+            else tile_bf16(w, x, y, t0, rows, 4, n, k);
+        }
         return;
     }
     int64_t g = x_group(m, 4);

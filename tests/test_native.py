@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llm42.cpu import native, widen
-from llm42.cpu.layers import Int4Linear, Int8Linear, pack_int4, unpack_int4
+from llm42.cpu.layers import Int4Linear, Int8Linear, pack_int4, pack_scales, unpack_int4
 
 BF16 = 2**-8  # rounding to bf16 (8 significant bits) moves a value by at most this much of itself
 
@@ -161,7 +161,7 @@ def test_int4_matrix_product_in_llm42s_layout(lib, rows, group_of):
     x = (torch.randn(rows, group_of, generator=g) * torch.linspace(0.1, 5, group_of)).bfloat16()
     w = layer.dequantize(torch.float32)
     exact = x.float() @ w.T
-    got = native.gemm_int4(layer.qweight, layer.scales_zeros, layer.group, x).float()
+    got = native.gemm_int4(layer.qweight, layer.scales, layer.group, x).float()
     assert (got - exact).abs().le(exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 4 + 1e-5).all()
 
 
@@ -179,8 +179,8 @@ def test_int_several_rows_are_each_row_s_own_bits(lib, kind):
         mm = lambda x: native.gemm_int8(q.qweight, q.scales, x)
     else:
         q = Int4Linear.from_linear(linear)
-        q = Int4Linear(q.qweight[:66].contiguous(), q.scales_zeros[:66].contiguous(), q.group, None)
-        mm = lambda x: native.gemm_int4(q.qweight, q.scales_zeros, q.group, x)
+        q = Int4Linear(q.qweight[:66].contiguous(), q.scales[:66].contiguous(), q.group, None)
+        mm = lambda x: native.gemm_int4(q.qweight, q.scales, q.group, x)
     x = (torch.randn(31, 736, generator=g) * torch.linspace(0.1, 5, 736)).bfloat16()
     one = torch.cat([mm(x[j : j + 1]) for j in range(31)])
     for m in (2, 5, 9, 31):
@@ -194,16 +194,17 @@ def test_int4_groups_of_64_and_128(lib, group, k):
     g = torch.Generator().manual_seed(5)
     n = 70
     codes = torch.randint(0, 16, (n, k), generator=g, dtype=torch.uint8)
-    scales = torch.rand(n, k // group, 1, generator=g) * 0.02 + 0.001
-    sz = torch.cat([scales, torch.randn(n, k // group, 1, generator=g) * 0.01], -1).bfloat16()
-    layer = Int4Linear(pack_int4(codes), sz, group)
+    d = torch.rand(n, generator=g) * 1e-4 + 1e-5
+    s = torch.randint(1, 256, (n, k // group), generator=g)
+    z = torch.randint(-128, 128, (n, k // group), generator=g)
+    layer = Int4Linear(pack_int4(codes), pack_scales(d, s, z), group)
     w = layer.dequantize(torch.float32)
     x = (torch.randn(9, k, generator=g) * torch.linspace(0.1, 5, k)).bfloat16()
     exact = x.float() @ w.T
-    got = native.gemm_int4(layer.qweight, layer.scales_zeros, group, x)
+    got = native.gemm_int4(layer.qweight, layer.scales, group, x)
     bound = exact.abs() * BF16 + block_rounding(w, x) + accumulation(w, x) * 4 + 1e-5
     assert (got.float() - exact).abs().le(bound).all()
-    one = torch.cat([native.gemm_int4(layer.qweight, layer.scales_zeros, group, x[j : j + 1]) for j in range(9)])
+    one = torch.cat([native.gemm_int4(layer.qweight, layer.scales, group, x[j : j + 1]) for j in range(9)])
     assert torch.equal(got, one)
 
 
@@ -279,11 +280,10 @@ def test_prefill_dequantization_equals_pytorchs_to_the_bit(lib):
     assert torch.equal(native.dequant_int8(q8.qweight, q8.scales), q8.qweight.to(torch.bfloat16) * q8.scales[:, None])
     q4 = Int4Linear.from_linear(layer)
     n, k, g = 640, 2048, q4.group
-    q = unpack_int4(q4.qweight).reshape(n, k // g, g).to(torch.bfloat16)
-    scale, zero = q4.scales_zeros.unsqueeze(-2).unbind(-1)
-    assert torch.equal(
-        native.dequant_int4(q4.qweight, q4.scales_zeros, g), q.mul_(scale).add_(zero - 8 * scale).reshape(n, k)
-    )
+    q = unpack_int4(q4.qweight).reshape(n, k // g, g).float()
+    scale, zero = q4.unpacked()  # fp32: (q - 8 + z / 16) * (d * s), rounded to bf16 once
+    want = ((q - 8 + zero[..., None]) * scale[..., None]).reshape(n, k).bfloat16()
+    assert torch.equal(native.dequant_int4(q4.qweight, q4.scales, g), want)
 
 
 def test_int4_layout_is_llm42s_own_on_every_cpu():
@@ -297,15 +297,20 @@ def test_int4_layout_is_llm42s_own_on_every_cpu():
 
 def test_pytorchs_int4_kernel_on_its_own_packing_agrees_with_llm42s_codes():
     """Without llm42's kernels, PyTorch's int4 kernel runs on a packing made from the same codes, for whatever
-    CPU capability PyTorch runs with (its AVX2 and AVX512 packings differ): exact x, fp32 sums, bf16 output."""
+    CPU capability PyTorch runs with (its AVX2 and AVX512 packings differ): exact x, fp32 sums, bf16 output. Its
+    scale and zero per group are bf16 (PyTorch's format), so its weights are llm42's within bf16's rounding of them."""
     g = torch.Generator().manual_seed(6)
     layer = Int4Linear.from_linear(torch.nn.Linear(512, 192, bias=False).bfloat16().requires_grad_(False))
     x = torch.randn(5, 512, generator=g).bfloat16()
-    w = layer.dequantize(torch.float32)
-    exact = x.float() @ w.T
     packed, sz = layer.torch_packed()
+    scale, zero = sz.float().transpose(0, 1).unsqueeze(-1).unbind(-2)  # [out, groups, 1] each, as PyTorch reads them
+    q = unpack_int4(layer.qweight).reshape(192, -1, layer.group).float()
+    w = ((q - 8) * scale + zero).reshape(192, 512)  # what PyTorch's kernel multiplies by
+    exact = x.float() @ w.T
     got = torch._weight_int4pack_mm_for_cpu(x, packed, layer.group, sz).float()
     assert (got - exact).abs().le(exact.abs() * BF16 * 2 + accumulation(w, x) * 4 + 1e-4).all()
+    ours = layer.dequantize(torch.float32)
+    assert (w - ours).abs().le(((q - 8).abs() * scale.abs() + zero.abs()).reshape(192, 512) * 2**-8).all()
 
 
 def probe_library(tmp_path, **env) -> str:

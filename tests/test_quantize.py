@@ -42,13 +42,16 @@ def weight_noise(model, reference) -> float:
             if isinstance(layer, Int8Linear):  # w = q * scale, |q| <= 127, one scale per output channel
                 step = w.abs().amax(dim=1, keepdim=True) / 127
                 stored = 127 * step  # the largest |q * scale|: what the scale's rounding is relative to
-            else:  # w = (q - 8) * scale + zero per group, zero = min + 8 * scale, |q - 8| <= 8
+            else:  # w = (q - 8 + z / 16) * scale per group, the scale a whole number of the row's unit d
                 g = w.reshape(w.shape[0], -1, layer.group)
                 lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-                step = ((hi - lo) / 15).expand_as(g).reshape(w.shape)
-                stored = (8 * (hi - lo) / 15 + (lo + 8 * (hi - lo) / 15).abs()).expand_as(g).reshape(w.shape)
-            # rounding to nearest moves a weight by at most half a step; the scale and zero, kept in bf16,
-            # add at most 2^-9 of what they contribute (2^-8 here, for the fp32 arithmetic that made them)
+                # the scale a group needs: its range in 15 steps, and a window that reaches it (it starts between
+                # -16 and -1/16 scales); kept rounded up to the next unit d of its row (the largest needed / 255)
+                need = torch.maximum((hi - lo) / 15, torch.maximum(-lo / 16, hi / 14.9375))
+                step = (need + need.amax(1, keepdim=True) / 255).expand_as(g).reshape(w.shape)
+                stored = step * 16  # the largest |(q - 8 + z / 16) * scale|: its fp32 rounding is relative to it
+            # rounding to nearest moves a weight by at most half a step; int8's scale, kept in bf16, adds at most
+            # 2^-9 of what it contributes (2^-8 here, for the fp32 arithmetic that made it), int4's fp32 arithmetic less
             assert (err.abs() <= step / 2 + stored * 2**-8).all(), name
             total += float(err.pow(2).sum() / w.pow(2).sum())
     return total

@@ -1,13 +1,18 @@
 """Saved quantized folders and the cache of models quantized once: written whole, checked when read, refused or
 made again in one line, through the real CLI."""
 
+import hashlib
 import json
 import os
 import resource
 import stat
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
+from llm42.cpu.layers import Int4Linear, unpack_int4
+from llm42.model.saved import load_quantized
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
@@ -32,7 +37,7 @@ def copy_of(folder, to):
 
 def test_a_saved_folder_has_a_manifest_and_plain_file_modes(saved):
     manifest = json.loads((saved / "llm42_quant.json").read_text())
-    assert manifest["kind"] == "int8" and manifest["format"] == 3
+    assert manifest["kind"] == "int8" and manifest["format"] == 4
     assert manifest["files"]["model.safetensors"]["size"] == (saved / "model.safetensors").stat().st_size
     assert len(manifest["files"]["model.safetensors"]["sha256"]) == 64
     modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in saved.iterdir()}
@@ -133,3 +138,49 @@ def test_save_quantized_is_not_copied_into_the_cache_and_the_cache_is_bounded(sm
     assert first.returncode == 0 and second.returncode == 0, second.stderr.decode()
     (left,) = (cache / "quantized").iterdir()
     assert "-int4-" in left.name and not int8.exists()
+
+
+def test_an_int4_folder_saved_in_the_older_layout_is_repacked_on_load(smollm2, tmp_path):
+    """Format 3 kept a bf16 scale and zero per group of 32 (5 bits a weight); such a folder still loads: its weights
+    are quantized again in today's layout as it is read (each within half of its new step of what the folder held),
+    and the chat answers from it. Format 2 (PyTorch's packing) is refused in one line."""
+    today = tmp_path / "int4"
+    r = run_cli("--model-path", str(smollm2), "--quantize", "int4", "--save-quantized", str(today), *ASK)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr.decode()
+    old = copy_of(today, tmp_path / "int4-format3")
+    tensors, held = load_file(old / "model.safetensors"), {}
+    for name in [k for k in tensors if k.endswith(".scales") and tensors[k].dtype == torch.uint8]:
+        prefix = name[: -len(".scales")]
+        layer = Int4Linear(tensors[prefix + ".qweight"], tensors.pop(name), 32)
+        scale, zero = layer.unpacked()  # as format 3 held them: (q - 8) * scale + zero, both bf16
+        sz = torch.stack([scale, scale * zero], -1).bfloat16().contiguous()
+        tensors[prefix + ".scales_zeros"] = sz
+        q = unpack_int4(layer.qweight).reshape(layer.out_features, -1, 32).float()
+        held[prefix] = ((q - 8) * sz[..., :1].float() + sz[..., 1:].float()).reshape(layer.out_features, -1)
+    assert held, "no int4 layer found"
+    save_file(tensors, old / "model.safetensors", metadata={"format": "llm42-quantized"})
+    manifest = json.loads((old / "llm42_quant.json").read_text())
+    weights = (old / "model.safetensors").read_bytes()
+    manifest["format"] = 3
+    manifest["files"]["model.safetensors"] = {"size": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
+    (old / "llm42_quant.json").write_text(json.dumps(manifest))
+
+    again = run_cli("--model-path", str(old), *ASK)
+    assert again.returncode == 0 and again.stdout.strip() and "Traceback" not in again.stderr.decode()
+    model = load_quantized(old)
+    for prefix, w in held.items():
+        layer = model.get_submodule(prefix)
+        assert isinstance(layer, Int4Linear) and layer.scales.shape == (w.shape[0], 4 + 2 * w.shape[1] // 32)
+        g = w.reshape(w.shape[0], -1, 32)
+        lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+        need = torch.maximum((hi - lo) / 15, torch.maximum(-lo / 16, hi / 14.9375))  # kernels.c's int4 layout
+        step = (need + need.amax(1, keepdim=True) / 255).expand_as(g).reshape(w.shape)
+        assert ((layer.dequantize(torch.float32) - w).abs() <= step / 2 + step * 2**-12).all(), prefix
+
+    manifest["format"] = 2  # PyTorch's own packing, which differs between CPUs
+    (old / "llm42_quant.json").write_text(json.dumps(manifest))
+    r = run_cli("--model-path", str(old), *ASK)
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and err[-1] == f"llm42: error: {old} was saved by another llm42 version (format 2); " + (
+        "save it again with --quantize and --save-quantized"
+    ), err

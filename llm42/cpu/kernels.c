@@ -47,7 +47,7 @@ static inline int64_t x_group(int64_t m, int64_t most) {
     return (m + groups - 1) / groups;
 }
 
-int llm42_kernels_version(void) { return 9; }
+int llm42_kernels_version(void) { return 10; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
@@ -717,23 +717,35 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
 
 /* llm42's int4 layout (the same on every CPU, and in saved folders): W[n][k/2] bytes, row-major; per block of 32
  * inputs 16 bytes, byte j holding input j in its low nibble and input 16 + j in its high nibble (llama.cpp's q4_0
- * order). w = (q - 8) * scale + zero per group of `group` inputs, scales_zeros[n][k/group][2] bf16. Per group,
- * W x = scale * (q . x) + (zero - 8 * scale) * sum(x): the codes meet x unsigned, in integer dot products. */
-/* Per row: bs[b] = sx[b] * scale of b's group, and the offsets' share, sum over groups of (zero - 8 scale) * sum(x).
- * Vectorized for groups of 32 (a bf16 (scale, zero) pair read as one 32-bit lane), else per group. bs may be NULL
- * (the offsets' share only). */
-static inline float row_scales(const uint16_t *sz, const float *sx, const float *xsum, int64_t groups, int64_t shift,
+ * order). Scales, per weight row 4 + 2 * groups bytes (SCALES_ROW): the row's scale unit d (fp32), then per group of
+ * `group` inputs its scale in units of d (uint8) and its zero in sixteenths of its scale (int8): scale = d * s and
+ * w = (q - 8 + z / 16) * scale, 4.5 bits a weight in groups of 32 (a bf16 scale and zero per group took 5). Per group,
+ * W x = scale * (q . x) + scale * (z / 16 - 8) * sum(x): the codes meet x unsigned, in integer dot products. */
+static inline int64_t scales_row(int64_t groups) { return 4 + 2 * groups; }
+static inline float row_unit(const uint8_t *sz) { /* the row's d (any alignment) */
+    float d;
+    memcpy(&d, sz, 4);
+    return d;
+}
+
+/* Per row: bs[b] = sx[b] * scale of b's group, and the offsets' share, sum over groups of scale (z / 16 - 8) sum(x).
+ * Vectorized for groups of 32 (a group's (s, z) pair read as one 16-bit lane), else per group. bs may be NULL (the
+ * offsets' share only). */
+static inline float row_scales(const uint8_t *sz, const float *sx, const float *xsum, int64_t groups, int64_t shift,
                                float *bs) {
-    float off = 0;
+    float off = 0, d = row_unit(sz);
+    const uint8_t *pair = sz + 4;
     int64_t g = 0;
 #if defined(__AVX512F__)
     if (shift == 0) {
         __m512 o = _mm512_setzero_ps();
         for (; g + 16 <= groups; g += 16) {
-            __m512i v = _mm512_loadu_si512(sz + 2 * g);
-            __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-            __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xFFFF0000)));
-            o = _mm512_fmadd_ps(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), scale, zero), _mm512_loadu_ps(xsum + g), o);
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(pair + 2 * g)));
+            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(d),
+                                         _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(255))));
+            __m512 z = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 16), 24));
+            __m512 zero = _mm512_mul_ps(scale, _mm512_fmadd_ps(z, _mm512_set1_ps(0.0625f), _mm512_set1_ps(-8.0f)));
+            o = _mm512_fmadd_ps(zero, _mm512_loadu_ps(xsum + g), o);
             if (bs) _mm512_storeu_ps(bs + g, _mm512_mul_ps(scale, _mm512_loadu_ps(sx + g)));
         }
         off = _mm512_reduce_add_ps(o);
@@ -742,24 +754,26 @@ static inline float row_scales(const uint16_t *sz, const float *sx, const float 
     if (shift == 0) {
         __m256 o = _mm256_setzero_ps();
         for (; g + 8 <= groups; g += 8) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(sz + 2 * g));
-            __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-            __m256 zero = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xFFFF0000)));
-            o = _mm256_fmadd_ps(_mm256_fnmadd_ps(_mm256_set1_ps(8.0f), scale, zero), _mm256_loadu_ps(xsum + g), o);
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(pair + 2 * g)));
+            __m256 scale = _mm256_mul_ps(_mm256_set1_ps(d),
+                                         _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(255))));
+            __m256 z = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 16), 24));
+            __m256 zero = _mm256_mul_ps(scale, _mm256_fmadd_ps(z, _mm256_set1_ps(0.0625f), _mm256_set1_ps(-8.0f)));
+            o = _mm256_fmadd_ps(zero, _mm256_loadu_ps(xsum + g), o);
             _mm256_storeu_ps(bs + g, _mm256_mul_ps(scale, _mm256_loadu_ps(sx + g)));
         }
         off = hsum8(o);
     }
 #endif
     for (; g < groups; g++) {
-        float scale = bf16(sz[2 * g]);
-        off += (bf16(sz[2 * g + 1]) - 8.0f * scale) * xsum[g];
+        float scale = d * (float)pair[2 * g], zero = scale * ((float)(int8_t)pair[2 * g + 1] * 0.0625f - 8.0f);
+        off += zero * xsum[g];
         for (int64_t b = g << shift; b < (g + 1) << shift && bs; b++) bs[b] = sx[b] * scale;
     }
     return off;
 }
 
-static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift, const int8_t *xq, const float *sx,
+static inline float row_int4(const uint8_t *q, const uint8_t *sz, int64_t shift, const int8_t *xq, const float *sx,
                              const float *xsum, int64_t nb) {
     float bs[nb];
     float off = row_scales(sz, sx, xsum, nb >> shift, shift, bs), a = 0;
@@ -773,7 +787,7 @@ static inline float row_int4(const uint8_t *q, const uint16_t *sz, int64_t shift
  * blocks, inputs 0-15 of each, then 16-31 of each: quad_x, once per call) leave each block's sum in its own four
  * lanes, with no shuffle of the codes. Sixteen blocks at a time, the four loads' sums are folded (a 4 x 4
  * transpose in adds) into one vector of sixteen block sums, which meets its sixteen block scales in one conversion,
- * one multiply and one FMA: the row's bf16 (scale, offset) words read in one load and put in the folded order by a
+ * one multiply and one FMA: the row's (s, z) pairs read in one load, widened and put in the folded order by a
  * permute, x's block scales in that order once per call (sxt). Blocks past the last sixteen go four at a time in
  * each lane's own block (sxe), then one by one; the offsets' share is summed apart (row_scales). One weight row at a
  * time against up to 4 rows of x (its codes unpacked and scales read once for them all), one accumulator per (row,
@@ -799,8 +813,9 @@ static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, fl
             _mm_prefetch((const char *)(q + k / 2 + ((g) * 4 + u) * 64), _MM_HINT_T0);                                 \
             lo_[u] = _mm512_and_si512(v_, low), hi_[u] = _mm512_and_si512(_mm512_srli_epi16(v_, 4), low);              \
         }                                                                                                              \
-        __m512 sc_ = _mm512_castsi512_ps(_mm512_slli_epi32(                                                            \
-            _mm512_permutexvar_epi32(folded, _mm512_maskz_loadu_epi32(need16, sz + 2 * (((g) * 16) >> shift))), 16));  \
+        __m512i w_ = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(need16, pair + 2 * (((g) * 16) >> shift)));      \
+        __m512 sc_ = _mm512_mul_ps(unit, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_permutexvar_epi32(folded, w_),    \
+                                                                             _mm512_set1_epi32(255))));             \
         for (int j = 0; j < XS; j++) {                                                                                 \
             const int8_t *xj_ = xr + j * quads * 128 + (g) * 512;                                                      \
             __m512i d_[4];                                                                                             \
@@ -820,9 +835,9 @@ static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, fl
     do {                                                                                                               \
         __m512i v_ = _mm512_loadu_si512(q + (t) * 64);                                                                 \
         __m512i lo_ = _mm512_and_si512(v_, low), hi_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), low);               \
-        __m512i p_ = _mm512_permutexvar_epi32(                                                                         \
-            spread, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(need, sz + 2 * (((t) * 4) >> shift))));               \
-        __m512 sc_ = _mm512_castsi512_ps(_mm512_slli_epi32(p_, 16));                                                   \
+        __m128i w_ = _mm_maskz_loadu_epi16(need, pair + 2 * (((t) * 4) >> shift));                                   \
+        __m512i p_ = _mm512_permutexvar_epi32(spread, _mm512_cvtepu16_epi32(_mm256_castsi128_si256(w_)));             \
+        __m512 sc_ = _mm512_mul_ps(unit, _mm512_cvtepi32_ps(_mm512_and_si512(p_, _mm512_set1_epi32(255))));           \
         for (int j = 0; j < XS; j++) {                                                                                 \
             const int8_t *xj_ = xr + j * quads * 128 + (t) * 128;                                                      \
             __m512i d_ = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo_, _mm512_load_si512(xj_));                     \
@@ -835,14 +850,16 @@ static void quad_x(const int8_t *xq, const float *sx, int64_t nb, int8_t *xr, fl
 /* weight row q (its scales sz) against rows 0 .. XS - 1 of x (each argument already at the first of them; xq, sx,
  * xsum, xr, sxe, sxt one row of x apart by k, nb, groups, quads * 128, quads * 16 and nb / 16 * 16; y's rows n
  * apart) */
-static inline __attribute__((always_inline)) void vnni_int4(const uint8_t *q, const uint16_t *sz, int64_t k,
+static inline __attribute__((always_inline)) void vnni_int4(const uint8_t *q, const uint8_t *sz, int64_t k,
                                                             int64_t shift, const int8_t *xq, const int8_t *xr,
                                                             const float *sx, const float *sxe, const float *sxt,
                                                             const float *xsum, int64_t nb, const int XS, uint16_t *y,
                                                             int64_t n) {
     int64_t groups = nb >> shift, quads = nb / 4;
     const __m512i low = _mm512_set1_epi8(15);
-    /* lane 4i + u of the folded sums is block 4u + i of the sixteen: the (scale, offset) word of its group */
+    const __m512 unit = _mm512_set1_ps(row_unit(sz));
+    const uint8_t *pair = sz + 4;
+    /* lane 4i + u of the folded sums is block 4u + i of the sixteen: the (s, z) pair of its group */
     const __m512i folded = shift == 0   ? _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
                            : shift == 1 ? _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7)
                                         : _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
@@ -904,13 +921,13 @@ static __attribute__((noinline)) float finish_int4(__m256 acc, const uint8_t *q,
 }
 
 /* rows r .. r + R - 1 (R = 4 or 1) against one row of x: its int8 (xq), paired (xp), block scales and group sums */
-static inline __attribute__((always_inline)) void rows_int4(const uint8_t *q, const uint16_t *sz, int64_t k,
+static inline __attribute__((always_inline)) void rows_int4(const uint8_t *q, const uint8_t *sz, int64_t k,
                                                             int64_t shift, const int8_t *xq, const int8_t *xp,
                                                             const float *sx, const float *xsum, int64_t nb, const int R,
                                                             uint16_t *y) {
     int64_t groups = nb >> shift, row = k / 2;
     float bs[4][nb], off[4];
-    for (int i = 0; i < R; i++) off[i] = row_scales(sz + i * groups * 2, sx, xsum, groups, shift, bs[i]);
+    for (int i = 0; i < R; i++) off[i] = row_scales(sz + i * scales_row(groups), sx, xsum, groups, shift, bs[i]);
     const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t p = 0; p < nb / 2; p++) {
@@ -929,7 +946,7 @@ static inline __attribute__((always_inline)) void rows_int4(const uint8_t *q, co
 #endif
 
 /* y[m][n] = W x[j] for each of m rows, W int4 in llm42's layout; group a multiple of 32 */
-void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
+void llm42_gemm_int4(const uint8_t *restrict q, const uint8_t *restrict scales, int64_t group,
                      const uint16_t *restrict x16, uint16_t *restrict y, int64_t m, int64_t n, int64_t k) {
     int64_t nb = k / 32, groups = k / group, per = group / 32, shift = per == 4 ? 2 : per == 2 ? 1 : 0;
     QuantizedX x = quantize_rows(x16, m, k);
@@ -950,7 +967,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
     for (int64_t t = 0; t < tiles + n % step; t++) {
         int64_t r = t < tiles ? step * t : step * tiles + (t - tiles), R = t < tiles ? step : 1;
         const uint8_t *w = q + r * (k / 2);
-        const uint16_t *sz = scales_zeros + r * groups * 2;
+        const uint8_t *sz = scales + r * scales_row(groups);
         uint16_t out[4];
         for (int64_t j = 0; j < m; j++) {
             if (R == 4)
@@ -975,7 +992,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j += g) {
             const uint8_t *w = q + r * (k / 2);
-            const uint16_t *sz = scales_zeros + r * groups * 2;
+            const uint8_t *sz = scales + r * scales_row(groups);
             const int8_t *xq = x.q + j * k, *xj = xr + j * quads * 128;
             const float *sx = x.s + j * nb, *sj = sxe + j * quads * 16, *st = sxt + j * (nb / 16) * 16;
             const float *xs = xsum + j * groups;
@@ -992,7 +1009,7 @@ void llm42_gemm_int4(const uint8_t *restrict q, const uint16_t *restrict scales_
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < m; j++)
-            y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales_zeros + r * groups * 2, shift, x.q + j * k,
+            y[j * n + r] = to_bf16(row_int4(q + r * (k / 2), scales + r * scales_row(groups), shift, x.q + j * k,
                                             x.s + j * nb, xsum + j * groups, nb));
 #endif
     free(xsum);
@@ -1386,23 +1403,25 @@ void llm42_dequant_int8(const int8_t *restrict w, const uint16_t *restrict scale
     }
 }
 
-void llm42_dequant_int4(const uint8_t *restrict q, const uint16_t *restrict scales_zeros, int64_t group,
+void llm42_dequant_int4(const uint8_t *restrict q, const uint8_t *restrict scales, int64_t group,
                         uint16_t *restrict out, int64_t n, int64_t k) {
     int64_t groups = k / group;
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++)
+    for (int64_t r = 0; r < n; r++) {
+        const uint8_t *sz = scales + r * scales_row(groups);
+        float d = row_unit(sz);
         for (int64_t g = 0; g < groups; g++) {
-            const uint16_t *sz = scales_zeros + (r * groups + g) * 2;
-            float s = bf16(sz[0]), off = bf16(to_bf16(bf16(sz[1]) - bf16(to_bf16(8.0f * s))));
+            float scale = d * (float)sz[4 + 2 * g], zero = (float)(int8_t)sz[5 + 2 * g] * 0.0625f;
             for (int64_t b = g * group / 32; b < (g + 1) * group / 32; b++) {
                 const uint8_t *p = q + r * (k / 2) + b * 16;
                 uint16_t *o = out + r * k + b * 32;
                 for (int j = 0; j < 16; j++) {
-                    o[j] = to_bf16(bf16(to_bf16((float)(p[j] & 15) * s)) + off);
-                    o[16 + j] = to_bf16(bf16(to_bf16((float)(p[j] >> 4) * s)) + off);
+                    o[j] = to_bf16(((float)(p[j] & 15) - 8.0f + zero) * scale);
+                    o[16 + j] = to_bf16(((float)(p[j] >> 4) - 8.0f + zero) * scale);
                 }
             }
         }
+    }
 }
 
 /* bf16 -> fp32, for prefill on CPUs without bf16 arithmetic (a shift per value, at memory speed) */
@@ -1441,7 +1460,7 @@ static void product(const int64_t *p, const uint16_t *x, uint16_t *y, int64_t m,
         break;
     case BF16_PANELS: llm42_gemm_bf16p(w, x, y, m, n, k); break;
     case INT8: llm42_gemm_int8(w, s, x, y, m, n, k); break;
-    default: llm42_gemm_int4(w, s, p[3], x, y, m, n, k);
+    default: llm42_gemm_int4(w, (const uint8_t *)p[2], p[3], x, y, m, n, k);
     }
 }
 

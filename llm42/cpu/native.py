@@ -17,7 +17,7 @@ import torch  # first: its OpenMP runtime is the one the kernels then share
 from ..paths import cache_dir
 from .build import build, compiler, key, target
 
-VERSION = 9  # llm42_kernels_version() of the source this module speaks to
+VERSION = 10  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
@@ -206,11 +206,11 @@ def gemm_int8(w: torch.Tensor, scales: torch.Tensor, x: torch.Tensor) -> torch.T
     return y
 
 
-def gemm_int4(q: torch.Tensor, scales_zeros: torch.Tensor, group: int, x: torch.Tensor) -> torch.Tensor:
-    """x [m, k] bf16 @ W^T for W in llm42's int4 layout (q [n, k/2] bytes, scales_zeros [n, k/group, 2])."""
+def gemm_int4(q: torch.Tensor, scales: torch.Tensor, group: int, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 @ W^T for W in llm42's int4 layout (q [n, k/2] bytes, scales [n, 4 + 2 k/group] bytes)."""
     n, k = q.shape[0], q.shape[1] * 2
     y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
-    _lib.llm42_gemm_int4(q.data_ptr(), scales_zeros.data_ptr(), group, x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
+    _lib.llm42_gemm_int4(q.data_ptr(), scales.data_ptr(), group, x.data_ptr(), y.data_ptr(), x.shape[0], n, k)
     return y
 
 
@@ -280,13 +280,11 @@ def dequant_int8(qweight: torch.Tensor, scales: torch.Tensor, out: torch.Tensor 
     return out
 
 
-def dequant_int4(
-    q: torch.Tensor, scales_zeros: torch.Tensor, group: int, out: torch.Tensor | None = None
-) -> torch.Tensor:
+def dequant_int4(q: torch.Tensor, scales: torch.Tensor, group: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """An int4 weight (llm42's layout) as bf16 [n, k] (into `out` if given), rounded as Int4Linear.dequantize does."""
     n, k = q.shape[0], q.shape[1] * 2
     out = torch.empty(n, k, dtype=torch.bfloat16) if out is None else out
-    _lib.llm42_dequant_int4(q.data_ptr(), scales_zeros.data_ptr(), group, out.data_ptr(), n, k)
+    _lib.llm42_dequant_int4(q.data_ptr(), scales.data_ptr(), group, out.data_ptr(), n, k)
     return out
 
 

@@ -12,7 +12,7 @@ from ..i18n import t
 from ..settings import ModelSettings, UsageError, reply_fits
 from .device import SHORT, Machine, choose, estimate_bytes, gib
 
-WEIGHT_BYTES = {"int8": 1.05, "int4": 0.6}  # bytes per weight, scales included
+WEIGHT_BYTES = {"int8": 1.05, "int4": 0.57}  # bytes per weight, scales included
 
 
 class Decode(str, Enum):

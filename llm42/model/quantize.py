@@ -1,9 +1,10 @@
 """Weight-only quantization of the Linear layers for CPU decoding: int8 (per channel) and int4 (per group).
 
 Activations stay bf16. int8 keeps one scale per output channel (PyTorch's int8 weight matmul);
-int4 keeps a scale and offset per group of 32 input channels (in llm42's own packing, the same on every CPU;
-gpt-fast's scheme), with the output layer in int8. Layers are replaced one at a time, and from a
-safetensors folder they are read one at a time, so the full-precision model is never in memory.
+int4 keeps a scale and zero per group of 32 input channels, each in 8 bits against a unit per row (4.5 bits a
+weight, in llm42's own packing, the same on every CPU; cpu/layers.py), with the output layer in int8. Layers are
+replaced one at a time, and from a safetensors folder they are read one at a time, so the full-precision model is
+never in memory.
 
 Activation-quantized int8 (fbgemm's dynamic matmul) was faster here but raised SmolLM2's perplexity
 by 73 %: outlier activations do not survive one scale per tensor. Weight-only keeps it under 0.5 %."""

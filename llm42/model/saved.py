@@ -25,7 +25,9 @@ from .quantize import finish, place, quantize_checkpoint, skeleton
 
 QUANT_FILE = "llm42_quant.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT = 3  # 3: int4 in llm42's own layout (2 held PyTorch's packing, which differs between CPUs); a manifest
+FORMAT = 4  # 4: int4 scales in 8 bits (3: a bf16 scale and zero per group, repacked on load; 2 held PyTorch's
+# packing, which differs between CPUs); a manifest
+READ = (3, FORMAT)  # the formats a folder is read in
 
 
 class SavedError(Llm42Error):
@@ -65,7 +67,7 @@ def check(path: Path) -> dict:
     meta = _manifest(path)
     if meta is None:
         raise SavedError(t("saved_damaged", path=path, why=t("no_manifest", file=QUANT_FILE)))
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READ:
         raise SavedError(t("saved_other_version", path=path, format=meta.get("format")))
     files = meta.get("files")
     if not isinstance(files, dict) or WEIGHTS_FILE not in files or not isinstance(meta.get("layers"), dict):
@@ -160,7 +162,10 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.
         spec = layers[prefix]
         if spec["kind"] == "int8":
             return Int8Linear(t["qweight"], t["scales"], t.get("bias"))
-        return Int4Linear(t["qweight"], t["scales_zeros"], spec["group"], t.get("bias"))
+        if "scales_zeros" in t:  # format 3: its numbers quantized again in today's layout (seconds for 1.3 B weights)
+            return Int4Linear.from_weight(_format3(t["qweight"], t["scales_zeros"], spec["group"]), spec["group"],
+                                          t.get("bias"))  # fmt: skip
+        return Int4Linear(t["qweight"], t["scales"], spec["group"], t.get("bias"))
 
     for i, prefix in enumerate(layers):
         tensors = {k[len(prefix) + 1 :]: ckpt.get(k) for k in names if k.startswith(prefix + ".")}
@@ -170,6 +175,16 @@ def load_quantized(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> nn.
     done = tuple(f"{p}." for p in layers)
     rest = {k: ckpt.get(k) for k in names if not k.startswith(done)}
     return finish(model, config, path, rest, meta["kind"])
+
+
+def _format3(qweight: torch.Tensor, scales_zeros: torch.Tensor, group: int) -> torch.Tensor:
+    """A format-3 int4 weight as fp32 [n, k]: (q - 8) * scale + zero per group, bf16 scale and zero."""
+    from ..cpu.layers import unpack_int4
+
+    n = qweight.shape[0]
+    q = unpack_int4(qweight).reshape(n, -1, group).float()
+    scale, zero = scales_zeros.float().unsqueeze(-2).unbind(-1)  # [n, k/g, 1]
+    return ((q - 8) * scale + zero).reshape(n, -1)
 
 
 def cached_folder(path: str | Path, kind: str, dtype: torch.dtype) -> Path:

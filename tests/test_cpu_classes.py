@@ -99,13 +99,11 @@ def test_without_a_c_compiler_pytorch_kernels_answer_and_debug_says_so(smollm2, 
         "--max-new-tokens",
         "12",
         "--debug",
-        "--repeat-last-n",  # 42dot's scope: with the default one, SmolLM2 in int4 answered "L'Étoile, la Marseillaise."
-        "-1",
-        "--prompt",
-        "What is the capital of France?",
+        "--prompt",  # a sentence to copy (asked for the capital, SmolLM2 in int4 answers "L'Étoile": a near tie)
+        "Repeat after me: Paris is the capital of France.",
         PATH=str(bare),
         LLM42_CACHE=str(tmp_path / "c"),
     )
     assert r.returncode == 0, r.stderr.decode()
     assert "kernels: no C compiler (cc, gcc, clang or $CC): PyTorch's kernels run" in r.stderr.decode()
-    assert "Paris" in r.stdout.decode()
+    assert "Paris is the capital of France" in r.stdout.decode()  # codes packed wrong would say something else

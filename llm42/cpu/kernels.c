@@ -546,6 +546,13 @@ static inline float hsum8(__m256 v) {
 }
 #endif
 
+/* How far ahead the integer products prefetch their weights (AVX512-VNNI and AVX2). The VNNI ones fetched the next
+ * row's, 1-2 KB ahead in a 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step,
+ * old and new library alternating in one process: int4 17.07 -> 15.46 and 16.86 -> 15.17 ms, int8 21.68 -> 20.99 and
+ * 22.86 -> 21.99; within 2 % either way in slower hours); the AVX2 ones fetched nothing (int4 over six 42dot layers,
+ * forced to that class: one row 3.95 -> 3.61 ms, four rows side by side 14.5 -> 10.4). */
+enum { AHEAD = 4096 };
+
 /* sum over blocks b of sx[b] * (w . xq) over the block, w int8 [k] */
 static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx, const int32_t *isum, int64_t nb) {
     int64_t b = 0;
@@ -556,6 +563,7 @@ static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx,
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (; b < nb; b++) {
+        if ((b & 1) == 0) _mm_prefetch((const char *)(w + b * 32 + AHEAD), _MM_HINT_T0);
         __m256i x = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
         __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x),
                                          _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(w + b * 32)), x));
@@ -573,11 +581,14 @@ static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx,
  * signs taken once for the four, and the four chains of FMAs side by side (one row's chain alone waits on each FMA
  * before the next). Each row sums its blocks in the same order as row_int8 does: the bits of one row at a time. */
 #define INT8_BLOCK(acc, w)                                                                                             \
-    acc = _mm256_fmadd_ps(                                                                                             \
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                                          \
-            _mm256_maddubs_epi16(ax, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)((w) + b * 32)), xv)),      \
-            ones)),                                                                                                    \
-        s, acc)
+    do {                                                                                                               \
+        if ((b & 1) == 0) _mm_prefetch((const char *)((w) + b * 32 + AHEAD), _MM_HINT_T0);                            \
+        acc = _mm256_fmadd_ps(                                                                                         \
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                                      \
+                _mm256_maddubs_epi16(ax, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)((w) + b * 32)), xv)),  \
+                ones)),                                                                                                \
+            s, acc);                                                                                                   \
+    } while (0)
 
 static inline __attribute__((always_inline)) void rows_int8(const int8_t *w, int64_t k, const int8_t *xq,
                                                             const float *sx, int64_t nb, float *out) {
@@ -621,12 +632,6 @@ static PairScales pair_scales(QuantizedX x, int64_t m, int64_t nb) {
     }
     return p;
 }
-
-/* how far ahead the VNNI products prefetch their weights: the next row's, which they were, is 1-2 KB ahead in a
- * 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step, old and new library
- * alternating in one process: int4 17.07 -> 15.46 and 16.86 -> 15.17 ms, int8 21.68 -> 20.99 and 22.86 -> 21.99; within
- * 2 % either way in slower hours) */
-enum { AHEAD = 4096 };
 
 #define INT8_PAIR(acc, t)                                                                                              \
     do {                                                                                                               \
@@ -913,6 +918,7 @@ static inline __m256 pair_scale(const float *bs) { /* bs[0] in the low four lane
 #define INT4_PAIR(acc, q, bs)                                                                                          \
     do {                                                                                                               \
         __m256i v_ = _mm256_loadu_si256((const __m256i *)((q) + p * 32));                                              \
+        if ((p & 1) == 0) _mm_prefetch((const char *)((q) + p * 32 + AHEAD), _MM_HINT_T0);                            \
         __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v_, low), x0),                             \
                                       _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v_, 4), low), x1));      \
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s_, ones)), pair_scale((bs) + 2 * p), acc);         \

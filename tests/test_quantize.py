@@ -9,6 +9,7 @@ from llm42.cpu.memory import mapping_of
 from llm42.model.quantize import quantize_checkpoint, quantize_model
 from llm42.model.saved import load_quantized, save_quantized
 from tests.support.cli import run_cli
+from tests.support.models import int4_step
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -43,12 +44,7 @@ def weight_noise(model, reference) -> float:
                 step = w.abs().amax(dim=1, keepdim=True) / 127
                 stored = 127 * step  # the largest |q * scale|: what the scale's rounding is relative to
             else:  # w = (q - 8 + z / 16) * scale per group, the scale a whole number of the row's unit d
-                g = w.reshape(w.shape[0], -1, layer.group)
-                lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-                # the scale a group needs: its range in 15 steps, and a window that reaches it (it starts between
-                # -16 and -1/16 scales); kept rounded up to the next unit d of its row (the largest needed / 255)
-                need = torch.maximum((hi - lo) / 15, torch.maximum(-lo / 16, hi / 14.9375))
-                step = (need + need.amax(1, keepdim=True) / 255).expand_as(g).reshape(w.shape)
+                step = int4_step(w, layer.group)
                 stored = step * 16  # the largest |(q - 8 + z / 16) * scale|: its fp32 rounding is relative to it
             # rounding to nearest moves a weight by at most half a step; int8's scale, kept in bf16, adds at most
             # 2^-9 of what it contributes (2^-8 here, for the fp32 arithmetic that made it), int4's fp32 arithmetic less

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from llm42.cpu.layers import Int4Linear, unpack_int4
 from llm42.model.saved import load_quantized
 from tests.support.cli import run_cli
+from tests.support.models import int4_step
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
 
@@ -171,10 +172,7 @@ def test_an_int4_folder_saved_in_the_older_layout_is_repacked_on_load(smollm2, t
     for prefix, w in held.items():
         layer = model.get_submodule(prefix)
         assert isinstance(layer, Int4Linear) and layer.scales.shape == (w.shape[0], 4 + 2 * w.shape[1] // 32)
-        g = w.reshape(w.shape[0], -1, 32)
-        lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-        need = torch.maximum((hi - lo) / 15, torch.maximum(-lo / 16, hi / 14.9375))  # kernels.c's int4 layout
-        step = (need + need.amax(1, keepdim=True) / 255).expand_as(g).reshape(w.shape)
+        step = int4_step(w, 32)
         assert ((layer.dequantize(torch.float32) - w).abs() <= step / 2 + step * 2**-12).all(), prefix
 
     manifest["format"] = 2  # PyTorch's own packing, which differs between CPUs

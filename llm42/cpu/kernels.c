@@ -728,7 +728,7 @@ void llm42_gemm_int8(const int8_t *restrict w, const uint16_t *restrict scale, c
 
 /* llm42's int4 layout (the same on every CPU, and in saved folders): W[n][k/2] bytes, row-major; per block of 32
  * inputs 16 bytes, byte j holding input j in its low nibble and input 16 + j in its high nibble (llama.cpp's q4_0
- * order). Scales, per weight row 4 + 2 * groups bytes (SCALES_ROW): the row's scale unit d (fp32), then per group of
+ * order). Scales, per weight row 4 + 2 * groups bytes (scales_row): the row's scale unit d (fp32), then per group of
  * `group` inputs its scale in units of d (uint8) and its zero in sixteenths of its scale (int8): scale = d * s and
  * w = (q - 8 + z / 16) * scale, 4.5 bits a weight in groups of 32 (a bf16 scale and zero per group took 5). Per group,
  * W x = scale * (q . x) + scale * (z / 16 - 8) * sum(x): the codes meet x unsigned, in integer dot products. */

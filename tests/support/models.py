@@ -28,3 +28,16 @@ def convert_smollm2(gguf: Path, out: Path) -> None:
         del model.config.quantization_config
     model.to(torch.bfloat16).save_pretrained(out)
     tok.save_pretrained(out)
+
+
+def int4_step(w, group: int):
+    """The largest step llm42's int4 layout may give each weight of w [n, k] (fp32), from the layout's maths: a group's
+    scale must span its range in 15 steps and let the codes' window (which starts between -16 and -1/16 scales) reach
+    it, and is kept rounded up to the next unit of its row (the largest scale the row needs / 255). Rounding to
+    nearest moves a weight by at most half of it."""
+    import torch
+
+    g = w.reshape(w.shape[0], -1, group)
+    lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+    need = torch.maximum((hi - lo) / 15, torch.maximum(-lo / 16, hi / 14.9375))
+    return (need + need.amax(1, keepdim=True) / 255).expand_as(g).reshape(w.shape)

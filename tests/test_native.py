@@ -238,6 +238,27 @@ def test_attention_for_several_rows_is_each_row_s_own_bits(lib, d):
         assert torch.equal(got, torch.cat([native.attend(q[j], keys, values, n0 + j + 1, 0.125) for j in range(m)]))
 
 
+def test_products_in_one_call_are_each_kind_s_own(lib):
+    """The roofline times llm42's products as a step runs them, one after another in one call (llm42_products): each
+    kind read from its spec (bf16, int8, int4 with its group) gives its own kernel's bits, and a list of them ends in
+    the last one's."""
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(192, 576, generator=g)
+    q8, q4 = Int8Linear.from_linear(torch.nn.Linear(576, 192, bias=False)), Int4Linear.from_weight(w, 32)
+    w = w.bfloat16()
+    specs = {
+        "bf16": ([native.BF16, w.data_ptr(), 0, 0], lambda x: native.gemm_bf16(w, x)),
+        "int8": ([native.INT8, q8.qweight.data_ptr(), q8.scales.data_ptr(), 0], q8.product(True)),
+        "int4": ([native.INT4, q4.qweight.data_ptr(), q4.scales.data_ptr(), 32], q4.product(True)),
+    }
+    for m in (1, 3):
+        x = torch.randn(m, 576, generator=g).bfloat16()
+        for row, own in specs.values():
+            assert torch.equal(native.products(torch.tensor([row]), x, 192), own(x))
+        every = torch.tensor([row for row, _ in specs.values()])
+        assert torch.equal(native.products(every, x, 192), specs["int4"][1](x))
+
+
 def test_the_steps_between_matmuls_round_as_pytorch_does(lib):
     g = torch.Generator().manual_seed(4)
     x, w = torch.randn(1, 2048, generator=g).bfloat16(), torch.randn(2048, generator=g).bfloat16()

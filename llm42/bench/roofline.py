@@ -88,12 +88,13 @@ def _kernels(width: str, layer: nn.Module) -> dict:
             "PyTorch, oneDNN on": (lambda x: F.linear(x, w), True),
         }
         if native.library() is not None:
-            out["llm42"] = (lambda x: native.gemv_bf16(w, x), False)
+            out["llm42"] = (native.kernel(lambda x: native.gemv_bf16(w, x), native.BF16, w), False)
         if widen.panel() == 16:  # the layout the chat packs bf16 weights in here (cpu/widen.PanelLinear)
             if not hasattr(layer, "panels"):
                 layer.panels = widen.pack_bf16(w)
             panels = layer.panels
-            out["llm42, panels"] = (lambda x: widen.gemm_bf16p(panels, x), False)
+            out["llm42, panels"] = (native.kernel(lambda x: widen.gemm_bf16p(panels, x), native.BF16_PANELS, panels),
+                                    False)  # fmt: skip
         return out
     if width == "int8":
         out = {"PyTorch": (layer.product(False), False)}
@@ -105,10 +106,24 @@ def _kernels(width: str, layer: nn.Module) -> dict:
     return out
 
 
+def _passes(fs: list, x: torch.Tensor, n: int) -> list[float]:
+    """Seconds of ROUNDS passes over the products `fs` (after one to warm: PyTorch's int4 packing, oneDNN's
+    primitives). llm42's kernels (marked by native.kernel) run in one call into its library: timed from Python one by
+    one, a 2048x2048 int4 product (2.4 MB, ~40 us) also paid ~15 us of crossing that a step's one call does not."""
+    marks = [getattr(f, "native", None) for f in fs]
+    if None not in marks:
+        spec = torch.tensor([[kind, w.data_ptr(), 0 if s is None else s.data_ptr(), g] for kind, w, s, g in marks])
+        native.products(spec, x, n)
+        return [_seconds(lambda: native.products(spec, x, n)) for _ in range(ROUNDS)]
+    for f in fs:
+        f(x)
+    return [sum(_seconds(lambda f=f: f(x)) for f in fs) for _ in range(ROUNDS)]
+
+
 def products(width: str) -> dict:
     """{kernel: {shape: GB/s, "step mix": GB/s}} for one row at `width`, each shape's copies (COPIES layers' worth, and
     at least CYCLED_MB) cycled; the best of ROUNDS passes (what the kernel can do: another process only ever slows a
-    pass)."""
+    pass). llm42's products run one after another in one call, as a step runs them (`_passes`)."""
     copies, layers = {}, {}
     for s, (o, i, n) in SHAPES.items():
         first = _layer(width, o, i)
@@ -124,9 +139,7 @@ def products(width: str) -> dict:
             before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
             try:
                 with torch.inference_mode():
-                    for f, _ in fs:  # warm: PyTorch's int4 packing, oneDNN's primitives
-                        f(x)
-                    rounds = [sum(_seconds(lambda f=f, x=x: f(x)) for f, _ in fs) for _ in range(ROUNDS)]
+                    rounds = _passes([f for f, _ in fs], x, ls[0].out_features)
             finally:
                 torch.backends.mkldnn.enabled = before
             seconds[shape], read[shape] = min(rounds), sum(weight_bytes(layer) for layer in ls)

@@ -47,7 +47,7 @@ static inline int64_t x_group(int64_t m, int64_t most) {
     return (m + groups - 1) / groups;
 }
 
-int llm42_kernels_version(void) { return 10; }
+int llm42_kernels_version(void) { return 11; }
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
@@ -1474,6 +1474,13 @@ static void product(const int64_t *p, const uint16_t *x, uint16_t *y, int64_t m,
     case INT8: llm42_gemm_int8(w, s, x, y, m, n, k); break;
     default: llm42_gemm_int4(w, (const uint8_t *)p[2], p[3], x, y, m, n, k);
     }
+}
+
+/* `count` products of one shape, one after another, as a step runs them (the roofline's: a product timed from Python
+ * also timed the crossing, a third of a 2048x2048 int4 product's time); spec: PRODUCT int64s per product */
+void llm42_products(const int64_t *restrict spec, int64_t count, const uint16_t *restrict x, uint16_t *restrict y,
+                    int64_t m, int64_t n, int64_t k) {
+    for (int64_t i = 0; i < count; i++) product(spec + i * PRODUCT, x, y, m, n, k);
 }
 
 void llm42_layers(const int64_t *restrict spec, int64_t layers, uint16_t *restrict x, int64_t m, int64_t pos,

@@ -17,7 +17,7 @@ import torch  # first: its OpenMP runtime is the one the kernels then share
 from ..paths import cache_dir
 from .build import build, compiler, key, target
 
-VERSION = 10  # llm42_kernels_version() of the source this module speaks to
+VERSION = 11  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
@@ -43,6 +43,7 @@ SIGNATURES = {
     "llm42_unpack_bf16": [P, P, I64, I64],
     "llm42_widen_bf16p": [P, P, I64, I64],
     "llm42_gemm_bf16p": [P, P, P, I64, I64, I64],
+    "llm42_products": [P, I64, P, P, I64, I64, I64],
     "llm42_layers": [P, I64, P, I64, I64, P, P, I64, I64, I64, I64, I64, I64, F32, F32],
     "llm42_sample_dist": [P, I64, I64, P, I64, F32, F32, I64, F32, P, P, P],
 }
@@ -162,6 +163,14 @@ def layers(spec: torch.Tensor, x: torch.Tensor, pos: int, cos, sin, ffn: int, he
 
 
 _room: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # sample_dist's buffers, per vocabulary size
+
+
+def products(spec: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
+    """Each product of `spec` (int64 [count, 4]: kind, weight, scales and group, all of one shape [n, k]) of x [m, k]
+    in one call, one after another, as a step runs them (the roofline times them so); the last one's y [m, n]."""
+    y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
+    _lib.llm42_products(spec.data_ptr(), spec.shape[0], x.data_ptr(), y.data_ptr(), x.shape[0], n, x.shape[1])
+    return y
 
 
 def sample_dist(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float, temperature: float, top_k: int,

@@ -87,3 +87,20 @@ def test_bench_on_a_gpu_that_is_not_there_is_one_line():
         pytest.skip("this machine has a CUDA GPU")
     r = tool("llm42.bench", "--device", "cuda")
     assert r.returncode == 2 and "sees no CUDA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bench_rounds_make_one_row_of_medians():
+    """`python -m llm42.bench --rounds N`: a configuration's runs become one row, each figure its median, the peak
+    memory the highest run's, the decode speeds kept in the order run; a skipped run makes the row skipped."""
+    from llm42.bench.run import median_run
+
+    runs = [
+        dict(load_s=1.0, decode_tps=40.0, ttft1024_s=4.0, peak_gb=1.6, kernels="llm42"),
+        dict(load_s=3.0, decode_tps=60.0, ttft1024_s=5.0, peak_gb=1.7, kernels="llm42"),
+        dict(load_s=2.0, decode_tps=50.0, ttft1024_s=9.0, peak_gb=1.5, kernels="llm42"),
+    ]
+    row = median_run(runs)
+    assert (row["load_s"], row["decode_tps"], row["ttft1024_s"], row["peak_gb"]) == (2.0, 50.0, 5.0, 1.7)
+    assert row["decode_runs"] == [40.0, 60.0, 50.0] and row["kernels"] == "llm42"
+    assert median_run(runs[:1]) == runs[0]
+    assert "skipped" in median_run([*runs, dict(skipped="failed: out of memory")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,19 @@ def measure(config: str, new_tokens: int, device: str, long_context: int = 0, bu
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_run(runs: list[dict]) -> dict:
+    """One configuration's runs as one row: each figure's median, the peak memory's highest (a run that was skipped
+    makes the row skipped), and its decode speeds in the order run."""
+    if len(runs) == 1 or any("skipped" in r for r in runs):
+        return next((r for r in runs if "skipped" in r), runs[0])
+    row = {**runs[0], "decode_runs": [r["decode_tps"] for r in runs]}
+    for key, value in runs[0].items():
+        if isinstance(value, float) and all(isinstance(r.get(key), float) for r in runs):
+            row[key] = statistics.median(r[key] for r in runs)
+    row["peak_gb"] = max(r["peak_gb"] for r in runs)
+    return row
+
+
 def setup_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m llm42.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=None, help=f"comma-separated, from: {', '.join([*CONFIGS, *LLAMA_CPP])}")
@@ -144,7 +158,13 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure a roofline instead: read bandwidth, each product in GB/s, one decode step split by kind",
     )
-    p.add_argument("--rounds", type=int, default=3, help="with --start: first replies per condition")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="runs of each configuration, interleaved with the others' (their medians are reported; default 1); "
+        "with --start: first replies per condition (default 3)",
+    )
     p.add_argument(
         "--model-path", default=None, help="with --speculate, --replay, --start: another model (default: SmolLM2)"
     )
@@ -168,9 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         from .replay import main as replay
 
         return replay(args)
+    if args.rounds is not None and args.rounds < 1:
+        print("llm42.bench: error: --rounds must be 1 or more", file=sys.stderr)
+        return 2
     if args.start:
         from .start import main as start
 
+        args.rounds = args.rounds or 3
         return start(args)
     if args.resume:
         from .resume import main as resume
@@ -207,13 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     bench_model()
     machine = machine_line(args.device)
     print(f"machine: {machine}", file=sys.stderr)
-    results = {}
-    for c in configs:
-        print(f"measuring {c}: {CONFIGS.get(c) or LLAMA_CPP[c]}", file=sys.stderr)
-        results[c] = measure(c, args.new_tokens, args.device, args.long_context)
-        if args.busy:
-            results[f"{c} busy{args.busy}"] = measure(c, args.new_tokens, args.device, args.long_context, args.busy)
+    runs: dict[str, list[dict]] = {}
+    rounds = args.rounds or 1
+    for i in range(rounds):  # each round in the other order: a machine whose speed drifts weighs on all alike
+        for c in configs if i % 2 == 0 else configs[::-1]:
+            print(f"measuring {c}: {CONFIGS.get(c) or LLAMA_CPP[c]}" + (f" (round {i + 1})" if rounds > 1 else ""),
+                  file=sys.stderr)  # fmt: skip
+            runs.setdefault(c, []).append(measure(c, args.new_tokens, args.device, args.long_context))
+            if args.busy:
+                busy = measure(c, args.new_tokens, args.device, args.long_context, args.busy)
+                runs.setdefault(f"{c} busy{args.busy}", []).append(busy)
+    results = {name: median_run(r) for name, r in runs.items()}
     print(table(results, "peak GPU GB" if cuda else "peak RSS GB"))
+    if rounds > 1:
+        for name, r in results.items():
+            if "decode_runs" in r:
+                print(f"{name}: decode over {rounds} runs " + ", ".join(f"{v:.2f}" for v in r["decode_runs"]))
     for name, r in results.items():
         if "decode_tps_long" in r:
             print(

@@ -107,17 +107,16 @@ def _kernels(width: str, layer: nn.Module) -> dict:
 
 
 def _passes(fs: list, x: torch.Tensor, n: int) -> list[float]:
-    """Seconds of ROUNDS passes over the products `fs` (after one to warm: PyTorch's int4 packing, oneDNN's
-    primitives). llm42's kernels (marked by native.kernel) run in one call into its library: timed from Python one by
-    one, a 2048x2048 int4 product (2.4 MB, ~40 us) also paid ~15 us of crossing that a step's one call does not."""
+    """Seconds of ROUNDS passes over the products `fs` (after one to warm); llm42's (native.kernel) in one call, as a
+    step runs them (llm42_products): called one by one, a 2048x2048 int4 product's ~40 us paid ~15 us of crossing."""
     marks = [getattr(f, "native", None) for f in fs]
+    run = lambda: [f(x) for f in fs]
     if None not in marks:
         spec = torch.tensor([[kind, w.data_ptr(), 0 if s is None else s.data_ptr(), g] for kind, w, s, g in marks])
-        native.products(spec, x, n)
-        return [_seconds(lambda: native.products(spec, x, n)) for _ in range(ROUNDS)]
-    for f in fs:
-        f(x)
-    return [sum(_seconds(lambda f=f: f(x)) for f in fs) for _ in range(ROUNDS)]
+        y, lib = torch.empty(len(x), n, dtype=torch.bfloat16), native.library()
+        run = lambda: lib.llm42_products(spec.data_ptr(), len(spec), x.data_ptr(), y.data_ptr(), len(x), n, x.shape[1])
+    run()
+    return [_seconds(run) for _ in range(ROUNDS)]
 
 
 def products(width: str) -> dict:

@@ -165,14 +165,6 @@ def layers(spec: torch.Tensor, x: torch.Tensor, pos: int, cos, sin, ffn: int, he
 _room: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # sample_dist's buffers, per vocabulary size
 
 
-def products(spec: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
-    """Each product of `spec` (int64 [count, 4]: kind, weight, scales and group, all of one shape [n, k]) of x [m, k]
-    in one call, one after another, as a step runs them (the roofline times them so); the last one's y [m, n]."""
-    y = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
-    _lib.llm42_products(spec.data_ptr(), spec.shape[0], x.data_ptr(), y.data_ptr(), x.shape[0], n, x.shape[1])
-    return y
-
-
 def sample_dist(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float, temperature: float, top_k: int,
                 top_p: float) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
     """What a token is drawn from, for contiguous CPU logits [vocab] (bf16 or fp32): (ids, probabilities), descending,

@@ -47,7 +47,15 @@ static inline int64_t x_group(int64_t m, int64_t most) {
     return (m + groups - 1) / groups;
 }
 
-int llm42_kernels_version(void) { return 11; }
+int llm42_kernels_version(void) { return 12; }
+
+/* How far ahead the integer products prefetch their weights (AVX512-VNNI and AVX2), in bytes; the bf16
+ * several-row product over short rows too (dot_bf16). The VNNI ones fetched the next
+ * row's, 1-2 KB ahead in a 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step,
+ * old and new library alternating in one process: int4 17.07 -> 15.46 and 16.86 -> 15.17 ms, int8 21.68 -> 20.99 and
+ * 22.86 -> 21.99; within 2 % either way in slower hours); the AVX2 ones fetched nothing (int4 over six 42dot layers,
+ * forced to that class: one row 3.95 -> 3.61 ms, four rows side by side 14.5 -> 10.4). */
+enum { AHEAD = 4096 };
 
 /* y[n] = W[n][k] x[k], W bf16 */
 #if defined(__AVX512BF16__)
@@ -55,18 +63,21 @@ int llm42_kernels_version(void) { return 11; }
  * 32 products of bf16 pairs per instruction, accumulated in fp32 in one sum per (weight row, x row) over the
  * 32-element chunks in order, then the tail. Every bf16 product below sums in exactly this order, so each row of a
  * several-row product is the same bits as its own one-row product; R and XS are constants at each call, so the
- * R x XS sums stay in registers. */
+ * R x XS sums stay in registers. The weights `ahead` elements on are prefetched (0: with several rows of x, the
+ * next R rows' at this chunk, else none; -1: none, an earlier group of rows of x fetched them). */
 static inline __attribute__((always_inline)) void dot_bf16(const uint16_t *w, const uint16_t *x, uint16_t *y,
                                                            int64_t r, const int R, const int XS, int64_t n,
-                                                           int64_t k) {
+                                                           int64_t k, int64_t ahead) {
     int64_t body = k - k % 32;
     __m512 acc[4][8];
     for (int a = 0; a < R; a++)
         for (int j = 0; j < XS; j++) acc[a][j] = _mm512_setzero_ps();
     for (int64_t i = 0; i < body; i += 32)
         for (int a = 0; a < R; a++) {
-            if (XS > 1) /* several rows of x: the next weight rows while these compute (a step streams as it is) */
-                _mm_prefetch((const char *)(w + (r + a + R) * k + i), _MM_HINT_T0);
+            if (ahead > 0 || (XS > 1 && ahead == 0)) {
+                const uint16_t *next = ahead ? w + (r + a) * k + i + ahead : w + (r + a + R) * k + i;
+                _mm_prefetch((const char *)next, _MM_HINT_T0);
+            }
             __m512bh wv = (__m512bh)_mm512_loadu_si512(w + (r + a) * k + i);
             for (int j = 0; j < XS; j++)
                 acc[a][j] = _mm512_dpbf16_ps(acc[a][j], wv, (__m512bh)_mm512_loadu_si512(x + j * k + i));
@@ -135,9 +146,10 @@ static inline __attribute__((always_inline)) void tile_bf16(const uint16_t *w, c
 void llm42_gemv_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uint16_t *restrict y, int64_t n,
                      int64_t k) {
     /* one weight row after another: each thread streams its part of W in memory order (four rows side by side,
-     * as this kernel first did, ran at 15-20 GB/s on 576-wide rows where one row at a time runs at 25-30) */
+     * as this kernel first did, ran at 15-20 GB/s on 576-wide rows where one row at a time runs at 25-30), 4 KB of
+     * it fetched ahead (left to the hardware's prefetcher, six 42dot layers took 3-10 % longer, SmolLM2's 7-8 %) */
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) dot_bf16(w, x, y, r, 1, 1, n, k);
+    for (int64_t r = 0; r < n; r++) dot_bf16(w, x, y, r, 1, 1, n, k, AHEAD / 2);
 }
 #elif defined(__AVX2__)
 static inline float hsum8(__m256 v);
@@ -192,7 +204,9 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
      * more, 4 weight rows against up to 4 rows of x, so that each x load serves 4 weight rows. Rows of x in groups
      * as even as they go; the weight rows of the next block prefetched (dot_bf16). On a Zen 5, alternating with
      * the kernel before in one process: SmolLM2's verify of 5 rows 8.5 -> 7.8 ms, of 9 rows 12.3 -> 10.2 (a step
-     * 6.2); the 42dot shape's 3 rows 68.7 -> 57.0, 9 rows 102 -> 87 (a step 40). */
+     * 6.2); the 42dot shape's 3 rows 68.7 -> 57.0, 9 rows 102 -> 87 (a step 40). Short rows then fetched 4 KB ahead
+     * by the first group of x rows only, where they had fetched the next row (1-3 KB) in every group: SmolLM2's
+     * products, 2-5 rows 12 % faster, 9 rows 9 % (2 KB ahead: 3 % less; 8 KB: 9 rows 2 % slower). */
     int64_t block = m < 4 ? m : 4;
     if (m == 1 || block * k * 2 <= 8192) {
         int64_t g = x_group(m, 8);
@@ -200,16 +214,17 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < m; j += g) {
                 const uint16_t *xj = x + j * k;
+                int64_t ahead = j == 0 ? AHEAD / 2 : -1;
                 uint16_t *yj = y + j * n;
                 switch (m - j < g ? m - j : g) {
-                case 1: dot_bf16(w, xj, yj, r, 1, 1, n, k); break;
-                case 2: dot_bf16(w, xj, yj, r, 1, 2, n, k); break;
-                case 3: dot_bf16(w, xj, yj, r, 1, 3, n, k); break;
-                case 4: dot_bf16(w, xj, yj, r, 1, 4, n, k); break;
-                case 5: dot_bf16(w, xj, yj, r, 1, 5, n, k); break;
-                case 6: dot_bf16(w, xj, yj, r, 1, 6, n, k); break;
-                case 7: dot_bf16(w, xj, yj, r, 1, 7, n, k); break;
-                default: dot_bf16(w, xj, yj, r, 1, 8, n, k);
+                case 1: dot_bf16(w, xj, yj, r, 1, 1, n, k, ahead); break;
+                case 2: dot_bf16(w, xj, yj, r, 1, 2, n, k, ahead); break;
+                case 3: dot_bf16(w, xj, yj, r, 1, 3, n, k, ahead); break;
+                case 4: dot_bf16(w, xj, yj, r, 1, 4, n, k, ahead); break;
+                case 5: dot_bf16(w, xj, yj, r, 1, 5, n, k, ahead); break;
+                case 6: dot_bf16(w, xj, yj, r, 1, 6, n, k, ahead); break;
+                case 7: dot_bf16(w, xj, yj, r, 1, 7, n, k, ahead); break;
+                default: dot_bf16(w, xj, yj, r, 1, 8, n, k, ahead);
                 }
             }
         return;
@@ -233,13 +248,13 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
             int64_t xs = m - j < g ? m - j : g;
             if (r + 4 > n) /* the last rows, when n is not a multiple of 4 */
                 for (int64_t t = r; t < n; t++)
-                    for (int64_t i = 0; i < xs; i++) dot_bf16(w, xj + i * k, yj + i * n, t, 1, 1, n, k);
+                    for (int64_t i = 0; i < xs; i++) dot_bf16(w, xj + i * k, yj + i * n, t, 1, 1, n, k, 0);
             else
                 switch (xs) {
-                case 1: dot_bf16(w, xj, yj, r, 4, 1, n, k); break;
-                case 2: dot_bf16(w, xj, yj, r, 4, 2, n, k); break;
-                case 3: dot_bf16(w, xj, yj, r, 4, 3, n, k); break;
-                default: dot_bf16(w, xj, yj, r, 4, 4, n, k);
+                case 1: dot_bf16(w, xj, yj, r, 4, 1, n, k, 0); break;
+                case 2: dot_bf16(w, xj, yj, r, 4, 2, n, k, 0); break;
+                case 3: dot_bf16(w, xj, yj, r, 4, 3, n, k, 0); break;
+                default: dot_bf16(w, xj, yj, r, 4, 4, n, k, 0);
                 }
         }
 }
@@ -546,12 +561,6 @@ static inline float hsum8(__m256 v) {
 }
 #endif
 
-/* How far ahead the integer products prefetch their weights (AVX512-VNNI and AVX2). The VNNI ones fetched the next
- * row's, 1-2 KB ahead in a 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step,
- * old and new library alternating in one process: int4 17.07 -> 15.46 and 16.86 -> 15.17 ms, int8 21.68 -> 20.99 and
- * 22.86 -> 21.99; within 2 % either way in slower hours); the AVX2 ones fetched nothing (int4 over six 42dot layers,
- * forced to that class: one row 3.95 -> 3.61 ms, four rows side by side 14.5 -> 10.4). */
-enum { AHEAD = 4096 };
 
 /* sum over blocks b of sx[b] * (w . xq) over the block, w int8 [k] */
 static inline float row_int8(const int8_t *w, const int8_t *xq, const float *sx, const int32_t *isum, int64_t nb) {

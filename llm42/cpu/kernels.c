@@ -49,9 +49,9 @@ static inline int64_t x_group(int64_t m, int64_t most) {
 
 int llm42_kernels_version(void) { return 13; }
 
-/* How far ahead the integer products prefetch their weights (AVX512-VNNI and AVX2), in bytes; the bf16
- * several-row product over short rows too (dot_bf16). The VNNI ones fetched the next
- * row's, 1-2 KB ahead in a 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step,
+/* How far ahead the products prefetch their weights, in bytes: the integer ones (AVX512-VNNI and AVX2), the bf16
+ * ones on AVX512-BF16 (dot_bf16) and the AVX2 panels against several rows of x (panel_tile). The VNNI ones fetched the
+ * next row's, 1-2 KB ahead in a 2048-wide row, too close to hide memory's latency when it streams fast (the 42dot step,
  * old and new library alternating in one process: int4 17.07 -> 15.46 and 16.86 -> 15.17 ms, int8 21.68 -> 20.99 and
  * 22.86 -> 21.99; within 2 % either way in slower hours); the AVX2 ones fetched nothing (int4 over six 42dot layers,
  * forced to that class: one row 3.95 -> 3.61 ms, four rows side by side 14.5 -> 10.4). */
@@ -784,7 +784,7 @@ static inline float row_scales(const uint8_t *sz, const float *sx, const float *
             __m256 z = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 16), 24));
             __m256 zero = _mm256_mul_ps(scale, _mm256_fmadd_ps(z, _mm256_set1_ps(0.0625f), _mm256_set1_ps(-8.0f)));
             o = _mm256_fmadd_ps(zero, _mm256_loadu_ps(xsum + g), o);
-            _mm256_storeu_ps(bs + g, _mm256_mul_ps(scale, _mm256_loadu_ps(sx + g)));
+            if (bs) _mm256_storeu_ps(bs + g, _mm256_mul_ps(scale, _mm256_loadu_ps(sx + g)));
         }
         off = hsum8(o);
     }

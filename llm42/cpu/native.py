@@ -17,7 +17,7 @@ import torch  # first: its OpenMP runtime is the one the kernels then share
 from ..paths import cache_dir
 from .build import build, compiler, key, target
 
-VERSION = 13  # llm42_kernels_version() of the source this module speaks to
+VERSION = 14  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's

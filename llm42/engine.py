@@ -17,6 +17,7 @@ from .conversation import Dialog, Role
 from .cpu import native
 from .cpu.flags import cpu_threads
 from .cpu.memory import own
+from .cpu.pairs import pair
 from .cpu.widen import pack
 from .errors import UsageError
 from .gen.generate import PromptCache, open_cache
@@ -188,6 +189,8 @@ def load(
             kernels = tune(model)
     if "WideLinear" in kernels.own_matmuls:
         pack(model)  # bf16 weights in the layout llm42's products read fastest here (where they want one)
+    elif "Linear" in kernels.own_matmuls:
+        pair(model)  # short bf16 rows two at a time, where the CPU has bf16 arithmetic (cpu/pairs.py)
     own(model)  # what still lies in the file's mapping (see load_model), in memory of its own
     captured = time.perf_counter()
     capturing = status(t("capturing")) if p.decode is Decode.GRAPH else contextlib.nullcontext()

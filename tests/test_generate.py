@@ -174,6 +174,7 @@ def test_a_step_in_one_call_gives_the_python_loop_s_bits(tiny42, width):
     """Every layer of a step (and of a verify pass) in one call to llm42's library runs the kernels the Python loop
     calls, in its order: the same logits to the bit, at each width, also across a growth of the KV buffers."""
     from llm42.cpu import native, widen
+    from llm42.cpu.pairs import pair
     from llm42.gen.tuning import Kernels
     from llm42.model import llama
     from llm42.model.quantize import quantize_model
@@ -185,6 +186,7 @@ def test_a_step_in_one_call_gives_the_python_loop_s_bits(tiny42, width):
         quantize_model(model, width)
     widen.widen_prefill(model)
     widen.pack(model)  # the panels where this CPU's kernels want them, as the chat lays them out
+    pair(model)  # or the pairs
     own = Kernels(own_matmuls=["Linear", "WideLinear", "Int8Linear", "Int4Linear"], own_attention=True)
     cache = open_cache(model, 320, own)
     decoder = cache.decoder

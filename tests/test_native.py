@@ -68,6 +68,61 @@ def test_bf16_panels_each_row_the_same_bits_for_any_rows(lib, k):
         assert torch.equal(widen.gemm_bf16p(panels, x[:m].contiguous()), one[:m]), m
 
 
+@pytest.mark.parametrize("k", [576, 1536])  # SmolLM2's rows: 18 and 48 chunks of 32
+def test_bf16_pairs_each_row_the_same_bits_for_any_rows(lib, k):
+    """bf16 weights two rows interleaved (the AVX512-BF16 layout for short rows): packed and unpacked losslessly; the
+    product of any number of rows of x (a step, a verify pass in one group of 9, two groups past it) is each row's
+    own row-major product to the bit, so the chat's tokens are those of the row-major kernels. Run on every build: a
+    build that does not lay weights out in pairs runs the row-major kernel over the unpacked weight."""
+    from llm42.cpu import pairs
+
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(2 * 389, k, generator=g).bfloat16()  # 389 pairs: the threads' stretches end mid-way
+    packed = pairs.pack_pairs(w)
+    assert torch.equal(pairs.unpack_pairs(packed), w)
+    assert packed.shape == (389, k // 32, 2, 32) and torch.equal(packed[5, 3, 1], w[11, 96:128])
+    x = torch.randn(13, k, generator=g).bfloat16()
+    one = torch.cat([native.gemv_bf16(w, x[j : j + 1]) for j in range(13)])
+    for m in (1, 2, 3, 5, 8, 9, 10, 13):
+        assert torch.equal(pairs.gemm_pairs(packed, x[:m].contiguous()), one[:m]), m
+    assert pairs.wanted(2 * 389, k) == pairs.wanted(2, 32)  # one answer for every short-row shape on a build
+    assert not pairs.wanted(3, k) and not pairs.wanted(2, 2048) and not pairs.wanted(2, k + 16)
+
+
+def test_pair_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
+    """cpu/pairs.pair: the layers of a bf16 model keep their numbers (a prompt through PyTorch's matmul over the
+    weight laid out again, a few rows through the pair kernel, as the row-major kernel gives them), their state dict
+    and their shapes; an embedding tied to a head in pairs looks its rows up there; a layer with a bias, or a shape the
+    kernels keep row-major, stays."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    from llm42.cpu import pairs
+
+    g = torch.Generator().manual_seed(5)
+    layers = [nn.Linear(64, 96, bias=False), nn.Linear(96, 32, bias=False), nn.Embedding(32, 96), nn.Linear(96, 40)]
+    model = nn.Sequential(*layers, nn.Linear(48, 96, bias=False))
+    model[1].weight = model[2].weight  # tied, as an output head to its embedding
+    with torch.no_grad():
+        for m in model:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+    model = model.bfloat16()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, ids = torch.randn(60, 64, generator=g).bfloat16(), torch.tensor([[0, 31, 7], [8, 15, 16]])
+    y_many, rows = model[0](x), model[2](ids)
+    laid = pairs.pair(model)
+    assert laid == (2 if pairs.wanted(96, 64) else 0)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(v, before[k]) for k, v in after.items())
+    assert torch.equal(model[0](x), y_many)  # PyTorch's matmul over the same weight
+    assert torch.equal(model[2](ids), rows)
+    assert torch.equal(model[0](x[:5]), native.gemm_bf16(before["0.weight"], x[:5].contiguous()))
+    if laid:
+        kinds = [pairs.PairLinear, pairs.PairLinear, pairs.PairEmbedding, nn.Linear, nn.Linear]  # 48 inputs: row-major
+        assert [type(m) for m in model] == kinds
+        assert torch.equal(model[1](model[2](ids)), F.linear(model[2](ids), before["1.weight"]))
+
+
 def test_panel_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     """cpu/widen.pack: the layers of a bf16 model on a CPU without bf16 arithmetic keep their numbers (a prompt
     widened through fp32 as before, a few rows through the panel kernel), their state dict and their shapes; an

@@ -74,9 +74,8 @@ def weight_bytes(layer: nn.Module) -> int:
     """What one product reads of a layer: its weight, with scales where it is quantized."""
     if isinstance(layer, Quantized):
         return sum(t.nbytes for name, t in layer.export().items() if name != "bias")
-    if isinstance(layer, widen.PanelLinear):
-        return layer.panels.nbytes
-    return layer.weight.nbytes
+    laid = getattr(layer, "panels", getattr(layer, "pairs", None))  # a bf16 weight in llm42's layout (cpu/widen, pairs)
+    return (layer.weight if laid is None else laid).nbytes
 
 
 def _kernels(width: str, layer: nn.Module) -> dict:

@@ -47,7 +47,7 @@ static inline int64_t x_group(int64_t m, int64_t most) {
     return (m + groups - 1) / groups;
 }
 
-int llm42_kernels_version(void) { return 14; }
+int llm42_kernels_version(void) { return 15; }
 
 /* How far ahead the products prefetch their weights, in bytes: the integer ones (AVX512-VNNI and AVX2), the bf16
  * ones on AVX512-BF16 (dot_bf16) and the AVX2 panels against several rows of x (panel_tile). The VNNI ones fetched the
@@ -316,6 +316,86 @@ void llm42_gemm_bf16(const uint16_t *restrict w, const uint16_t *restrict x, uin
     for (int64_t j = 0; j < m; j++) llm42_gemv_bf16(w, x + j * k, y + j * n, n, k);
 }
 #endif
+
+/* bf16 weights two rows interleaved, for CPUs with bf16 arithmetic (AVX512-BF16) and rows of at most PAIR_K inputs
+ * (SmolLM2's): pair p holds rows 2p and 2p + 1 in chunks of 32, chunk c of row 2p + a at p * 2k + 64c + 32a. Each
+ * load of x then feeds two weight rows while the weights are still read as one stream in memory order. Two rows'
+ * streams side by side in the row-major layout read slower from memory (SmolLM2's products, two threads: 35-38
+ * against 45-51 GB/s), and one row at a time leaves each x load and horizontal sum to one row: with weights in cache
+ * 9 rows of x ran at 5.9 G dpbf16/s against 7.5 in pairs, so a verify pass of SmolLM2 was bound by its arithmetic
+ * where a step is bound by memory. Each row's sum runs over its chunks in order from zero, is reduced as
+ * _mm512_reduce_add_ps reduces and rounded once: the bits of llm42_gemv_bf16 and llm42_gemm_bf16 for any m. */
+#define PAIR_K 1536
+int64_t llm42_bf16_pairs(int64_t n, int64_t k) { /* whether a weight [n][k] is laid out in pairs by this build */
+#if defined(__AVX512BF16__)
+    return n % 2 == 0 && k % 32 == 0 && k <= PAIR_K;
+#else
+    (void)n, (void)k;
+    return 0;
+#endif
+}
+
+#if defined(__AVX512BF16__)
+/* pair p against XS rows of x (y's rows n apart); the weights `ahead` elements on are prefetched (0: not) */
+static inline __attribute__((always_inline)) void dot_pair(const uint16_t *wp, const uint16_t *x, uint16_t *y,
+                                                           int64_t p, const int XS, int64_t n, int64_t k,
+                                                           int64_t ahead) {
+    const uint16_t *w = wp + p * 2 * k;
+    __m512 a0[9], a1[9];
+    for (int j = 0; j < XS; j++) a0[j] = a1[j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < k / 32; c++) {
+        if (ahead) {
+            _mm_prefetch((const char *)(w + c * 64 + ahead), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + c * 64 + 32 + ahead), _MM_HINT_T0);
+        }
+        __m512bh v0 = (__m512bh)_mm512_loadu_si512(w + c * 64), v1 = (__m512bh)_mm512_loadu_si512(w + c * 64 + 32);
+        for (int j = 0; j < XS; j++) {
+            __m512bh xj = (__m512bh)_mm512_loadu_si512(x + j * k + c * 32);
+            a0[j] = _mm512_dpbf16_ps(a0[j], v0, xj);
+            a1[j] = _mm512_dpbf16_ps(a1[j], v1, xj);
+        }
+    }
+    for (int j = 0; j < XS; j++) {
+        y[j * n + 2 * p] = to_bf16(_mm512_reduce_add_ps(a0[j]));
+        y[j * n + 2 * p + 1] = to_bf16(_mm512_reduce_add_ps(a1[j]));
+    }
+}
+#endif
+
+/* Y[m][n] = X[m][k] W[n][k]^T for W in pairs: each pair read once for every row of x (in groups of up to 9 rows: a
+ * verify pass's in one, 18 chains of dot products; the first group fetching the weights 8 KB ahead), each thread one
+ * stretch of pairs. Weights in cache (16384x576, two threads), G dpbf16/s row-major -> pairs: 9 rows of x 5.9-6.3 ->
+ * 8.7-9.1 (groups of up to 8: 7.8-8.1), 5 rows 5.4 -> 7.8, one row 1.6 -> 2.7. */
+void llm42_gemm_pairs(const uint16_t *restrict wp, const uint16_t *restrict x, uint16_t *restrict y, int64_t m,
+                      int64_t n, int64_t k) {
+#if defined(__AVX512BF16__)
+    int64_t g = x_group(m, 9);
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < n / 2; p++)
+        for (int64_t j = 0; j < m; j += g) {
+            const uint16_t *xj = x + j * k;
+            uint16_t *yj = y + j * n;
+            int64_t ahead = j == 0 ? AHEAD : 0;
+            switch (m - j < g ? m - j : g) {
+            case 1: dot_pair(wp, xj, yj, p, 1, n, k, ahead); break;
+            case 2: dot_pair(wp, xj, yj, p, 2, n, k, ahead); break;
+            case 3: dot_pair(wp, xj, yj, p, 3, n, k, ahead); break;
+            case 4: dot_pair(wp, xj, yj, p, 4, n, k, ahead); break;
+            case 5: dot_pair(wp, xj, yj, p, 5, n, k, ahead); break;
+            case 6: dot_pair(wp, xj, yj, p, 6, n, k, ahead); break;
+            case 7: dot_pair(wp, xj, yj, p, 7, n, k, ahead); break;
+            case 8: dot_pair(wp, xj, yj, p, 8, n, k, ahead); break;
+            default: dot_pair(wp, xj, yj, p, 9, n, k, ahead);
+            }
+        }
+#else /* never laid out here (llm42_bf16_pairs); the row-major product of the unpacked weight */
+    uint16_t *w = malloc(2 * n * k);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < k / 32; c++) memcpy(w + r * k + c * 32, wp + (r / 2) * 2 * k + c * 64 + (r % 2) * 32, 64);
+    llm42_gemm_bf16(w, x, y, m, n, k);
+    free(w);
+#endif
+}
 
 /* bf16 weights in panels of 16 rows, for CPUs without bf16 arithmetic (the AVX2 build): the products of a
  * verify pass then run as a small matrix multiply should, one weight load and one broadcast of x feeding 16 sums
@@ -1579,7 +1659,7 @@ void llm42_read(const uint64_t *restrict p, int64_t n, uint64_t *restrict out) {
  * spec: per layer SPEC int64s: the two norms' weights, the layer's keys and values [kv_heads][capacity][d], then per
  * product (q, k, v, o, gate, up, down) its kind, weight, scales and group (PRODUCT int64s each); n and k follow
  * from the model's shape. x [m][hidden] is the residual stream, updated in place. */
-enum { BF16 = 0, BF16_PANELS = 1, INT8 = 2, INT4 = 3, PRODUCT = 4, SPEC = 4 + 7 * PRODUCT };
+enum { BF16 = 0, BF16_PANELS = 1, INT8 = 2, INT4 = 3, BF16_PAIRS = 4, PRODUCT = 4, SPEC = 4 + 7 * PRODUCT };
 
 static void product(const int64_t *p, const uint16_t *x, uint16_t *y, int64_t m, int64_t n, int64_t k) {
     const void *w = (const void *)p[1];
@@ -1590,6 +1670,7 @@ static void product(const int64_t *p, const uint16_t *x, uint16_t *y, int64_t m,
         else llm42_gemm_bf16(w, x, y, m, n, k);
         break;
     case BF16_PANELS: llm42_gemm_bf16p(w, x, y, m, n, k); break;
+    case BF16_PAIRS: llm42_gemm_pairs(w, x, y, m, n, k); break;
     case INT8: llm42_gemm_int8(w, s, x, y, m, n, k); break;
     default: llm42_gemm_int4(w, (const uint8_t *)p[2], p[3], x, y, m, n, k);
     }

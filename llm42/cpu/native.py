@@ -17,7 +17,7 @@ import torch  # first: its OpenMP runtime is the one the kernels then share
 from ..paths import cache_dir
 from .build import build, compiler, key, target
 
-VERSION = 14  # llm42_kernels_version() of the source this module speaks to
+VERSION = 15  # llm42_kernels_version() of the source this module speaks to
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
 _why = ""  # what library() found, for --debug
 _lock = threading.Lock()  # one build at a time: prefetch()'s and a first caller's
@@ -43,11 +43,13 @@ SIGNATURES = {
     "llm42_unpack_bf16": [P, P, I64, I64],
     "llm42_widen_bf16p": [P, P, I64, I64],
     "llm42_gemm_bf16p": [P, P, P, I64, I64, I64],
+    "llm42_bf16_pairs": [I64, I64],
+    "llm42_gemm_pairs": [P, P, P, I64, I64, I64],
     "llm42_products": [P, I64, P, P, I64, I64, I64],
     "llm42_layers": [P, I64, P, I64, I64, P, P, I64, I64, I64, I64, I64, I64, F32, F32],
     "llm42_sample_dist": [P, I64, I64, P, I64, F32, F32, I64, F32, P, P, P],
 }
-RETURNS = {"llm42_sample_dist": I64}  # the others return nothing
+RETURNS = {"llm42_sample_dist": I64, "llm42_bf16_pairs": I64}  # the others return nothing
 
 
 def _open(so: Path) -> ctypes.CDLL | None:
@@ -141,7 +143,7 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
 
 
 # a product's kind in llm42_layers' spec (kernels.c)
-BF16, BF16_PANELS, INT8, INT4 = range(4)
+BF16, BF16_PANELS, INT8, INT4, BF16_PAIRS = range(5)
 
 
 def kernel(f, kind: int, weight: torch.Tensor, scales: torch.Tensor | None = None, group: int = 0):

@@ -1,0 +1,127 @@
+"""bf16 weights two rows interleaved, for llm42's products on a CPU with bf16 arithmetic (AVX512-BF16), where rows
+are short (SmolLM2's 576 and 1,536 inputs): a verify pass's rows then share each load of x between two weight rows
+while the weights still stream in memory order (kernels.c: llm42_gemm_pairs, for the figures). Made at load time,
+in place of the row-major weight (no second copy), where the tuning gave the bf16 products to llm42's kernels; a
+prompt of many rows lays a weight out row-major again in a scratch buffer for PyTorch's matmul. The state dict is
+the plain weight, so a saved model is as before."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import native
+from .memory import release
+from .widen import scratch
+
+PROMPT_ROWS = 10  # from this many rows on (more than a verify pass has), PyTorch's bf16 matmul over the weight
+# laid out row-major again
+TILE = 4096  # weight rows laid out again at a time (even)
+
+
+def wanted(n: int, k: int) -> bool:
+    """Whether the built kernels lay out a weight [n, k] in pairs."""
+    return native.library() is not None and bool(native.library().llm42_bf16_pairs(n, k))
+
+
+def pack_pairs(w: torch.Tensor) -> torch.Tensor:
+    """W [n, k] bf16 as pairs [n / 2, k / 32, 2, 32]: chunk c of row 2p + a at [p, c, a]."""
+    n, k = w.shape
+    return w.reshape(n // 2, 2, k // 32, 32).transpose(1, 2).contiguous()
+
+
+def unpack_pairs(pairs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Pairs back as W [n, k] bf16 (into `out` if given)."""
+    p, c = pairs.shape[:2]
+    out = torch.empty(2 * p, 32 * c, dtype=torch.bfloat16) if out is None else out
+    out.view(p, 2, c, 32).copy_(pairs.transpose(1, 2))
+    return out
+
+
+def gemm_pairs(pairs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [m, k] bf16 (contiguous) @ W^T for W in pairs; y [m, n] bf16, each row the bits of the row-major product."""
+    p, c = pairs.shape[:2]
+    y = torch.empty(x.shape[0], 2 * p, dtype=torch.bfloat16)
+    native.library().llm42_gemm_pairs(pairs.data_ptr(), x.data_ptr(), y.data_ptr(), x.shape[0], 2 * p, 32 * c)
+    return y
+
+
+class PairLinear(nn.Module):
+    """A bf16 linear layer without bias whose weight is kept in pairs."""
+
+    kind = "Linear"  # what the tuning measured and keeps its choice under (the same weights)
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("pairs", pack_pairs(weight.detach().contiguous()), persistent=False)
+
+    def product(self, own: bool = True):
+        """x [m, in] bf16 -> [m, out]: the pair kernel, each row the same bits whatever m is."""
+        pairs = self.pairs
+        return native.kernel(lambda x: gemm_pairs(pairs, x.contiguous()), native.BF16_PAIRS, pairs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if x2.shape[0] < PROMPT_ROWS:
+            y = gemm_pairs(self.pairs, x2.contiguous())
+        else:  # TILE rows at a time: a tied head of 49,152 rows laid out again whole would keep 56 MB of scratch
+            y = torch.empty(x2.shape[0], self.out_features, dtype=torch.bfloat16)
+            for t in range(0, self.out_features, TILE):
+                rows = min(TILE, self.out_features - t)
+                room = scratch((rows, self.in_features), torch.bfloat16)
+                y[:, t : t + rows] = F.linear(x2, unpack_pairs(self.pairs[t // 2 : (t + rows) // 2], room))
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = unpack_pairs(self.pairs)
+
+
+class PairEmbedding(nn.Module):
+    """An input embedding whose table is an output head's pairs (a head tied to it): a token's row is gathered from
+    its pair, so the table is kept once, in the head's layout."""
+
+    def __init__(self, head: PairLinear):
+        super().__init__()
+        self.tied = [head]  # not a submodule: the head is the model's own, its state dict names it there
+        self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.tied[0].pairs[ids // 2, :, ids % 2]  # [*ids.shape, k / 32, 32], a copy
+        return rows.reshape(*ids.shape, self.embedding_dim)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = unpack_pairs(self.tied[0].pairs)
+
+
+def pair(model: nn.Module) -> int:
+    """Turn every bf16 nn.Linear without bias whose shape the kernels lay out in pairs into a PairLinear, in place;
+    how many. An embedding tied to one reads its rows from the pairs (PairEmbedding); a weight shared in any other
+    way stays as it is."""
+    counts: dict[int, int] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            counts[id(p)] = counts.get(id(p), 0) + 1
+    tables = {id(m.weight): (parent, name) for parent in model.modules() for name, m in parent.named_children()
+              if type(m) is nn.Embedding}  # fmt: skip
+
+    def packable(m: nn.Module) -> bool:
+        if type(m) is not nn.Linear or m.bias is not None or m.weight.dtype != torch.bfloat16:
+            return False
+        if m.weight.device.type != "cpu" or not wanted(*m.weight.shape):
+            return False
+        return counts[id(m.weight)] == 1 or counts[id(m.weight)] == 2 and id(m.weight) in tables
+
+    places = [
+        (parent, name) for parent in model.modules() for name, child in parent.named_children() if packable(child)
+    ]
+    for parent, name in places:  # one at a time: never the whole model twice
+        weight = getattr(parent, name).weight
+        layer = PairLinear(weight)
+        release(weight)
+        setattr(parent, name, layer)
+        if counts[id(weight)] == 2:
+            table_parent, table_name = tables[id(weight)]
+            setattr(table_parent, table_name, PairEmbedding(layer))
+    return len(places)

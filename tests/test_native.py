@@ -114,6 +114,8 @@ def test_pair_layers_replace_bf16_layers_where_the_kernels_want_them(lib):
     assert laid == (2 if pairs.wanted(96, 64) else 0)
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(v, before[k]) for k, v in after.items())
+    with torch.inference_mode():  # a prompt in the chat's mode first: its buffer then serves a caller outside it
+        assert torch.equal(model[0](x), y_many)
     assert torch.equal(model[0](x), y_many)  # PyTorch's matmul over the same weight
     assert torch.equal(model[2](ids), rows)
     assert torch.equal(model[0](x[:5]), native.gemm_bf16(before["0.weight"], x[:5].contiguous()))

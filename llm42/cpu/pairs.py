@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import native
-from .memory import release
+from .laid import LaidLinear, TiedEmbedding, lay_out
 
 PROMPT_ROWS = 10  # from this many rows on (more than a verify pass has), PyTorch's bf16 matmul over the weight
 # laid out row-major again
@@ -58,7 +58,7 @@ def gemm_pairs(pairs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-class PairLinear(nn.Module):
+class PairLinear(LaidLinear):
     """A bf16 linear layer without bias whose weight is kept in pairs."""
 
     kind = "Linear"  # what the tuning measured and keeps its choice under (the same weights)
@@ -85,54 +85,25 @@ class PairLinear(nn.Module):
                 y[:, t : t + rows] = F.linear(x2, w)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix + "weight"] = unpack_pairs(self.pairs)
+    def plain(self) -> torch.Tensor:
+        return unpack_pairs(self.pairs)
 
 
-class PairEmbedding(nn.Module):
-    """An input embedding whose table is an output head's pairs (a head tied to it): a token's row is gathered from
-    its pair, so the table is kept once, in the head's layout."""
-
-    def __init__(self, head: PairLinear):
-        super().__init__()
-        self.tied = [head]  # not a submodule: the head is the model's own, its state dict names it there
-        self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
+class PairEmbedding(TiedEmbedding):
+    """An input embedding whose table is an output head's pairs: a token's row is gathered from its pair."""
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         rows = self.tied[0].pairs[ids // 2, :, ids % 2]  # [*ids.shape, k / 32, 32], a copy
         return rows.reshape(*ids.shape, self.embedding_dim)
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix + "weight"] = unpack_pairs(self.tied[0].pairs)
-
 
 def pair(model: nn.Module) -> int:
     """Turn every bf16 nn.Linear without bias whose shape the kernels lay out in pairs into a PairLinear, in place;
-    how many. An embedding tied to one reads its rows from the pairs (PairEmbedding); a weight shared in any other
-    way stays as it is."""
-    counts: dict[int, int] = {}
-    for m in model.modules():
-        for p in m.parameters(recurse=False):
-            counts[id(p)] = counts.get(id(p), 0) + 1
-    tables = {id(m.weight): (parent, name) for parent in model.modules() for name, m in parent.named_children()
-              if type(m) is nn.Embedding}  # fmt: skip
+    how many (an embedding tied to one reads its rows from the pairs: cpu/laid.lay_out)."""
 
-    def packable(m: nn.Module) -> bool:
+    def wants(m: nn.Module) -> bool:
         if type(m) is not nn.Linear or m.bias is not None or m.weight.dtype != torch.bfloat16:
             return False
-        if m.weight.device.type != "cpu" or not wanted(*m.weight.shape):
-            return False
-        return counts[id(m.weight)] == 1 or counts[id(m.weight)] == 2 and id(m.weight) in tables
+        return m.weight.device.type == "cpu" and wanted(*m.weight.shape)
 
-    places = [
-        (parent, name) for parent in model.modules() for name, child in parent.named_children() if packable(child)
-    ]
-    for parent, name in places:  # one at a time: never the whole model twice
-        weight = getattr(parent, name).weight
-        layer = PairLinear(weight)
-        release(weight)
-        setattr(parent, name, layer)
-        if counts[id(weight)] == 2:
-            table_parent, table_name = tables[id(weight)]
-            setattr(table_parent, table_name, PairEmbedding(layer))
-    return len(places)
+    return lay_out(model, wants, PairLinear, PairEmbedding)

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from . import native
 from .flags import cpu_supports_bf16
-from .memory import release
+from .laid import LaidLinear, TiedEmbedding, lay_out
 
 WIDEN_ROWS = 48  # from this many rows on, widening the weight costs less than llm42's several-row bf16 product
 
@@ -125,7 +125,7 @@ def gemm_bf16p(panels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-class PanelLinear(nn.Module):
+class PanelLinear(LaidLinear):
     """A bf16 linear layer without bias whose weight is kept in llm42's panels of 16 rows (kernels.c), the layout
     its several-row product reads fastest on a CPU without bf16 arithmetic; made at load time from a WideLinear
     whose products the tuning gave to llm42's kernels (`pack`), in place of its weight (no second copy). Its
@@ -156,59 +156,28 @@ class PanelLinear(nn.Module):
             y = tiled(x2.float(), self.out_features, tile).to(torch.bfloat16, memory_format=torch.contiguous_format)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix + "weight"] = unpack_bf16(self.panels)
+    def plain(self) -> torch.Tensor:
+        return unpack_bf16(self.panels)
 
 
-class PanelEmbedding(nn.Module):
-    """An input embedding whose table is an output head's panels (a head tied to it): a token's row is gathered
-    from its panel, so the table is kept once, in the head's layout."""
-
-    def __init__(self, head: PanelLinear):
-        super().__init__()
-        self.tied = [head]  # not a submodule: the head is the model's own, its state dict names it there
-        self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
+class PanelEmbedding(TiedEmbedding):
+    """An input embedding whose table is an output head's panels: a token's row is gathered from its panel."""
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         r = ids % 16  # row r of a panel is lane r (rows 0-7, low halves) or 8 + r (rows 8-15, high halves)
         return self.tied[0].panels[ids // 16, :, (r % 8) * 2 + r // 8]  # [*ids.shape, dim], a copy
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix + "weight"] = unpack_bf16(self.tied[0].panels)
-
 
 def pack(model: nn.Module) -> int:
     """Turn every WideLinear without bias whose rows come in 16s into a PanelLinear, in place, where the built
-    kernels want panels; how many. An embedding tied to one (an output head sharing the input table) reads its
-    rows from the panels (PanelEmbedding); a weight shared in any other way stays as it is."""
+    kernels want panels; how many (an embedding tied to one reads its rows from the panels: cpu/laid.lay_out)."""
     if panel() != 16:
         return 0
-    counts: dict[int, int] = {}
-    for m in model.modules():
-        for p in m.parameters(recurse=False):
-            counts[id(p)] = counts.get(id(p), 0) + 1
-    tables = {id(m.weight): (parent, name) for parent in model.modules() for name, m in parent.named_children()
-              if type(m) is nn.Embedding}  # fmt: skip
 
-    def packable(m: nn.Module) -> bool:
-        if type(m) is not WideLinear or m.bias is not None or m.weight.shape[0] % 16:
-            return False
-        return counts[id(m.weight)] == 1 or counts[id(m.weight)] == 2 and id(m.weight) in tables
+    def wants(m: nn.Module) -> bool:
+        return type(m) is WideLinear and m.bias is None and m.weight.shape[0] % 16 == 0
 
-    # (parent, name) pairs, not the layers: a list holding every old layer would keep every row-major weight alive
-    # until the last is packed (twice the model's memory at the peak)
-    places = [
-        (parent, name) for parent in model.modules() for name, child in parent.named_children() if packable(child)
-    ]
-    for parent, name in places:
-        weight = getattr(parent, name).weight
-        layer = PanelLinear(weight)
-        release(weight)  # read from the file's mapping where the loader mapped it: its pages go now
-        setattr(parent, name, layer)
-        if counts[id(weight)] == 2:
-            table_parent, table_name = tables[id(weight)]
-            setattr(table_parent, table_name, PanelEmbedding(layer))
-    return len(places)
+    return lay_out(model, wants, PanelLinear, PanelEmbedding)
 
 
 def widen_prefill(model: nn.Module) -> int:

@@ -1012,13 +1012,19 @@ static inline __m256 pair_scale(const float *bs) { /* bs[0] in the low four lane
     return _mm256_permutevar8x32_ps(two, _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
 }
 
+/* one pair of blocks' integer sums (32 bytes of codes at q against x laid out by pair_x): block 2p's in the low four
+ * lanes, 2p + 1's in the high four (int32, exact) */
+static inline __attribute__((always_inline)) __m256i pair_sums(const uint8_t *q, __m256i x0, __m256i x1) {
+    const __m256i low = _mm256_set1_epi8(15), v = _mm256_loadu_si256((const __m256i *)q);
+    __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, low), x0);
+    __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x1);
+    return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+}
+
 #define INT4_PAIR(acc, q, bs)                                                                                          \
     do {                                                                                                               \
-        __m256i v_ = _mm256_loadu_si256((const __m256i *)((q) + p * 32));                                              \
         if ((p & 1) == 0) _mm_prefetch((const char *)((q) + p * 32 + AHEAD), _MM_HINT_T0);                            \
-        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v_, low), x0),                             \
-                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v_, 4), low), x1));      \
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s_, ones)), pair_scale((bs) + 2 * p), acc);         \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_sums((q) + p * 32, x0, x1)), pair_scale((bs) + 2 * p), acc);     \
     } while (0)
 
 /* a row's total: its accumulator, an odd last block, the offsets' share */
@@ -1027,15 +1033,6 @@ static __attribute__((noinline)) float finish_int4(__m256 acc, const uint8_t *q,
     float a = hsum8(acc);
     for (int64_t b = nb & ~(int64_t)1; b < nb; b++) a += (float)block_int4(q + b * 16, xq + b * 32) * bs[b];
     return a + off;
-}
-
-/* one pair of blocks' integer sums (32 bytes of codes at q against x laid out by pair_x): block 2p's in the low four
- * lanes, 2p + 1's in the high four (int32, exact) */
-static inline __attribute__((always_inline)) __m256i pair_sums(const uint8_t *q, __m256i x0, __m256i x1) {
-    const __m256i low = _mm256_set1_epi8(15), v = _mm256_loadu_si256((const __m256i *)q);
-    __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, low), x0);
-    __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x1);
-    return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
 }
 
 /* eight blocks (four pairs from pair p on): their sums folded by three horizontal adds into one lane each (lanes
@@ -1061,7 +1058,6 @@ static inline __attribute__((always_inline)) void rows_int4(const uint8_t *q, co
     int64_t groups = nb >> shift, row = k / 2;
     float bs[4][nb], off[4];
     for (int i = 0; i < R; i++) off[i] = row_scales(sz + i * scales_row(groups), sx, xsum, groups, shift, bs[i]);
-    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15);
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t p = 0;

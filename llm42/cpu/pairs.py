@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from . import native
 from .laid import LaidLinear, TiedEmbedding, lay_out
+from .widen import scratch
 
 PROMPT_ROWS = 10  # from this many rows on (more than a verify pass has), PyTorch's bf16 matmul over the weight
 # laid out row-major again
@@ -36,18 +37,6 @@ def unpack_pairs(pairs: torch.Tensor, out: torch.Tensor | None = None) -> torch.
     out = torch.empty(2 * p, 32 * c, dtype=torch.bfloat16) if out is None else out
     out.view(p, 2, c, 32).copy_(pairs.transpose(1, 2))
     return out
-
-
-_room: list[torch.Tensor] = []  # the buffer a prompt's products lay weights out in again, one product after another
-
-
-def room(rows: int, k: int) -> torch.Tensor:
-    """A bf16 buffer [rows, k], the same memory each time (a fresh one per product would fault its pages in again).
-    Made outside inference mode whatever the caller's mode: a tensor made inside it could not be written outside."""
-    if not _room or _room[0].numel() < rows * k:
-        with torch.inference_mode(False):
-            _room[:] = [torch.empty(rows * k, dtype=torch.bfloat16)]
-    return _room[0][: rows * k].view(rows, k)
 
 
 def gemm_pairs(pairs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -81,8 +70,8 @@ class PairLinear(LaidLinear):
             y = torch.empty(x2.shape[0], self.out_features, dtype=torch.bfloat16)
             for t in range(0, self.out_features, TILE):
                 rows = min(TILE, self.out_features - t)
-                w = unpack_pairs(self.pairs[t // 2 : (t + rows) // 2], room(rows, self.in_features))
-                y[:, t : t + rows] = F.linear(x2, w)
+                room = scratch((rows, self.in_features), torch.bfloat16)  # shared with the prefill's other products
+                y[:, t : t + rows] = F.linear(x2, unpack_pairs(self.pairs[t // 2 : (t + rows) // 2], room))
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def plain(self) -> torch.Tensor:

@@ -31,11 +31,14 @@ _scratch: dict[torch.dtype, torch.Tensor] = {}
 def scratch(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A buffer for a weight widened or dequantized for one product, the same memory from one product to the next
     (each in turn, on the thread that runs the model): a fresh one per product spent more on page faults than the
-    conversion took (a 71-token prompt of the 1.3B shape on AVX2: 2.8 s widening, most of it faulting in 5 GB)."""
+    conversion took (a 71-token prompt of the 1.3B shape on AVX2: 2.8 s widening, most of it faulting in 5 GB).
+    Made outside inference mode whatever the caller's mode: made inside it (the chat's prefill), PyTorch could not
+    write it outside (a caller that is not the chat)."""
     n = math.prod(shape)
     buf = _scratch.get(dtype)
     if buf is None or buf.numel() < n:
-        buf = _scratch[dtype] = torch.empty(n, dtype=dtype)
+        with torch.inference_mode(False):
+            buf = _scratch[dtype] = torch.empty(n, dtype=dtype)
     return buf[:n].view(shape)
 
 

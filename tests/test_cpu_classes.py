@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the q
 NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN's bf16 then off too: the probe sees a CPU without bf16
 # Each class reruns what depends on the kernels; saving and reloading (test_quantize's layer_by_layer) is the same
 # tensor arithmetic on every class and runs once, in the main suite. The plain class checks llm42's plain-C kernels
-# and PyTorch's default int4 packing (test_native); the model-level checks run in the AVX2 class.
+# and PyTorch's default int4 packing (test_native, test_laid); the model-level checks run in the AVX2 class.
 ONE_CALL = "tests/test_generate.py::test_a_step_in_one_call_gives_the_python_loop_s_bits"  # a step's layers in C
 CLASSES = {
     # an Intel Core 12th-14th gen or AMD Zen 2/3 laptop: AVX2, FMA, F16C, no AVX512, no native bf16
@@ -24,10 +24,10 @@ CLASSES = {
         "avx2",
         "x86-64-v3",
         {"avx2", "fma", "f16c"},
-        ["tests/test_native.py", "tests/test_quantize.py", ONE_CALL, "-k", "not layer_by_layer"],
+        ["tests/test_native.py", "tests/test_laid.py", "tests/test_quantize.py", ONE_CALL, "-k", "not layer_by_layer"],
     ),
     # no vector code of llm42's (as on Arm, or any CPU its intrinsics do not cover); PyTorch's plain kernels
-    "plain": ("default", "x86-64", set(), ["tests/test_native.py", ONE_CALL]),
+    "plain": ("default", "x86-64", set(), ["tests/test_native.py", "tests/test_laid.py", ONE_CALL]),
 }
 
 

@@ -11,7 +11,7 @@ from llm42.bench.replay import oracle, replay
 from llm42.gen import speculate
 from llm42.gen.generate import generate_steps, open_cache
 from llm42.gen.lookup import Lookup
-from llm42.gen.speculate import PROBE_EVERY, Speculation
+from llm42.gen.speculate import PROBE_EVERY, STALE, Speculation
 from llm42.settings import SamplingSettings
 
 pytestmark = pytest.mark.slow  # end to end: the full suite and CI run it, the quick tier does not
@@ -254,3 +254,29 @@ def test_the_oracle_drafts_each_next_stretch_found_in_the_conversation():
     costs = [1.0 + 0.5 * k for k in range(9)]
     assert oracle([1, 2, 3, 4, 5], [9, 1, 2, 3, 4, 5, 7], costs) == (1.0 + 0.5 * 5, 6)  # 1..5 drafted, 7 drawn
     assert oracle([1, 2, 3], [7, 8, 9], costs) == (2.0, 2)  # nothing to copy: plain steps
+
+
+def test_a_cost_measured_high_is_measured_again_now_and_then():
+    """A cost kept from an earlier start (older kernels, a busy minute) says 8 drafts cost 2.5 steps; they cost 1.4
+    now. The chooser would never draft 8 again and so never learn it; it tries 8 once every STALE verifies while
+    the price's line says 8 would pay, and follows what it measures: back to 8 where it is cheap, and at most once
+    per STALE verifies where it really is dear."""
+
+    def chat(spec: Speculation, cost_of, verifies: int) -> list[int]:
+        spec.stepped(0.010)
+        chosen = []
+        for _ in range(verifies):
+            k = spec.choose()
+            spec.verified(k, 0.010 * cost_of(k))
+            spec.record(k, k)  # every drafted token accepted
+            chosen.append(k)
+        return chosen
+
+    cheap = Speculation.learning({"price": 0.05, "own": {"8": 2.5}})
+    assert cheap.costs[8] == 2.5  # the kept cost stands until this start measures its own
+    chosen = chat(cheap, lambda k: 1 + 0.05 * k, 3 * STALE)
+    assert cheap.costs[8] == pytest.approx(1.4) and chosen[-STALE:] == [8] * STALE
+
+    dear = Speculation.learning({"price": 0.05, "own": {"8": 2.5}})
+    chosen = chat(dear, lambda k: 2.5 if k == 8 else 1 + 0.05 * k, 3 * STALE)
+    assert dear.costs[8] == pytest.approx(2.5) and 1 <= chosen.count(8) <= 4 and chosen[-1] == 7

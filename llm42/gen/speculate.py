@@ -7,10 +7,13 @@ against the plain steps around it: a price per drafted token for every length, a
 few of its verifies were timed (the costs are not a line: a 9-row pass over SmolLM2 at the contexts of a chat cost
 1.95 steps where 5 rows cost 1.31; choosing by the line lost 4 % of the speed-up, replayed). A first start assumes a
 price and measures nothing before the first reply; what was learned is kept per machine, model shape and weight
-width for the next start. How often drafts are accepted
-is tracked as the chat goes, per position in the draft. With a_i the rate at position i (given the ones before were
-accepted), a pass with k drafts yields 1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen
-whenever nothing beats it (an open chat with nothing to copy)."""
+width for the next start. A length whose cost was measured high is tried again now and then (STALE): kept from an
+earlier start (older kernels, a busy minute), 5 and 8 drafts over SmolLM2 stood at 1.86 and 2.49 steps where they
+cost 1.2-1.4, and the chooser never drafted more than 4 (grounded set, in one process against the old chooser: 1.54x
+-> 1.58-1.59x at the default flags, 2.29x -> 2.47-2.49x greedy). How often drafts are accepted is tracked as the
+chat goes, per position in the draft. With a_i the rate at position i (given the ones before were accepted), a pass
+with k drafts yields 1 + a_1 + a_1 a_2 + ... + a_1...a_k tokens; k = 0 is plain decoding, chosen whenever nothing
+beats it (an open chat with nothing to copy)."""
 
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ KEY = "verify|4"  # what the learned costs are kept under (with the machine and 
 ASSUMED = 0.25  # the price of a drafted token, in steps, until verifies on this machine say otherwise (42dot shape:
 # bf16 0.13-0.16, int8 0.3-0.6, int4 0.4-0.7 on two cores)
 SAMPLES = 16  # verifies the learned price (and each length's own cost) is the median of
-OWN = 3  # verifies of one length after which its own cost stands instead of the price's line (a kept cost counts as
-# this many)
+OWN = 3  # verifies of one length after which its own cost stands instead of the price's line (a cost kept from an
+# earlier start stands at once, and counts as one verify among this start's first few)
+STALE = 64  # verifies after which a length not verified since, whose cost on the price's line would beat the chosen
+# one, is tried once: a cost measured high (a busy moment, older kernels) is otherwise never measured again
 
 
 @dataclass
@@ -57,6 +62,9 @@ class Speculation:
     step_s: float | None = field(default=None, repr=False)
     prices: deque = field(default_factory=lambda: deque(maxlen=SAMPLES), repr=False)
     own: dict = field(default_factory=dict, repr=False)  # draft length -> its verifies' recent costs, in steps
+    prior: dict = field(default_factory=dict, repr=False)  # draft length -> its cost kept by an earlier start
+    verifies: int = field(default=0, repr=False)  # verifies chosen so far
+    tried: dict = field(default_factory=dict, repr=False)  # draft length -> `verifies` when last chosen or timed
     keep: Callable[[dict], None] | None = field(default=None, repr=False)
     kept: dict | None = field(default=None, repr=False)
 
@@ -66,8 +74,7 @@ class Speculation:
         per drafted token) and follow what verifies cost here."""
         start = ASSUMED if kept is None else kept["price"]  # a learned price of 0 is a price, not none
         spec = cls(_linear(start), price=start, keep=keep, kept=kept)
-        for k, cost in (kept or {}).get("own", {}).items():
-            spec.own[int(k)] = deque([cost] * OWN, maxlen=SAMPLES)
+        spec.prior = {int(k): cost for k, cost in (kept or {}).get("own", {}).items()}
         spec.costs = spec._curve(spec._own_costs())
         return spec
 
@@ -84,6 +91,7 @@ class Speculation:
         cost = max(1.0, seconds / self.step_s)
         self.prices.append((cost - 1) / drafted)
         self.own.setdefault(drafted, deque(maxlen=SAMPLES)).append(cost)
+        self.tried[drafted] = self.verifies
         seen = list(self.prices)
         self.price = statistics.median(seen if len(seen) >= 5 else [*seen, self.price])
         own = self._own_costs()
@@ -93,8 +101,16 @@ class Speculation:
             self.keep(self.kept)
 
     def _own_costs(self) -> dict[int, float]:
-        """Per draft length with a few verifies timed: the median of their costs."""
-        return {k: statistics.median(c) for k, c in self.own.items() if len(c) >= OWN and k <= DEPTH}
+        """Per draft length with a few verifies timed (or a cost kept from an earlier start): the median of their
+        costs (the kept one counted as one until this start has timed a few)."""
+        out = {}
+        for k in {*self.own, *self.prior} - {0}:
+            seen = list(self.own.get(k, ()))
+            if len(seen) < OWN and k in self.prior:
+                seen.append(self.prior[k])
+            if len(seen) >= OWN or k in self.prior:
+                out[k] = statistics.median(seen)
+        return {k: out[k] for k in sorted(out) if k <= DEPTH}
 
     def _curve(self, own: dict[int, float]) -> list[float]:
         """Per draft length: its own cost where known, else the price's line; never less for more drafts."""
@@ -130,25 +146,40 @@ class Speculation:
             out.append(rate)
         return out
 
-    def gain(self, k: int, rates: list[float] | None = None) -> float:
-        """Expected tokens per step's time with k drafts."""
+    def gain(self, k: int, rates: list[float] | None = None, cost: float | None = None) -> float:
+        """Expected tokens per step's time with k drafts (at `cost` steps a verify, else as learned)."""
         expected = reach = 1.0
         for rate in (rates or self.rates())[:k]:
             reach *= rate
             expected += reach
-        return expected / self.costs[k]
+        return expected / (cost or self.costs[k])
 
     def choose(self) -> int:
         """The draft length to try now (0: a plain step)."""
         rates = self.rates()
         best = max(range(len(self.costs)), key=lambda k: self.gain(k, rates))
         if self.gain(best, rates) > MARGIN:
+            self.verifies += 1
+            best = self._stale(best, rates)
+            self.tried[best] = self.verifies
             return best
         self.idle += 1
         if self.idle >= PROBE_EVERY:
             self.idle = 0
             return 1
         return 0
+
+    def _stale(self, best: int, rates: list[float]) -> int:
+        """A length not chosen for STALE verifies whose cost on the price's line would beat `best` (its own cost was
+        measured high, perhaps in a busy moment): tried once, so its cost is measured again; else `best`."""
+        if self.price is None:  # costs as given (a replay, a test): nothing is learned
+            return best
+        line, top = _linear(self.price), self.gain(best, rates)
+        for k in range(DEPTH, 0, -1):
+            stale = self.verifies - self.tried.get(k, -STALE) >= STALE
+            if stale and self.costs[k] > line[k] and self.gain(k, rates, line[k]) > top:
+                return k
+        return best
 
     def record(self, drafted: int, accepted: int) -> None:
         self.idle = 0

@@ -124,15 +124,17 @@ def test_attention_for_one_query(lib, heads, kv_heads, n):
     assert (got - exact).abs().le(exact.abs() * BF16 + 1e-4 * v.abs().max()).all()
 
 
-@pytest.mark.parametrize("d", [64, 48])  # llm42's AVX512 path where it is built, and the plain one
-def test_attention_for_several_rows_is_each_row_s_own_bits(lib, d):
+# llm42's AVX512 path where it is built (d a multiple of 32; a verify's queries in batches per key head, the values
+# widened once per batch), and the plain one; heads in GQA groups of three (SmolLM2) and one each (42dot)
+@pytest.mark.parametrize("d, heads, kv_heads", [(64, 9, 3), (48, 9, 3), (128, 4, 4), (32, 5, 5)])
+def test_attention_for_several_rows_is_each_row_s_own_bits(lib, d, heads, kv_heads):
     """A verify pass attends all its rows in one call: row j sees the cache and rows 0..j, the same bits as one
     query at that position (so speculation keeps plain decoding's tokens)."""
     g = torch.Generator().manual_seed(4)
-    keys = torch.randn(3, 512, d, generator=g).bfloat16()
-    values = torch.randn(3, 512, d, generator=g).bfloat16()
-    for n0, m in ((0, 1), (40, 5), (300, 9)):
-        q = torch.randn(m, 9, d, generator=g).bfloat16()
+    keys = torch.randn(kv_heads, 512, d, generator=g).bfloat16()
+    values = torch.randn(kv_heads, 512, d, generator=g).bfloat16()
+    for n0, m in ((0, 1), (0, 2), (40, 5), (300, 9), (77, 13)):
+        q = torch.randn(m, heads, d, generator=g).bfloat16()
         got = native.attend_rows(q, keys, values, n0, 0.125)
         assert torch.equal(got, torch.cat([native.attend(q[j], keys, values, n0 + j + 1, 0.125) for j in range(m)]))
 

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from llm42.cpu import threads
 from llm42.cpu.flags import cpu_threads
 from llm42.cpu.threads import EARLY, LONGEST, LOOK, ThreadChooser
 
@@ -86,3 +87,30 @@ def test_before_a_reply_the_cores_other_processes_keep_busy_are_left_to_them():
     time.sleep(LOOK * 3)
     assert chooser.look() == most and chooser.others < 0.5
     assert chooser.look() == most  # a look right after another changes nothing
+
+
+def test_a_quiet_machine_s_choice_is_kept_and_the_next_start_begins_on_it(monkeypatch):
+    """What the trials chose while the OS's counters said the machine was quiet is kept (per machine and model
+    shape, by the pacer); the next start on a quiet machine begins on it with no trial, and a process that takes a
+    core mid-reply still moves it within a few steps. A start beside a busy process keeps nothing."""
+    clock = [100.0, 0.0, 0.0]  # the counters: now, busy CPU seconds of this process's cores, this process's own
+    monkeypatch.setattr(threads, "_cpu_seconds", lambda: tuple(clock))
+
+    def start(kept, keep, busy=0.0) -> ThreadChooser:
+        chooser = ThreadChooser(2, kept, keep)
+        chooser.mark = tuple(clock)
+        clock[0], clock[1] = clock[0] + 1, clock[1] + busy  # a second of the model loading
+        chooser.look()
+        return chooser
+
+    kept = []
+    busy = start(None, kept.append, busy=0.9)  # another process on a core: starts on one thread, keeps nothing
+    run(busy, BUSY, 200)
+    assert kept == []
+    first = start(None, kept.append)
+    assert 1 in run(first, QUIET, 40)[: EARLY + 2]  # nothing kept: a trial a few steps in
+    assert kept == [{"quiet": 2}]
+    second = start(kept[-1], kept.append)
+    assert set(run(second, QUIET, LONGEST - 1)) == {2}  # no trial while the steps keep their first pace
+    used = run(second, BUSY, 20)  # a process takes a core: steps of 60 ms against 10
+    assert 1 in used[:6] and used[-1] == 1

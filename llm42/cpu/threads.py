@@ -6,8 +6,12 @@ chooser looks at how much CPU time other processes took on this process's cores 
 counters, less this process's own: the model's loading for a first reply, the user's typing for a later one) and
 leaves the cores they kept busy. Then the steps decide: after a few steps it times the other thread counts for a
 few steps each, keeps the fastest, and tries again sooner when steps slow down; while trials keep confirming the
-choice they grow rarer (a quiet machine pays about 1 % of its steps for them). PyTorch's set_num_threads sets the
-OpenMP runtime that llm42's own kernels share."""
+choice they grow rarer (a quiet machine pays about 1 % of its steps for them). What the trials chose while the
+counters said the machine was quiet is kept per machine and model shape: a later start on a quiet machine begins on
+it with no trial, its first steps' time the mark that a slowdown (a process taking a core) is measured against. Each
+trial of one thread costs two steps at about half speed, and a reply's first 128 tokens held three (the 42dot
+shape's int4 steps: ~3 % of a one-shot run's decode). PyTorch's set_num_threads sets the OpenMP runtime that llm42's
+own kernels share."""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import torch
 TRIAL = 2  # steps per option in a trial; the first after a switch is not counted (the pool resizes)
 EARLY, FIRST, LONGEST = 4, 32, 256  # steps before the first trial of a reply's start, between trials at first, at most
 BUSY = 0.5  # a core kept busy this much of the time by other processes counts as taken
-LOOK = 0.5  # seconds: a shorter interval since the last look says too little (the counters tick every 10 ms)
+LOOK = 0.2  # seconds: a shorter interval since the last look says too little (the counters tick every 10 ms; a
+# saved int4 model loads in 0.46 s, and 0.5 here skipped the first look of a one-shot run)
+QUIET = 0.25  # other processes' load (cores) under which the machine counts as quiet, for what was kept
 
 
 def _cpu_seconds() -> tuple[float, float, float] | None:
@@ -44,8 +50,12 @@ STARTED = _cpu_seconds()  # when this module was imported: as the model began to
 
 
 class ThreadChooser:
-    def __init__(self, most: int):
+    def __init__(self, most: int, kept: dict | None = None, keep=None):
+        """`kept`: {"quiet": n}, what trials on a quiet machine chose for this model shape before; `keep` keeps it."""
         self.options = sorted({1, max(1, most // 2), most})
+        self.quiet = kept.get("quiet") if isinstance(kept, dict) and kept.get("quiet") in self.options else None
+        self.keep = keep
+        self.trusted = False  # started on the kept count, no trial: the first steps set the floor
         self.current = most
         self.period, self.since = FIRST, FIRST - EARLY
         self.trial: list[int] = []  # options still to time in this trial, the one being timed first
@@ -66,9 +76,13 @@ class ThreadChooser:
         self.mark, self.others = now, max(0.0, (busy - mine) / wall)
         free = max(1, self.options[-1] - math.floor(self.others + 1 - BUSY))
         start = max(o for o in self.options if o <= free)
-        if start != self.current or self.floor is None:
+        if self.others < QUIET and self.quiet is not None and self.quiet <= start:
+            if self.quiet != self.current or self.floor is None:  # as trials on this quiet machine chose before
+                self.current, self.floor, self.recent, self.trial = self.quiet, None, None, []
+                self.since, self.period, self.trusted = 0, LONGEST, True
+        elif start != self.current or self.floor is None:
             self.current, self.floor, self.recent, self.trial = start, None, None, []
-            self.since, self.period = FIRST - EARLY, FIRST  # the steps confirm it soon
+            self.since, self.period, self.trusted = FIRST - EARLY, FIRST, False  # the steps confirm it soon
         return self.current
 
     def threads(self) -> int:
@@ -97,6 +111,8 @@ class ThreadChooser:
             return
         self.recent = seconds if self.recent is None else 0.8 * self.recent + 0.2 * seconds
         self.since += 1
+        if self.trusted and self.floor is None and self.since > EARLY:
+            self.floor = self.recent  # the kept count's own pace: a step 30 % slower than it starts a trial
         slower = self.floor is not None and self.recent > 1.3 * self.floor
         if len(self.options) > 1 and (self.since >= self.period or slower):
             self.since = 0
@@ -108,4 +124,7 @@ class ThreadChooser:
             self.period = min(self.period * 2, LONGEST)
         else:
             self.current, self.period = best, FIRST
-        self.floor, self.recent = self.times[best], None
+        self.floor, self.recent, self.trusted = self.times[best], None, False
+        if self.others is not None and self.others < QUIET and best != self.quiet and self.keep is not None:
+            self.quiet = best  # what a quiet machine runs best on, for the next start
+            self.keep({"quiet": best})

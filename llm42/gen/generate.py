@@ -45,7 +45,8 @@ class PromptCache:
         """`decoder`: llm42's decode step over `kv` (None: transformers' forward for steps too, the slow twin);
         `graph`: that step captured as a CUDA graph (cudagraph.GraphStep), for a static `kv`."""
         self.model, self.kv, self.decoder, self.graph = model, kv, decoder, graph
-        self.pace = Pacer(kernels, model.device.type == "cpu")  # oneDNN and the thread count around each pass
+        # oneDNN and the thread count around each pass (what a quiet machine runs best on kept for llm42's own step)
+        self.pace = Pacer(kernels, model.device.type == "cpu", model if decoder is not None else None)
         self.max_len = kv.max_len
         self.ids: list[int] = []
         self.reused = 0  # prompt tokens the last prefill took from the cache

@@ -10,13 +10,19 @@ import time
 import torch
 
 from ..cpu.threads import ThreadChooser
-from .tuning import Kernels
+from .tuning import Kernels, keeper, remembered
+
+KEY = "threads|1"  # what trials chose on a quiet machine, kept per machine and model shape: {"quiet": n}
 
 
 class Pacer:
-    def __init__(self, kernels: Kernels | None = None, cpu: bool = True):
+    def __init__(self, kernels: Kernels | None = None, cpu: bool = True, model=None):
+        """`model`: what the thread choice of a quiet machine is kept for (None: nothing kept)."""
         self.kernels = kernels or Kernels()
-        self.threads = ThreadChooser(torch.get_num_threads()) if cpu else None
+        self.threads = None
+        if cpu:
+            kept, keep = (remembered(model, KEY), keeper(model, KEY)) if model is not None else (None, None)
+            self.threads = ThreadChooser(torch.get_num_threads(), kept, keep)
 
     def look(self) -> None:
         """Before a reply: the cores other processes leave free, before the prefill runs on them."""

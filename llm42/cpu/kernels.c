@@ -1596,32 +1596,26 @@ void llm42_attend_rows(const uint16_t *restrict q16, const uint16_t *restrict ke
                        int64_t head_stride, float scale) {
     int64_t per = heads / kv_heads;
 #if defined(__AVX2__) && !defined(__AVX512BF16__)
-    if (d % 8 == 0 && d <= 256) {
-        int64_t queries = m * per, split = (8 + kv_heads - 1) / kv_heads; /* batches per key head */
-        split = split > queries ? queries : split;
-        int64_t size = (queries + split - 1) / split;
-        split = (queries + size - 1) / size;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t t = 0; t < kv_heads * split; t++) {
-            int64_t a = t / split, lo = (t % split) * size, count = queries - lo < size ? queries - lo : size;
-            attend_shared(q16, keys + a * head_stride, values + a * head_stride, out, a, lo, count, heads, per, n0, d,
-                          scale, split == 1);
-        }
-        return;
-    }
+    const int64_t batches = 8, batched = d % 8 == 0 && d <= 256; /* a step too: its GQA group's heads */
+#elif defined(__AVX512BF16__)
+    /* a verify only; at least 4 batches (SmolLM2's 3 key heads: 2 each; 3 each was 11 % slower, 1 each 5 %) */
+    const int64_t batches = 4, batched = m > 1 && d % 32 == 0 && d <= 256;
 #endif
-#if defined(__AVX512BF16__)
-    if (m > 1 && d % 32 == 0 && d <= 256) { /* a verify: batches of queries on one key head (attend_group) */
-        int64_t queries = m * per, split = (4 + kv_heads - 1) / kv_heads; /* >= 4 batches (SmolLM2's 3 key heads:
-         * 2 each; 3 each was 11 % slower, 1 each 5 %) */
+#if defined(__AVX2__) || defined(__AVX512BF16__)
+    if (batched) { /* batches of the queries on one key head */
+        int64_t queries = m * per, split = (batches + kv_heads - 1) / kv_heads; /* batches per key head */
         split = split > queries ? queries : split;
         int64_t size = (queries + split - 1) / split;
         split = (queries + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t t = 0; t < kv_heads * split; t++) {
             int64_t a = t / split, lo = (t % split) * size, count = queries - lo < size ? queries - lo : size;
-            attend_group(q16, keys + a * head_stride, values + a * head_stride, out, a, lo, count, heads, per, n0, d,
-                         scale);
+            const uint16_t *K = keys + a * head_stride, *V = values + a * head_stride;
+#if defined(__AVX2__) && !defined(__AVX512BF16__)
+            attend_shared(q16, K, V, out, a, lo, count, heads, per, n0, d, scale, split == 1);
+#elif defined(__AVX512BF16__)
+            attend_group(q16, K, V, out, a, lo, count, heads, per, n0, d, scale);
+#endif
         }
         return;
     }

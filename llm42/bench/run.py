@@ -163,7 +163,8 @@ def setup_arg_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="runs of each configuration, interleaved with the others' (their medians are reported; default 1); "
-        "with --start: first replies per condition (default 3); with --replay: seed streams for the sampled modes",
+        "with --start: first replies per condition (default 3); with --replay and --speculate: seed streams for the "
+        "sampled modes",
     )
     p.add_argument(
         "--model-path", default=None, help="with --speculate, --replay, --start: another model (default: SmolLM2)"

@@ -14,10 +14,29 @@ from .memory import release
 
 
 class LaidLinear(nn.Module):
-    """A linear layer without bias whose weight is kept in a kernel's layout; `plain` gives it back as [out, in]."""
+    """A linear layer without bias whose weight is kept in a kernel's layout; `plain` gives it back as [out, in].
+    Fewer than `few` rows of x go through the layout's own kernel (`kernel`: each row the same bits whatever their
+    number), more through PyTorch's matmul over the weight laid out again for it (`many`)."""
+
+    few: int
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def many(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def plain(self) -> torch.Tensor:
         raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = self.kernel(x2.contiguous()) if x2.shape[0] < self.few else self.many(x2)
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         destination[prefix + "weight"] = self.plain()

@@ -51,10 +51,10 @@ class PairLinear(LaidLinear):
     """A bf16 linear layer without bias whose weight is kept in pairs."""
 
     kind = "Linear"  # what the tuning measured and keeps its choice under (the same weights)
+    few = PROMPT_ROWS
 
     def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.out_features, self.in_features = weight.shape
+        super().__init__(weight)
         self.register_buffer("pairs", pack_pairs(weight.detach().contiguous()), persistent=False)
 
     def product(self, own: bool = True):
@@ -62,17 +62,17 @@ class PairLinear(LaidLinear):
         pairs = self.pairs
         return native.kernel(lambda x: gemm_pairs(pairs, x.contiguous()), native.BF16_PAIRS, pairs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] < PROMPT_ROWS:
-            y = gemm_pairs(self.pairs, x2.contiguous())
-        else:  # TILE rows at a time: a tied head of 49,152 rows laid out again whole would keep 56 MB of scratch
-            y = torch.empty(x2.shape[0], self.out_features, dtype=torch.bfloat16)
-            for t in range(0, self.out_features, TILE):
-                rows = min(TILE, self.out_features - t)
-                room = scratch((rows, self.in_features), torch.bfloat16)  # shared with the prefill's other products
-                y[:, t : t + rows] = F.linear(x2, unpack_pairs(self.pairs[t // 2 : (t + rows) // 2], room))
-        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        return gemm_pairs(self.pairs, x)
+
+    def many(self, x: torch.Tensor) -> torch.Tensor:
+        """TILE rows at a time: a tied head of 49,152 rows laid out again whole would keep 56 MB of scratch."""
+        y = torch.empty(x.shape[0], self.out_features, dtype=torch.bfloat16)
+        for t in range(0, self.out_features, TILE):
+            rows = min(TILE, self.out_features - t)
+            room = scratch((rows, self.in_features), torch.bfloat16)  # shared with the prefill's other products
+            y[:, t : t + rows] = F.linear(x, unpack_pairs(self.pairs[t // 2 : (t + rows) // 2], room))
+        return y
 
     def plain(self) -> torch.Tensor:
         return unpack_pairs(self.pairs)

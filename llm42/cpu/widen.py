@@ -135,10 +135,10 @@ class PanelLinear(LaidLinear):
     state dict is the plain weight, so a saved model is as before."""
 
     kind = "WideLinear"  # what the tuning measured and keeps its choice under (the same weights)
+    few = WIDEN_ROWS
 
     def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.out_features, self.in_features = weight.shape
+        super().__init__(weight)
         self.register_buffer("panels", pack_bf16(weight.detach().contiguous()), persistent=False)
 
     def product(self, own: bool = True):
@@ -146,18 +146,17 @@ class PanelLinear(LaidLinear):
         panels = self.panels
         return native.kernel(lambda x: gemm_bf16p(panels, x.contiguous()), native.BF16_PANELS, panels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if x2.shape[0] < WIDEN_ROWS:
-            y = gemm_bf16p(self.panels, x2.contiguous())
-        else:
-            k, panels = self.in_features, self.panels
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        return gemm_bf16p(self.panels, x)
 
-            def tile(t: int, r: int) -> torch.Tensor:
-                return widen_bf16p(panels[t // 16 : (t + r) // 16], scratch((k, r), torch.float32))
+    def many(self, x: torch.Tensor) -> torch.Tensor:
+        """In fp32, the weight widened TILE rows at a time (tiled)."""
+        k, panels = self.in_features, self.panels
 
-            y = tiled(x2.float(), self.out_features, tile).to(torch.bfloat16, memory_format=torch.contiguous_format)
-        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        def tile(t: int, r: int) -> torch.Tensor:
+            return widen_bf16p(panels[t // 16 : (t + r) // 16], scratch((k, r), torch.float32))
+
+        return tiled(x.float(), self.out_features, tile).to(torch.bfloat16, memory_format=torch.contiguous_format)
 
     def plain(self) -> torch.Tensor:
         return unpack_bf16(self.panels)

@@ -160,7 +160,8 @@ def table(results: dict) -> str:
             f"{'rep4':>6} {'llama.cpp':>10} {'lookup':>7} {'auto/lookup':>12}"]  # fmt: skip
     for key, off in results["llm42 off"].items():
         auto = results["llm42 auto"][key]
-        prompts = prompt_set(key.split("/")[0]) * (len(off["replies"]) // len(prompt_set(key.split("/")[0])))
+        base = prompt_set(key.split("/")[0])
+        prompts = base * (len(off["replies"]) // len(base))  # one copy per seed stream
         copy = sum(copied(r, p) for r, p in zip(off["replies"], prompts)) / len(prompts)
         rep = sum(repeated(r) for r in off["replies"]) / len(prompts)
         plain = results.get("llama.cpp", {}).get(key, {}).get("tps")

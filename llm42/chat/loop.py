@@ -100,7 +100,7 @@ class Chat:
         armed, busy_until = False, 0.0
         while True:
             try:
-                text = self.ui.read()
+                text = self.ui.read(carry=time.monotonic() >= busy_until)  # a press between prompts still counts
             except KeyboardInterrupt:
                 if time.monotonic() < busy_until:
                     continue  # the tail of presses that stopped a reply: "stop", not "quit"

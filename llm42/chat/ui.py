@@ -83,14 +83,15 @@ class UI:
             self.err.print(Text.assemble(("llm42", "bold"), f" · {model}\n", (keys, "dim")))
 
     # input ------------------------------------------------------------
-    def read(self, default: str = "", hint: str | None = None) -> str | None:
-        """The next message, or None at the end (Ctrl+D, EOF). Ctrl+C on an empty line raises KeyboardInterrupt."""
+    def read(self, default: str = "", hint: str | None = None, carry: bool = False) -> str | None:
+        """The next message, or None at the end (Ctrl+D, EOF). Ctrl+C on an empty line raises KeyboardInterrupt;
+        with `carry` so does one pressed since the last prompt, before this one took the keys (else it is forgotten)."""
         if not self.interactive:
             line = sys.stdin.readline()
             return None if line == "" else line.rstrip("\n")
         if hint:
             self.info(hint)
-        with stoppable(carry=False):
+        with stoppable(carry=carry):
             try:
                 if self.out.is_dumb_terminal:  # TERM=dumb: the terminal's own line editing, no escape codes
                     return input(">>> ")

@@ -188,3 +188,44 @@ def test_weights_read_from_the_files_mapping_are_the_files_own_and_end_in_memory
     if model.config.tie_word_embeddings:
         assert model.lm_head.weight is model.model.embed_tokens.weight
     assert not mapping_of(torch.ones(3))
+
+
+def _huge_kb(t: torch.Tensor) -> int:
+    """The kB of 2 MB pages the kernel gave the mapping `t`'s data lies in (/proc/self/smaps: AnonHugePages)."""
+    at, inside, kb = t.data_ptr(), False, 0
+    for line in open("/proc/self/smaps"):
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= at < hi
+        elif inside and head == "AnonHugePages:":
+            kb = int(line.split()[1])
+    return kb
+
+
+def test_what_a_model_keeps_and_its_kv_cache_lie_in_huge_pages_where_the_kernel_gives_them_on_request(tiny42):
+    """`own` moves every kept tensor of 2 MB or more into memory the kernel backs with 2 MB pages (asked with
+    MADV_HUGEPAGE where THP is in "madvise" mode), the values the same, a shared tensor still shared; a tensor under
+    2 MB stays where it is; the KV cache's buffers are made there."""
+    from llm42.cpu import memory
+    from llm42.gen.kvcache import KVCache
+
+    if not memory.huge_pages_on_request():
+        pytest.skip("this kernel gives no huge pages on request (THP not in madvise mode)")
+    model = llama.load(tiny42, torch.float32)
+    big = torch.randn(1024, 1024)  # 4 MB
+    model.model.layers[0].mlp.register_buffer("extra", big.clone())
+    model.model.layers[1].mlp.register_buffer("extra", model.model.layers[0].mlp.extra)  # shared
+    small = model.model.norm.weight
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    memory.own(model)
+    moved = model.model.layers[0].mlp.extra
+    assert memory.in_huge_pages(moved) and torch.equal(moved, big) and _huge_kb(moved) >= 2048
+    assert model.model.layers[1].mlp.extra is moved
+    assert model.model.norm.weight is small and not memory.in_huge_pages(small)
+    for key, value in before.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    kv = KVCache(model.config, 1 << 20, torch.bfloat16, "cpu")
+    kv.begin(-(-memory.HUGE // (kv.heads * kv.head_dim * 2)))  # 2 MB a buffer
+    kv.k[0].fill_(1)  # (a page is given when first touched)
+    assert memory.in_huge_pages(kv.k[0]) and _huge_kb(kv.k[0]) >= 2048

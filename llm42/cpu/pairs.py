@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from . import native
 from .laid import LaidLinear, TiedEmbedding, lay_out
+from .memory import huge_empty
 from .widen import scratch
 
 PROMPT_ROWS = 10  # from this many rows on (more than a verify pass has), PyTorch's bf16 matmul over the weight
@@ -28,7 +29,8 @@ def wanted(n: int, k: int) -> bool:
 def pack_pairs(w: torch.Tensor) -> torch.Tensor:
     """W [n, k] bf16 as pairs [n / 2, k / 32, 2, 32]: chunk c of row 2p + a at [p, c, a]."""
     n, k = w.shape
-    return w.reshape(n // 2, 2, k // 32, 32).transpose(1, 2).contiguous()
+    out = huge_empty((n // 2, k // 32, 2, 32), torch.bfloat16)  # kept: in huge pages from the start (cpu/memory.py)
+    return out.copy_(w.reshape(n // 2, 2, k // 32, 32).transpose(1, 2))
 
 
 def unpack_pairs(pairs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

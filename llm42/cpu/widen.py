@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from . import native
 from .flags import cpu_supports_bf16
 from .laid import LaidLinear, TiedEmbedding, lay_out
+from .memory import huge_empty
 
 WIDEN_ROWS = 48  # from this many rows on, widening the weight costs less than llm42's several-row bf16 product
 
@@ -98,7 +99,7 @@ def panel() -> int:
 def pack_bf16(w: torch.Tensor) -> torch.Tensor:
     """W [n, k] bf16 (contiguous, n a multiple of 16) in panels of 16 rows: [n / 16, k, 16]."""
     n, k = w.shape
-    out = torch.empty(n // 16, k, 16, dtype=torch.bfloat16)
+    out = huge_empty((n // 16, k, 16), torch.bfloat16)  # kept: in huge pages from the start (cpu/memory.py)
     native.library().llm42_pack_bf16(w.data_ptr(), out.data_ptr(), n, k)
     return out
 

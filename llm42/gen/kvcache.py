@@ -10,6 +10,8 @@ import functools
 
 import torch
 
+from ..cpu.memory import huge_empty
+
 
 class KVCache:
     """Layer l holds k[l], v[l]: [kv_heads, capacity, head_dim]; the first `n` positions are valid."""
@@ -32,6 +34,8 @@ class KVCache:
 
     def _allocate(self, size: int, make=torch.empty) -> None:
         shape = (self.heads, size, self.head_dim)
+        if make is torch.empty and self.device.type == "cpu":  # read whole at every step: huge pages (cpu/memory.py)
+            make = lambda shape, dtype, device: huge_empty(shape, dtype)  # noqa: E731
         k = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
         v = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
         for old, new in zip([*self.k, *self.v], [*k, *v]):

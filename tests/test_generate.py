@@ -207,6 +207,33 @@ def test_a_step_in_one_call_gives_the_python_loop_s_bits(tiny42, width):
     assert not torch.equal(logits[True][1][0], logits[True][2][0])  # (the verify rows are not all one row)
 
 
+def test_a_step_in_one_call_reads_new_kv_buffers_also_where_one_lies_where_an_old_one_was(tiny42):
+    """The one-call step holds the KV buffers' addresses; after the cache makes new buffers it takes them all
+    again, also where the first layer's new buffer lies where its old one was (an allocator reuses freed memory):
+    comparing that one address kept the other layers' old, freed ones."""
+    from llm42.cpu import native
+    from llm42.gen.tuning import Kernels
+    from llm42.model import llama
+
+    if native.library() is None:
+        pytest.skip("no C compiler: PyTorch's kernels are the only ones")
+    model = llama.load(tiny42, torch.bfloat16)
+    cache = open_cache(model, 320, Kernels(own_matmuls=["Linear"], own_attention=True))
+    decoder, kv, prompt = cache.decoder, cache.kv, list(range(100, 150))
+    assert decoder.step_spec is not None
+    cache.reuse(prompt)
+    cache.feed(prompt)
+    expected = decoder.step(400)
+    kv.crop(len(prompt))
+    old_k, old_v = list(kv.k), list(kv.v)
+    with torch.inference_mode():
+        kv._allocate(kv.capacity)  # new buffers (of the same size here), the past copied into them
+        kv.k[0] = old_k[0]  # layer 0's buffer where it was (the same past in it)
+        for t in [*old_k[1:], *old_v]:
+            t.fill_(float("nan"))  # what an old buffer holds once its memory is used again
+    assert torch.equal(decoder.step(400), expected)
+
+
 def test_own_kernels_are_as_close_to_fp32_as_pytorchs(smollm2):
     """bf16 (and int8) decode steps through llm42's C kernels vs PyTorch's kernels, both against fp32: llm42's
     must not be less accurate than twice PyTorch's error (int8 adds x's rounding to int8 per block)."""

@@ -105,6 +105,7 @@ class Decoder:
         # every layer in one call to llm42's library where each of its products is one of llm42's kernels (the same
         # kernels in the same order as the Python loop, so the same bits; `one_call` False: the loop, the reference)
         self.ffn, self.one_call = c.intermediate_size, True
+        self._filled: dict[int, int] = {}  # spec -> the KV allocation its buffers' addresses are of
         self.step_spec = self._native_spec(self.layers) if self.own_attention else None
         self.row_spec = self._native_spec(self.row_layers) if self.row_attention else None
         positions = torch.arange(kv.max_len, device=kv.device)[None]
@@ -144,10 +145,12 @@ class Decoder:
         return torch.tensor(rows, dtype=torch.int64)
 
     def _pointed(self, spec: torch.Tensor) -> torch.Tensor:
-        """`spec` with the KV cache's buffers as they are now (they move when the cache grows)."""
-        if spec[0, 2].item() != self.kv.k[0].data_ptr():
+        """`spec` with the KV cache's buffers as they are now (they move when the cache grows: each spec is filled
+        again after every allocation; comparing one buffer's address missed a new one that reused a freed one's)."""
+        if self._filled.get(id(spec)) != self.kv.allocations:
             spec[:, 2] = torch.tensor([t.data_ptr() for t in self.kv.k])
             spec[:, 3] = torch.tensor([t.data_ptr() for t in self.kv.v])
+            self._filled[id(spec)] = self.kv.allocations
         return spec
 
     def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ class KVCache:
         self.v: list[torch.Tensor] = []
         self.n = 0
         self.adding = 0  # tokens a forward pass is writing after the first n
+        self.allocations = 0  # how many times the buffers were made (what holds their addresses compares this)
         if static:
             self._allocate(max_len, torch.zeros)
 
@@ -41,12 +42,14 @@ class KVCache:
         for old, new in zip([*self.k, *self.v], [*k, *v]):
             new[:, : self.n] = old[:, : self.n]
         self.k, self.v = k, v
+        self.allocations += 1
 
     def reserve(self, tokens: int) -> None:
         """Room for `tokens` positions in all (at most the window), allocated now: a cache filled from elsewhere
-        (kvstore) and about to grow by a prompt is not copied to bigger buffers on the way."""
+        (kvstore) or about to take a prompt and its reply is not copied to bigger buffers on the way. Growing, at least
+        doubled (a chat reserving each turn's reply copies its past only now and then)."""
         if tokens > self.capacity:
-            self._allocate(min(tokens, self.max_len))
+            self._allocate(min(max(tokens, 2 * self.capacity), self.max_len))
 
     def begin(self, tokens: int) -> None:
         """Make room for `tokens` more; a forward pass then writes them (committed by `commit`)."""

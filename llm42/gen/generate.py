@@ -242,6 +242,10 @@ def generate_steps(
     seen = None
     if s.repetition_penalty != 1.0:
         seen = Scope(cache.model.config.vocab_size, cache.model.device, prompt, s.repeat_last_n)
+    # room for the whole reply now: buffers grown mid-reply stalled one step by the copy and new memory (90 ms at 256
+    # positions of the 42dot shape; more where the new memory is a VM's first touch), and the thread pacing took it
+    # for a busy machine
+    cache.kv.reserve(len(prompt) + s.max_new_tokens)
     logits, _ = prefill(cache, prompt)
     lookup = Lookup(prompt, stop_ids) if speculation is not None else None
     rows, draft, before, n = [logits], [], len(cache.ids), 0  # row i: the logits after `before + i` tokens

@@ -105,15 +105,16 @@ THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
 def huge_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor in 2 MB pages where the kernel gives them on request and it fills one at least;
-    else torch.empty's. Its storage holds the mapping: it goes when the last view of it does."""
+    """An uninitialised CPU tensor in 2 MB pages where the kernel gives them on request and it fills one at least
+    (its last part under 2 MB in small pages); else torch.empty's. Its storage holds the mapping: it goes when the
+    last view of it does."""
     size = math.prod(shape) * dtype.itemsize
     if size < HUGE or not huge_pages_on_request():
         return torch.empty(shape, dtype=dtype)
     pages = mmap.mmap(-1, size + HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # (shared memory: shmem's THP)
     whole = torch.frombuffer(pages, dtype=torch.uint8)
     start = -whole.data_ptr() % HUGE
-    pages.madvise(mmap.MADV_HUGEPAGE, start, len(pages) - start)
+    pages.madvise(mmap.MADV_HUGEPAGE, start, size // HUGE * HUGE)  # the tail in small pages: none half used
     _huge[:] = [m for m in _huge if m[2]() is not None]
     _huge.append((whole.data_ptr(), whole.numel(), weakref.ref(pages)))
     return whole[start : start + size].view(dtype).view(shape)

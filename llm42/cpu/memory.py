@@ -31,6 +31,7 @@ _maps: list[tuple[int, int, weakref.ref]] = []  # the mappings made: address, si
 _huge: list[tuple[int, int, weakref.ref]] = []  # the same for the memory huge_empty made
 PAGE = mmap.PAGESIZE
 HUGE = 2 << 20  # a huge page (x86-64, and the size ARM64 Linux uses with 4 KB pages)
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"  # Linux's switch for them: always, madvise or never
 MOVED = 512 << 20  # own: the freed memory handed back after this many bytes moved (the peak: the model and this)
 
 
@@ -99,9 +100,6 @@ def huge_pages_on_request() -> bool:
         return hasattr(mmap, "MADV_HUGEPAGE") and "[madvise]" in Path(THP).read_text()
     except OSError:
         return False
-
-
-THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
 def huge_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

@@ -79,6 +79,13 @@ class PromptCache:
         self.last = None
         self.kv.crop(0)
 
+    def reserve(self, tokens: int) -> None:
+        """Room in the KV buffers for `tokens` positions (a prompt and its reply), made now: the store's thread
+        (a reply's KV written out, a resumed chat's read in) finishes with the buffers first."""
+        if self.store is not None:
+            self.store.wait()
+        self.kv.reserve(tokens)
+
     def reuse(self, prompt: list[int]) -> int:
         """Crop to the part of `prompt` already cached; return its length. That is all of `prompt` only when the
         last prefill ended exactly there (its logits are kept: /regen starts from the very same numbers, so a
@@ -245,7 +252,7 @@ def generate_steps(
     # room for the whole reply now: buffers grown mid-reply stalled one step by the copy and new memory (90 ms at 256
     # positions of the 42dot shape; more where the new memory is a VM's first touch), and the thread pacing took it
     # for a busy machine
-    cache.kv.reserve(len(prompt) + s.max_new_tokens)
+    cache.reserve(len(prompt) + s.max_new_tokens)
     logits, _ = prefill(cache, prompt)
     lookup = Lookup(prompt, stop_ids) if speculation is not None else None
     rows, draft, before, n = [logits], [], len(cache.ids), 0  # row i: the logits after `before + i` tokens

@@ -66,10 +66,7 @@ def mapped(path: Path) -> torch.Tensor:
     process, and `release` of a written page would undo it: mapped weights are only read)."""
     with open(path, "rb") as f:
         pages = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    whole = torch.frombuffer(pages, dtype=torch.uint8)  # its storage, and every view of it, holds the mmap
-    _maps[:] = [m for m in _maps if m[2]() is not None]
-    _maps.append((whole.data_ptr(), whole.numel(), weakref.ref(pages)))
-    return whole
+    return _noted(_maps, pages)
 
 
 def mapping_of(t: torch.Tensor) -> tuple[mmap.mmap, int] | None:
@@ -102,20 +99,27 @@ def huge_pages_on_request() -> bool:
         return False
 
 
-def huge_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor in 2 MB pages where the kernel gives them on request and it fills one at least
-    (its last part under 2 MB in small pages); else torch.empty's. Its storage holds the mapping: it goes when the
-    last view of it does."""
+def huge_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """torch.empty, in 2 MB pages where it is a CPU tensor that fills one at least and the kernel gives them on
+    request (its last part under 2 MB in small pages). Its storage holds the mapping: it goes when the last view of
+    it does."""
     size = math.prod(shape) * dtype.itemsize
-    if size < HUGE or not huge_pages_on_request():
-        return torch.empty(shape, dtype=dtype)
+    if size < HUGE or torch.device(device).type != "cpu" or not huge_pages_on_request():
+        return torch.empty(shape, dtype=dtype, device=device)
     pages = mmap.mmap(-1, size + HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # (shared memory: shmem's THP)
-    whole = torch.frombuffer(pages, dtype=torch.uint8)
+    whole = _noted(_huge, pages)
     start = -whole.data_ptr() % HUGE
     pages.madvise(mmap.MADV_HUGEPAGE, start, size // HUGE * HUGE)  # the tail in small pages: none half used
-    _huge[:] = [m for m in _huge if m[2]() is not None]
-    _huge.append((whole.data_ptr(), whole.numel(), weakref.ref(pages)))
     return whole[start : start + size].view(dtype).view(shape)
+
+
+def _noted(maps: list, pages: mmap.mmap) -> torch.Tensor:
+    """`pages` as a uint8 tensor (its storage, and every view of it, holds the mmap), noted in `maps` (_maps or
+    _huge) while it lives."""
+    whole = torch.frombuffer(pages, dtype=torch.uint8)
+    maps[:] = [m for m in maps if m[2]() is not None]
+    maps.append((whole.data_ptr(), whole.numel(), weakref.ref(pages)))
+    return whole
 
 
 def in_huge_pages(t: torch.Tensor) -> bool:

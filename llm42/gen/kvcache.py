@@ -33,10 +33,10 @@ class KVCache:
     def capacity(self) -> int:
         return self.k[0].shape[1] if self.k else 0
 
-    def _allocate(self, size: int, make=torch.empty) -> None:
+    def _allocate(self, size: int, make=huge_empty) -> None:
+        """New buffers of `size` positions, the cached ones copied in (read whole at every step: on a CPU in huge
+        pages, cpu/memory.py)."""
         shape = (self.heads, size, self.head_dim)
-        if make is torch.empty and self.device.type == "cpu":  # read whole at every step: huge pages (cpu/memory.py)
-            make = lambda shape, dtype, device: huge_empty(shape, dtype)  # noqa: E731
         k = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
         v = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
         for old, new in zip([*self.k, *self.v], [*k, *v]):

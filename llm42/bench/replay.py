@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..gen.lookup import Lookup
 from ..gen.speculate import DEPTH, Speculation, measure
-from .speculation import MODES, NEW_TOKENS, SETS, prompt_set, smollm2_gguf
+from .speculation import MODES, NEW_TOKENS, SETS, prompt_set, seed_streams, smollm2_gguf
 
 
 def replay(prompt: list[int], reply: list[int], stop_ids, costs: list[float], new_tokens: int = NEW_TOKENS):
@@ -80,12 +80,12 @@ def capture(model: str, streams: int = 1) -> dict[str, list[tuple[list[int], lis
     out: dict[str, list[tuple[list[int], list[int]]]] = {}
     for name in SETS:
         for mode, kw in MODES.items():
-            for r in range(streams if SamplingSettings(**kw).temperature > 0 else 1):
+            for r, first in enumerate(seed_streams(kw, streams)):
                 pairs = []
                 for i, prompt in enumerate(prompt_set(name)):
                     dialog = Dialog()
                     dialog.add(Role.USER, prompt)
-                    s = SamplingSettings(max_new_tokens=NEW_TOKENS, seed=i + 100 * r, **kw)
+                    s = SamplingSettings(max_new_tokens=NEW_TOKENS, seed=first + i, **kw)
                     ids = fit(engine.fmt, dialog, s.max_new_tokens, engine.window, dialog.left_out).ids
                     engine.cache.reset()
                     steps = generate_steps(engine.cache, ids, s, engine.stop_ids)  # drawn as engine.reply draws

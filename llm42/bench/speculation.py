@@ -29,6 +29,14 @@ MODES = {
 NEW_TOKENS = 160
 
 
+def seed_streams(kw: dict, streams: int) -> list[int]:
+    """The first seed of each seed stream a mode is answered at (prompt i takes that + i): `streams` for a sampled
+    mode, one for a greedy one (no seed changes its replies)."""
+    from ..settings import SamplingSettings
+
+    return [100 * r for r in range(streams if SamplingSettings(**kw).temperature > 0 else 1)]
+
+
 def prompt_set(name: str) -> list[str]:
     return [json.loads(line)["prompt"] for line in (PROMPTS / f"{name}.jsonl").read_text().splitlines() if line]
 
@@ -54,8 +62,7 @@ def run_llm42(model: str, quantize: str, sets: dict[str, list[str]], streams: in
     for name, prompts in sets.items():
         for mode, kw in MODES.items():
             runs = {key: dict(tokens=0, seconds=0.0, drafted=0, accepted=0, replies=[]) for key in out}
-            seeds = range(streams if SamplingSettings(**kw).temperature > 0 else 1)
-            for i, prompt in [(i + 100 * r, p) for r in seeds for i, p in enumerate(prompts)]:
+            for i, prompt in [(first + i, p) for first in seed_streams(kw, streams) for i, p in enumerate(prompts)]:
                 for key in sorted(out, reverse=i % 2 == 1):
                     engine.set_speculate(key == "llm42 auto")
                     engine.cache.reset()
